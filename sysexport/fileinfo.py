@@ -1,0 +1,340 @@
+"""The file-info record that every writer's ``add()`` takes.
+
+A port of Sys::Export's file-info hash.  A caller gives either a mapping with the same key
+names (``name``, ``mode``, ``data``, ``data_path``, ``size``, ``mtime``...) or a shorthand
+sequence such as ``("file644", "etc/motd", b"hi\\n")``; both become a :class:`FileInfo`.
+Unknown keys are an :class:`InvalidInputError`: a typo must not pass silently.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+from .data import DataSource, make_source
+from .errors import InvalidInputError
+
+DEFAULT_FILE_PERM = 0o644
+DEFAULT_DIR_PERM = 0o755
+DEFAULT_SYMLINK_PERM = 0o777
+
+# Keys of Sys::Export's file-info hash (stat fields, content, and writer-specific keys).
+COMMON_KEYS = frozenset({
+    "name", "mode", "data", "data_path", "size", "mtime", "atime", "ctime", "uid", "gid",
+    "rdev", "rdev_major", "rdev_minor", "dev", "ino", "nlink", "blksize", "blocks",
+    "FAT_shortname", "FAT_flags", "ISO9660_shortname", "ISO9660_flags",
+    "device_offset", "device_align", "hybrid_target",
+})
+
+_TYPE_BITS = {
+    "file": stat.S_IFREG, "dir": stat.S_IFDIR, "sym": stat.S_IFLNK, "chr": stat.S_IFCHR,
+    "blk": stat.S_IFBLK, "fifo": stat.S_IFIFO, "sock": stat.S_IFSOCK,
+}
+_DEFAULT_PERM = {"file": DEFAULT_FILE_PERM, "dir": DEFAULT_DIR_PERM, "sym": DEFAULT_SYMLINK_PERM,
+                 "chr": DEFAULT_FILE_PERM, "blk": DEFAULT_FILE_PERM, "fifo": DEFAULT_FILE_PERM,
+                 "sock": DEFAULT_FILE_PERM}
+_SHORTHAND_RE = re.compile(r"^(file|dir|sym|chr|blk|fifo|sock)([0-7]{3,4})?$")
+
+
+def source_date_epoch(fallback: int | None = None) -> int:
+    """The build time: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is not None and value.strip():
+        try:
+            return int(value)
+        except ValueError:
+            raise InvalidInputError(f"SOURCE_DATE_EPOCH: expected an integer, found {value!r}") from None
+    return int(time.time()) if fallback is None else fallback
+
+
+def normalize_name(name: object) -> str:
+    """Return the '/'-separated path relative to the root ('' is the root itself)."""
+    if isinstance(name, (bytes, bytearray)):
+        try:
+            name = bytes(name).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"{bytes(name)!r}: name is not valid UTF-8 ({e.reason})") from None
+    elif isinstance(name, os.PathLike):
+        name = os.fsdecode(name)
+    if not isinstance(name, str):
+        raise InvalidInputError(f"name: expected str or bytes, found {type(name).__name__}")
+    if "\0" in name:
+        raise InvalidInputError(f"{name!r}: name contains a NUL character")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise InvalidInputError(f"{name}: '..' is not allowed in a name")
+    return "/".join(parts)
+
+
+@dataclass(slots=True, eq=False)
+class FileInfo:
+    """One entry of a file system: the normalised form of a file-info mapping.
+
+    ``mode`` holds the type bits and the permissions.  ``source`` is where a regular
+    file's bytes come from (None for an empty file); a symlink's target is ``target``.
+    Times are seconds since the epoch (None: the writer's ``default_time``).
+    """
+
+    name: str
+    mode: int
+    size: int = 0
+    source: DataSource | None = None
+    target: bytes | None = None
+    mtime: float | None = None
+    atime: float | None = None
+    ctime: float | None = None
+    uid: int = 0
+    gid: int = 0
+    rdev_major: int = 0
+    rdev_minor: int = 0
+    dev: int | None = None
+    ino: int | None = None
+    nlink: int | None = None
+    FAT_shortname: str | None = None
+    FAT_flags: int = 0
+    ISO9660_shortname: str | None = None
+    ISO9660_flags: int = 0
+    device_offset: int | None = None
+    device_align: int | None = None
+    hybrid_target: str = "both"
+    implicit: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def file_type(self) -> int:
+        return stat.S_IFMT(self.mode)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_file(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+    @property
+    def is_device(self) -> bool:
+        return stat.S_ISCHR(self.mode) or stat.S_ISBLK(self.mode)
+
+    @property
+    def permissions(self) -> int:
+        return stat.S_IMODE(self.mode)
+
+    @property
+    def basename(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def parent_name(self) -> str:
+        return self.name.rsplit("/", 1)[0] if "/" in self.name else ""
+
+    @property
+    def link_key(self) -> tuple[int, int] | None:
+        """Identity shared by hard links of one file ((dev, ino)), or None."""
+        if self.dev is None or self.ino is None or self.is_dir:
+            return None
+        return (self.dev, self.ino)
+
+
+def implied_directory(name: str) -> FileInfo:
+    """A directory created because a path needs it; it behaves like an explicit one."""
+    return FileInfo(name=name, mode=stat.S_IFDIR | DEFAULT_DIR_PERM, implicit=True)
+
+
+def _int_field(where: str, key: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{where}: {key} must be an integer, found {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        hi = "" if maximum is None else f"..{maximum}"
+        raise InvalidInputError(f"{where}: {key} must be in {minimum}{hi}, found {value}")
+    return value
+
+
+def _time_field(where: str, key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"{where}: {key} must be seconds since the epoch, found {value!r}")
+    return value
+
+
+def from_shorthand(spec: Sequence[Any]) -> dict[str, Any]:
+    """Expand ``("file644", name, data, {attrs})`` and friends into a mapping."""
+    if not spec or not isinstance(spec[0], str):
+        raise InvalidInputError(f"{spec!r}: shorthand must start with a kind such as 'file' or 'dir755'")
+    m = _SHORTHAND_RE.match(spec[0])
+    if not m:
+        raise InvalidInputError(f"{spec[0]!r}: unknown shorthand kind (expected file, dir, sym, chr, blk, "
+                                "fifo or sock, optionally followed by octal permissions)")
+    kind, perm = m.group(1), m.group(2)
+    args = list(spec[1:])
+    attrs: dict[str, Any] = {}
+    if args and isinstance(args[-1], Mapping):
+        attrs = dict(args.pop())
+    n_args = {"file": (1, 2), "dir": (1, 1), "sym": (2, 2), "chr": (2, 2), "blk": (2, 2),
+              "fifo": (1, 1), "sock": (1, 1)}[kind]
+    if not n_args[0] <= len(args) <= n_args[1]:
+        raise InvalidInputError(f"{spec!r}: '{kind}' takes {n_args[0]}..{n_args[1]} arguments before the attributes")
+    out: dict[str, Any] = {"name": args[0],
+                           "mode": _TYPE_BITS[kind] | (int(perm, 8) if perm else _DEFAULT_PERM[kind])}
+    if kind in ("file", "sym") and len(args) > 1:
+        out["data"] = args[1]
+    elif kind in ("chr", "blk"):
+        dev = args[1]
+        if not (isinstance(dev, Sequence) and len(dev) == 2):
+            raise InvalidInputError(f"{args[0]}: device must be given as (major, minor), found {dev!r}")
+        out["rdev_major"], out["rdev_minor"] = dev
+    for k, v in attrs.items():
+        if k == "mode" and isinstance(v, int) and not stat.S_IFMT(v):
+            v |= stat.S_IFMT(out["mode"])
+        out[k] = v
+    return out
+
+
+def to_fileinfo(spec: Any, extra_keys: frozenset[str] = frozenset(), **overrides: Any) -> FileInfo:
+    """Turn a file-info mapping, a shorthand sequence or a FileInfo into a checked FileInfo."""
+    if isinstance(spec, FileInfo):
+        if not overrides:
+            return spec
+        spec = {k: getattr(spec, k) for k in ("name", "mode", "size", "mtime", "atime", "ctime", "uid", "gid",
+                                               "rdev_major", "rdev_minor", "dev", "ino", "nlink",
+                                               "FAT_shortname", "FAT_flags", "ISO9660_shortname",
+                                               "ISO9660_flags", "device_offset", "device_align",
+                                               "hybrid_target")} | {
+            "data": spec.source if spec.is_file else spec.target}
+    if isinstance(spec, Mapping):
+        d = dict(spec)
+    elif isinstance(spec, (list, tuple)):
+        d = from_shorthand(spec)
+    else:
+        raise InvalidInputError(f"add(): expected a file-info mapping or a shorthand tuple, found {type(spec).__name__}")
+    d.update(overrides)
+    where = str(d.get("name", "?"))
+    unknown = set(d) - COMMON_KEYS - extra_keys
+    if unknown:
+        raise InvalidInputError(f"{where}: unknown file-info key(s): {', '.join(sorted(unknown))}")
+    if "name" not in d:
+        raise InvalidInputError("add(): the file-info record has no 'name'")
+    name = normalize_name(d["name"])
+    where = name or "/"
+    if "mode" not in d:
+        raise InvalidInputError(f"{where}: the file-info record has no 'mode'")
+    mode = _int_field(where, "mode", d["mode"], 0, 0o177777)
+    ftype = stat.S_IFMT(mode)
+    if ftype not in _TYPE_BITS.values():
+        raise InvalidInputError(f"{where}: mode {mode:#o} has no valid file type bits "
+                                "(expected S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK)")
+    if name == "" and ftype != stat.S_IFDIR:
+        raise InvalidInputError(f"/: the root must be a directory, found mode {mode:#o}")
+    info = FileInfo(name=name, mode=mode)
+    for key in ("uid", "gid", "rdev_major", "rdev_minor", "FAT_flags", "ISO9660_flags"):
+        if d.get(key) is not None:
+            setattr(info, key, _int_field(where, key, d[key], 0, 0xFFFFFFFF))
+    if d.get("rdev") is not None and "rdev_major" not in d:
+        rdev = _int_field(where, "rdev", d["rdev"])
+        info.rdev_major, info.rdev_minor = os.major(rdev), os.minor(rdev)
+    for key in ("dev", "ino", "nlink"):
+        if d.get(key) is not None:
+            setattr(info, key, _int_field(where, key, d[key]))
+    for key in ("mtime", "atime", "ctime"):
+        setattr(info, key, _time_field(where, key, d.get(key)))
+    for key in ("FAT_shortname", "ISO9660_shortname"):
+        if d.get(key) is not None:
+            if not isinstance(d[key], str):
+                raise InvalidInputError(f"{where}: {key} must be a str, found {d[key]!r}")
+            setattr(info, key, d[key])
+    if d.get("device_offset") is not None:
+        info.device_offset = _int_field(where, "device_offset", d["device_offset"])
+    if d.get("device_align") is not None:
+        align = _int_field(where, "device_align", d["device_align"], 1)
+        if align & (align - 1):
+            raise InvalidInputError(f"{where}: device_align must be a power of two, found {align}")
+        info.device_align = align
+    target = d.get("hybrid_target", "both")
+    if target not in ("both", "iso", "esp"):
+        raise InvalidInputError(f"{where}: hybrid_target must be 'both', 'iso' or 'esp', found {target!r}")
+    info.hybrid_target = target
+    for k in extra_keys:
+        if k in d:
+            info.extra[k] = d[k]
+
+    size = d.get("size")
+    if size is not None:
+        size = _int_field(where, "size", size)
+    if ftype == stat.S_IFREG:
+        info.source = make_source(d.get("data"), d.get("data_path"), size, where)
+        info.size = info.source.size_bytes if info.source is not None else (size or 0)
+        if info.source is None and info.size:
+            raise InvalidInputError(f"{where}: size is {info.size} but neither data nor data_path is given")
+    elif ftype == stat.S_IFLNK:
+        src = make_source(d.get("data"), d.get("data_path"), None, where)
+        if src is None:
+            raise InvalidInputError(f"{where}: a symlink needs its target in 'data'")
+        info.target = src.read_all(4096)
+        if not info.target:
+            raise InvalidInputError(f"{where}: a symlink target may not be empty")
+        if b"\0" in info.target:
+            raise InvalidInputError(f"{where}: a symlink target may not contain NUL")
+        info.size = len(info.target)
+    else:
+        if d.get("data") not in (None, b"", "") or d.get("data_path") is not None:
+            raise InvalidInputError(f"{where}: only regular files and symlinks carry data, this is mode {mode:#o}")
+    return info
+
+
+def walk_host_tree(host_dir: str | os.PathLike, dest: str = "") -> Iterator[dict[str, Any]]:
+    """Yield file-info mappings for a host directory, sorted, without reading file data.
+
+    Uses lstat: symlinks stay symlinks; hard links carry (dev, ino) so writers recognise
+    them; device nodes carry their numbers.  The top directory itself becomes ``dest``.
+    """
+    host_dir = os.fspath(host_dir)
+    dest = normalize_name(dest)
+    try:
+        st = os.lstat(host_dir)
+    except OSError as e:
+        raise InvalidInputError(f"{host_dir}: cannot read source tree: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError(f"{host_dir}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    yield _info_from_stat(host_dir, dest, st)
+    stack = [(host_dir, dest)]
+    while stack:
+        path, rel = stack.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
+        subdirs = []
+        for entry in entries:
+            child_rel = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError as e:
+                raise InvalidInputError(f"{entry.path}: cannot stat: {e.strerror}") from e
+            yield _info_from_stat(entry.path, child_rel, est)
+            if stat.S_ISDIR(est.st_mode):
+                subdirs.append((entry.path, child_rel))
+        stack.extend(reversed(subdirs))
+
+
+def _info_from_stat(path: str, name: str, st: os.stat_result) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name, "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid,
+                         "mtime": st.st_mtime, "atime": st.st_atime, "ctime": st.st_ctime}
+    if stat.S_ISREG(st.st_mode):
+        d["data_path"] = path
+        d["size"] = st.st_size
+        if st.st_nlink > 1:
+            d.update(dev=st.st_dev, ino=st.st_ino, nlink=st.st_nlink)
+    elif stat.S_ISLNK(st.st_mode):
+        d["data"] = os.fsencode(os.readlink(path))
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        d["rdev_major"], d["rdev_minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return d

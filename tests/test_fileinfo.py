@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from sysexport.data import BytesData, PathData
+from sysexport.errors import InvalidInputError, SysExportError
+from sysexport.fileinfo import normalize_name, to_fileinfo, walk_host_tree
+from sysexport.tree import Tree
+
+
+def test_shorthand_kinds():
+    f = to_fileinfo(("file", "etc/motd", b"hello\n"))
+    assert f.name == "etc/motd" and f.mode == stat.S_IFREG | 0o644 and f.size == 6
+    assert isinstance(f.source, BytesData)
+    f = to_fileinfo(("file600", "/etc/shadow", "x", {"uid": 0, "gid": 42, "mtime": 5}))
+    assert f.mode == stat.S_IFREG | 0o600 and f.gid == 42 and f.mtime == 5
+    d = to_fileinfo(("dir", "usr/bin/"))
+    assert d.name == "usr/bin" and d.mode == stat.S_IFDIR | 0o755
+    s = to_fileinfo(("sym", "bin", "usr/bin"))
+    assert s.mode == stat.S_IFLNK | 0o777 and s.target == b"usr/bin" and s.size == 7
+    c = to_fileinfo(("chr666", "dev/null", (1, 3)))
+    assert c.mode == stat.S_IFCHR | 0o666 and (c.rdev_major, c.rdev_minor) == (1, 3)
+    b = to_fileinfo(("blk", "dev/sda", (8, 0)))
+    assert stat.S_ISBLK(b.mode)
+    assert stat.S_ISFIFO(to_fileinfo(("fifo", "run/p")).mode)
+    assert stat.S_ISSOCK(to_fileinfo(("sock", "run/s")).mode)
+
+
+def test_mapping_and_bytes_name():
+    f = to_fileinfo({"name": "caf\xc3\xa9".encode("latin-1").decode("utf-8").encode(), "mode": 0o100600,
+                     "data": b"", "uid": 7})
+    assert f.name == "café" and f.size == 0 and f.uid == 7
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ({"name": "a", "mode": 0o100644, "mtiem": 1}, "unknown file-info key"),
+    ({"name": "a", "mode": 0o644}, "file type bits"),
+    ({"name": "a"}, "no 'mode'"),
+    ({"mode": 0o100644}, "no 'name'"),
+    ({"name": b"\xff", "mode": 0o100644}, "not valid UTF-8"),
+    ({"name": "a/../b", "mode": 0o100644}, "'..'"),
+    ({"name": "a", "mode": 0o100644, "data": b"abc", "size": 4}, "size is 4"),
+    ({"name": "a", "mode": 0o120777}, "target"),
+    ({"name": "a", "mode": 0o100644, "device_align": 3}, "power of two"),
+    (("weird", "a"), "unknown shorthand"),
+    (("chr", "a", 5), "(major, minor)"),
+])
+def test_bad_input(spec, fragment):
+    with pytest.raises(InvalidInputError) as e:
+        to_fileinfo(spec)
+    assert fragment in str(e.value)
+
+
+def test_normalize_name():
+    assert normalize_name("/a//b/./c/") == "a/b/c"
+    assert normalize_name("") == ""
+    assert normalize_name(b"x/y") == "x/y"
+
+
+def test_tree_implied_dirs_and_conflicts():
+    t = Tree()
+    t.add(to_fileinfo(("file", "a/b/c.txt", b"1")))
+    a = t.find("a")
+    assert a.info.is_dir and a.info.implicit
+    t.add(to_fileinfo(("dir700", "a", {"uid": 5})))
+    assert t.find("a").info.uid == 5 and not t.find("a").info.implicit
+    assert t.find("a/b/c.txt").parent is t.find("a/b")
+    with pytest.raises(InvalidInputError, match="not a directory"):
+        t.add(to_fileinfo(("file", "a/b/c.txt/d", b"")))
+    with pytest.raises(InvalidInputError, match="added twice"):
+        t.add(to_fileinfo(("file", "a/b/c.txt", b"")))
+    with pytest.raises(InvalidInputError, match="directory already exists"):
+        t.add(to_fileinfo(("file", "a/b", b"")))
+    assert [n.path for n in t.walk()] == ["", "a", "a/b", "a/b/c.txt"]
+
+
+def test_walk_host_tree(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"data")
+    os.link(tmp_path / "d" / "f", tmp_path / "hl")
+    os.symlink("d/f", tmp_path / "ln")
+    os.mkfifo(tmp_path / "p")
+    infos = [to_fileinfo(i) for i in walk_host_tree(tmp_path, "root")]
+    names = [i.name for i in infos]
+    assert names == ["root", "root/d", "root/hl", "root/ln", "root/p", "root/d/f"]
+    by = {i.name: i for i in infos}
+    assert isinstance(by["root/d/f"].source, PathData) and by["root/d/f"].size == 4
+    assert by["root/hl"].link_key == by["root/d/f"].link_key is not None
+    assert by["root/ln"].target == b"d/f"
+    assert stat.S_ISFIFO(by["root/p"].mode)
+
+
+def test_path_data_changed_size(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"abc")
+    src = PathData(str(p))
+    p.write_bytes(b"abcd")
+    with pytest.raises(SysExportError, match="changed size"):
+        src.read_all()
