@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import io
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from .errors import InvalidInputError, SysExportError
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Size of one copy step: large enough to amortise syscalls, small enough to stay flat in memory."""
+
+
+PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("sysexport_progress", default=None)
+"""Optional callback told how many bytes of file data were just written (progress bars)."""
+
+
+def report_progress(n_bytes: int) -> None:
+    """Tell the current progress callback (if any) that ``n_bytes`` more were written."""
+    hook = PROGRESS.get()
+    if hook is not None and n_bytes:
+        hook(n_bytes)
 
 
 class DataSource:
@@ -61,6 +73,7 @@ class BytesData(DataSource):
             n = min(CHUNK_BYTES, len(view) - pos)
             if self.data.count(0, pos, pos + n) != n:
                 _pwrite_all(out_fd, view[pos:pos + n], offset + pos)
+        report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         return self.data
@@ -111,6 +124,7 @@ class PathData(DataSource):
             _copy_fd_range(fd, out_fd, offset, self.size_bytes, self.path)
         finally:
             os.close(fd)
+        report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         if self.size_bytes > limit:
@@ -164,12 +178,14 @@ class FileObjData(DataSource):
             src_fd = None
         if src_fd is not None:
             _copy_fd_range(src_fd, out_fd, offset, self.size_bytes, self.describe(), self.start)
+            report_progress(self.size_bytes)
             return
         pos = offset
         for piece in self.iter_chunks():
             if piece.count(0) != len(piece):
                 _pwrite_all(out_fd, piece, pos)
             pos += len(piece)
+        report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         if self.size_bytes > limit:
