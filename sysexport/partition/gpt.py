@@ -1,0 +1,598 @@
+"""The GUID Partition Table for one logical block size (UEFI 2.10 section 5.3).
+
+Plan, then write: :meth:`GPT.add_partition` records a partition, :meth:`GPT.layout`
+places and checks everything for a device size, :meth:`GPT.structures` builds the
+headers and entry arrays, :meth:`GPT.write` / :meth:`GPT.finish` put them on disk.
+
+A hybrid image holds a 512-byte and a 4096-byte GPT describing the same partitions
+(:meth:`GPT.derive`); the layout knobs (``primary_entries_offset``,
+``backup_entries_offset``, ``backup_header_offset``, ``first_usable_lba``,
+``last_usable_lba``) let it keep the two tables' structures apart.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable
+
+import crcmod.predefined
+from construct import ConstructError
+
+from ..data import DataSource, _pwrite_all, make_source
+from ..errors import InvalidImageError, InvalidInputError, LayoutError
+from ..extent import Allocator, Extent, align_up, check_no_overlap
+from ..output import Output
+from ._structs import (GPT_ENTRY_SIZE, GPT_HEADER, GPT_HEADER_SIZE, GPT_PARTITION_ENTRY, GPT_REVISION,
+                       GPT_SIGNATURE)
+from .mbr import MBR
+
+# Partition type GUIDs (UEFI Table 5-7 and the registries of the systems named).
+GPT_TYPE_ESP = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
+"""EFI System Partition (UEFI 5.3.3, Table 5-7)."""
+GPT_TYPE_BIOS_BOOT = uuid.UUID("21686148-6449-6E6F-744E-656564454649")
+"""GRUB's BIOS boot partition ("Hah!IdontNeedEFI")."""
+GPT_TYPE_LINUX_FS = uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
+"""Linux filesystem data."""
+GPT_TYPE_MS_BASIC_DATA = uuid.UUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
+"""Microsoft basic data (FAT/NTFS data partitions)."""
+
+# Attribute bits (UEFI 5.3.3, Table 5-8).
+GPT_ATTR_REQUIRED_PARTITION = 1 << 0
+"""Bit 0: the platform needs this partition to function; do not delete or modify it."""
+GPT_ATTR_NO_BLOCK_IO_PROTOCOL = 1 << 1
+"""Bit 1: firmware must not produce an EFI_BLOCK_IO_PROTOCOL for this partition."""
+GPT_ATTR_LEGACY_BIOS_BOOTABLE = 1 << 2
+"""Bit 2: legacy BIOS bootable (the GPT equivalent of an active MBR entry)."""
+
+ENTRY_ARRAY_MIN_BYTES = 16384
+"""UEFI 5.3.1: at least 16,384 bytes must be reserved for each partition entry array."""
+DEFAULT_ENTRY_COUNT = 128
+NAME_MAX_UNITS = 36
+"""PartitionName holds 72 bytes: 36 UTF-16 code units."""
+_U64_MAX = (1 << 64) - 1
+_PARSE_ARRAY_MAX_BYTES = 16 << 20
+
+_crc32 = crcmod.predefined.mkCrcFun("crc-32")
+
+
+def _as_guid(value: object, where: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInputError(f"{where}: expected a GUID (uuid.UUID or its string), found {value!r}")
+
+
+def _check_block_size(block_size: object, where: str) -> int:
+    if not isinstance(block_size, int) or block_size not in (512, 1024, 2048, 4096):
+        raise InvalidInputError(f"{where}: block_size must be 512, 1024, 2048 or 4096, found {block_size!r}")
+    return block_size
+
+
+@dataclass
+class GPTPartition:
+    """One partition entry (UEFI 5.3.3, Table 5-6), in bytes of the device.
+
+    ``device_offset`` and ``size_bytes`` must be multiples of ``block_size``; ``None``
+    means "placed by :meth:`GPT.layout`" (offset) or "the size of ``data`` rounded up to
+    a block, or to the end of the usable space when there is no data" (size).  ``data``
+    (a DataSource, bytes, or a host path) is written into the partition by
+    :meth:`GPT.write`.  ``unique_guid`` ``None`` is filled in reproducibly by the GPT.
+    """
+
+    type_guid: uuid.UUID
+    unique_guid: uuid.UUID | None = None
+    name: str = ""
+    attributes: int = 0
+    device_offset: int | None = None
+    size_bytes: int | None = None
+    data: DataSource | bytes | str | os.PathLike | None = None
+    block_size: int = 512
+    index: int | None = field(default=None, repr=False, compare=False)
+    auto_offset: bool = field(default=False, repr=False, compare=False)
+    size_rule: str = field(default="given", repr=False, compare=False)
+    auto_guid: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        num = f" {self.index}" if self.index is not None else ""
+        return f"GPT partition{num} ({self.name!r})" if self.name else f"GPT partition{num}"
+
+    def __post_init__(self) -> None:
+        where = self.where
+        _check_block_size(self.block_size, where)
+        self.type_guid = _as_guid(self.type_guid, f"{where}: type_guid")
+        if self.type_guid.int == 0:
+            raise InvalidInputError(f"{where}: type_guid must not be the zero GUID (it marks an unused entry)")
+        if self.unique_guid is not None:
+            self.unique_guid = _as_guid(self.unique_guid, f"{where}: unique_guid")
+        if not isinstance(self.name, str):
+            raise InvalidInputError(f"{where}: name must be a str, found {type(self.name).__name__}")
+        if "\0" in self.name:
+            raise InvalidInputError(f"{where}: name must not contain NUL characters")
+        units = len(self.name.encode("utf-16-le", "surrogatepass")) // 2
+        if units > NAME_MAX_UNITS:
+            raise InvalidInputError(f"{where}: name is {units} UTF-16 code units long, "
+                                    f"PartitionName holds at most {NAME_MAX_UNITS}")
+        if not isinstance(self.attributes, int) or not 0 <= self.attributes <= _U64_MAX:
+            raise InvalidInputError(f"{where}: attributes must be a 64-bit unsigned integer, found {self.attributes!r}")
+        if self.data is not None and not isinstance(self.data, DataSource):
+            if isinstance(self.data, (str, os.PathLike)):
+                self.data = make_source(data_path=self.data, where=where)
+            elif isinstance(self.data, (bytes, bytearray, memoryview)):
+                self.data = make_source(data=bytes(self.data), where=where)
+            else:
+                raise InvalidInputError(f"{where}: data must be a DataSource, bytes or a host path, "
+                                        f"found {type(self.data).__name__}")
+        bs = self.block_size
+        for fname in ("device_offset", "size_bytes"):
+            value = getattr(self, fname)
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidInputError(f"{where}: {fname} must be a non-negative integer, found {value!r}")
+            if value % bs:
+                raise InvalidInputError(f"{where}: {fname} {value} is not a multiple of the block size {bs}")
+        if self.size_bytes == 0:
+            raise InvalidInputError(f"{where}: size_bytes must be at least one block ({bs})")
+        if self.data is not None and self.size_bytes is not None and self.data.size_bytes > self.size_bytes:
+            raise InvalidInputError(f"{where}: data ({self.data.describe()}) has {self.data.size_bytes} bytes, "
+                                    f"more than size_bytes {self.size_bytes}")
+
+    @property
+    def first_lba(self) -> int:
+        """StartingLBA in this partition's block size."""
+        if self.device_offset is None:
+            raise LayoutError(f"{self.where}: not placed yet (call GPT.layout())")
+        return self.device_offset // self.block_size
+
+    @property
+    def last_lba(self) -> int:
+        """EndingLBA (inclusive) in this partition's block size."""
+        if self.device_offset is None or self.size_bytes is None:
+            raise LayoutError(f"{self.where}: not placed yet (call GPT.layout())")
+        return (self.device_offset + self.size_bytes) // self.block_size - 1
+
+    @property
+    def end_offset(self) -> int:
+        """Byte offset just past the partition."""
+        return self.device_offset + self.size_bytes
+
+
+@dataclass(frozen=True)
+class GPTLayout:
+    """Where one GPT's structures lie on a device of ``device_size_bytes`` (all in bytes but the LBAs)."""
+
+    block_size: int
+    device_size_bytes: int
+    primary_header_offset: int
+    primary_entries_offset: int
+    backup_entries_offset: int
+    backup_header_offset: int
+    entries_reserved_bytes: int
+    first_usable_lba: int
+    last_usable_lba: int
+
+
+def _guid_from(base: bytes, what: bytes) -> uuid.UUID:
+    """A version-4-formatted GUID from sha256(base, what): random-looking, reproducible."""
+    digest = hashlib.sha256(base + b"\0" + what).digest()
+    return uuid.UUID(bytes=digest[:16], version=4)
+
+
+class GPT:
+    """A GUID Partition Table for one block size (UEFI 5.3): headers, entry arrays, partitions.
+
+    ``filename`` or ``filehandle`` is where :meth:`finish` writes a whole disk (protective
+    MBR, both GPT copies, partition data).  Disk and partition GUIDs not given are derived
+    from ``guid_seed``, or without one from the partitions' description, so that the same
+    input always yields the same bytes.
+    """
+
+    def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
+                 block_size: int = 512, disk_guid: uuid.UUID | str | None = None,
+                 guid_seed: str | bytes | int | None = None, entry_count: int = DEFAULT_ENTRY_COUNT,
+                 alignment_bytes: int = 1 << 20, device_size_bytes: int | None = None,
+                 primary_entries_offset: int | None = None, backup_entries_offset: int | None = None,
+                 backup_header_offset: int | None = None, first_usable_lba: int | None = None,
+                 last_usable_lba: int | None = None) -> None:
+        if filename is not None and filehandle is not None:
+            raise InvalidInputError("GPT: give filename or filehandle, not both")
+        self.filename = filename
+        self.filehandle = filehandle
+        self.block_size = _check_block_size(block_size, "GPT")
+        if not isinstance(entry_count, int) or not 1 <= entry_count <= (_PARSE_ARRAY_MAX_BYTES // GPT_ENTRY_SIZE):
+            raise InvalidInputError(f"GPT: entry_count must be 1..{_PARSE_ARRAY_MAX_BYTES // GPT_ENTRY_SIZE}, "
+                                    f"found {entry_count!r}")
+        self.entry_count = entry_count
+        if not isinstance(alignment_bytes, int) or alignment_bytes <= 0 or alignment_bytes % block_size:
+            raise InvalidInputError(f"GPT: alignment_bytes must be a positive multiple of the block size "
+                                    f"{block_size}, found {alignment_bytes!r}")
+        self.alignment_bytes = alignment_bytes
+        if device_size_bytes is not None and (not isinstance(device_size_bytes, int) or device_size_bytes % block_size):
+            raise InvalidInputError(f"GPT: device_size_bytes must be a multiple of the block size {block_size}, "
+                                    f"found {device_size_bytes!r}")
+        self.device_size_bytes = device_size_bytes
+        if isinstance(guid_seed, int) and not isinstance(guid_seed, bool):
+            guid_seed = str(guid_seed)
+        if guid_seed is not None and not isinstance(guid_seed, (str, bytes)):
+            raise InvalidInputError(f"GPT: guid_seed must be str, bytes or int, found {type(guid_seed).__name__}")
+        self.guid_seed = guid_seed
+        self._auto_disk_guid = disk_guid is None
+        self.disk_guid: uuid.UUID | None = None if disk_guid is None else _as_guid(disk_guid, "GPT disk_guid")
+        self.primary_entries_offset = primary_entries_offset
+        self.backup_entries_offset = backup_entries_offset
+        self.backup_header_offset = backup_header_offset
+        self.first_usable_lba = first_usable_lba
+        self.last_usable_lba = last_usable_lba
+        self.partitions: list[GPTPartition] = []
+        self.resolved_layout: GPTLayout | None = None
+        if self.guid_seed is not None:
+            self._resolve_guids()
+
+    # ------------------------------------------------------------------ recording
+
+    def add_partition(self, type_guid: uuid.UUID | str, size_bytes: int | None = None, *, name: str = "",
+                      unique_guid: uuid.UUID | str | None = None, attributes: int = 0,
+                      device_offset: int | None = None,
+                      data: DataSource | bytes | str | os.PathLike | None = None) -> GPTPartition:
+        """Record a partition (UEFI 5.3.3); nothing is placed or written yet.
+
+        ``size_bytes`` None: the size of ``data`` rounded up to a block, or without data
+        the rest of the usable space (only for the last partition).  ``device_offset``
+        None: placed after the previous partitions at ``alignment_bytes`` by :meth:`layout`.
+        """
+        index = len(self.partitions) + 1
+        if index > self.entry_count:
+            raise InvalidInputError(f"GPT partition {index} ({name!r}): the entry array holds only "
+                                    f"{self.entry_count} entries (entry_count)")
+        if self.partitions and self.partitions[-1].size_rule == "fill":
+            raise InvalidInputError(f"GPT partition {index} ({name!r}): partition {index - 1} already fills the "
+                                    f"rest of the disk (size_bytes None without data); it must be the last one")
+        p = GPTPartition(type_guid, unique_guid, name, attributes, device_offset, size_bytes, data,
+                         block_size=self.block_size, index=index)
+        p.auto_offset = device_offset is None
+        p.auto_guid = unique_guid is None
+        if size_bytes is None:
+            if p.data is not None:
+                p.size_rule = "data"
+                p.size_bytes = max(align_up(p.data.size_bytes, self.block_size), self.block_size)
+            else:
+                p.size_rule = "fill"
+        self.partitions.append(p)
+        self.resolved_layout = None
+        if self.guid_seed is not None:
+            self._resolve_guids()
+        return p
+
+    # ------------------------------------------------------------------ GUIDs
+
+    def _guid_base(self) -> bytes:
+        if self.guid_seed is not None:
+            seed = self.guid_seed.encode("utf-8") if isinstance(self.guid_seed, str) else self.guid_seed
+            return b"sysexport-gpt-seed\0" + seed
+        # No seed: the partitions' description (independent of block size and placement).
+        desc = []
+        for p in self.partitions:
+            size = {"given": str(p.size_bytes), "fill": "fill"}.get(
+                p.size_rule, f"data:{p.data.size_bytes if p.data is not None else 0}")
+            desc.append("|".join((str(p.type_guid), p.name, str(p.attributes), size,
+                                  "auto" if p.auto_offset else str(p.device_offset))))
+        return b"sysexport-gpt-content\0" + hashlib.sha256("\n".join(desc).encode("utf-8")).digest()
+
+    def _resolve_guids(self) -> None:
+        base = self._guid_base()
+        if self._auto_disk_guid:
+            self.disk_guid = _guid_from(base, b"disk")
+        for i, p in enumerate(self.partitions):
+            if p.auto_guid:
+                p.unique_guid = _guid_from(base, b"partition %d" % i)
+
+    # ------------------------------------------------------------------ layout
+
+    def _entries_reserved_bytes(self) -> int:
+        return align_up(max(self.entry_count * GPT_ENTRY_SIZE, ENTRY_ARRAY_MIN_BYTES), self.block_size)
+
+    def _primary_entries_offset(self) -> int:
+        return 2 * self.block_size if self.primary_entries_offset is None else self.primary_entries_offset
+
+    def _first_usable_lba(self) -> int:
+        if self.first_usable_lba is not None:
+            return self.first_usable_lba
+        end = max(2 * self.block_size, self._primary_entries_offset() + self._entries_reserved_bytes())
+        return -(-end // self.block_size)
+
+    def _place(self) -> None:
+        """Give every partition recorded with device_offset None its place (device size not needed)."""
+        fixed = [Extent(p.device_offset, p.size_bytes or self.block_size, p.where)
+                 for p in self.partitions if not p.auto_offset]
+        alloc = Allocator(self._first_usable_lba() * self.block_size, reserved=fixed)
+        for p in self.partitions:
+            if p.auto_offset:
+                size = p.size_bytes if p.size_rule != "fill" else self.block_size
+                p.device_offset = alloc.alloc(size, self.alignment_bytes, p.where).device_offset
+            if p.size_rule == "fill":
+                p.size_bytes = None
+
+    def minimal_device_size(self) -> int:
+        """Just enough bytes for the partitions and the backup structures, rounded up to alignment."""
+        self._place()
+        fill = [p for p in self.partitions if p.size_rule == "fill"]
+        if fill:
+            raise LayoutError(f"{fill[0].where} fills the rest of the disk: give device_size_bytes")
+        end = max([self._first_usable_lba() * self.block_size] + [p.end_offset for p in self.partitions])
+        for knob in (self.primary_entries_offset, self.backup_entries_offset):
+            if knob is not None:
+                end = max(end, knob + self._entries_reserved_bytes())
+        if self.backup_header_offset is not None:
+            return align_up(max(end, self.backup_header_offset + self.block_size), self.block_size)
+        return align_up(end + self._entries_reserved_bytes() + self.block_size, self.alignment_bytes)
+
+    def layout(self, device_size_bytes: int | None = None) -> GPTLayout:
+        """Place and check everything for a device of ``device_size_bytes`` (UEFI 5.3.1).
+
+        Defaults: primary header at LBA 1, its entry array from LBA 2, the backup header at
+        the last LBA with its array just before it, the usable range between the arrays.
+        Raises LayoutError naming the partition and the numbers when a partition leaves the
+        usable range or overlaps another partition or a GPT structure.
+        """
+        bs = self.block_size
+        if device_size_bytes is None:
+            device_size_bytes = self.device_size_bytes
+        if device_size_bytes is None:
+            device_size_bytes = self.minimal_device_size()
+        if not isinstance(device_size_bytes, int) or device_size_bytes % bs:
+            raise LayoutError(f"GPT: device size {device_size_bytes!r} is not a multiple of the block size {bs}")
+        for knob in ("primary_entries_offset", "backup_entries_offset", "backup_header_offset"):
+            value = getattr(self, knob)
+            if value is not None and (not isinstance(value, int) or value < 0 or value % bs):
+                raise LayoutError(f"GPT (block size {bs}): {knob} {value!r} is not a non-negative multiple of {bs}")
+        self._resolve_guids()
+        self._place()
+        reserved = self._entries_reserved_bytes()
+        primary_entries = self._primary_entries_offset()
+        backup_header = device_size_bytes - bs if self.backup_header_offset is None else self.backup_header_offset
+        backup_entries = backup_header - reserved if self.backup_entries_offset is None else self.backup_entries_offset
+        first_usable = self._first_usable_lba()
+        last_usable = (min(backup_entries, backup_header) // bs - 1 if self.last_usable_lba is None
+                       else self.last_usable_lba)
+        where = f"GPT (block size {bs}, device {device_size_bytes} bytes)"
+        if backup_entries < 0 or first_usable > last_usable:
+            raise LayoutError(f"{where}: no usable space: first usable LBA {first_usable}, "
+                              f"last usable LBA {last_usable}")
+        for p in self.partitions:
+            if p.size_rule == "fill":
+                p.size_bytes = (last_usable + 1) * bs - p.device_offset
+                if p.size_bytes <= 0:
+                    raise LayoutError(f"{where}: {p.where} starts at byte {p.device_offset}, "
+                                      f"past the last usable LBA {last_usable}")
+            if p.first_lba < first_usable or p.last_lba > last_usable:
+                raise LayoutError(
+                    f"{where}: {p.where} spans LBA {p.first_lba}..{p.last_lba} (bytes {p.device_offset}.."
+                    f"{p.end_offset}), outside the usable LBAs {first_usable}..{last_usable}")
+        structures = [
+            Extent(0, bs, "protective MBR block (LBA 0)"),
+            Extent(bs, bs, "primary GPT header"),
+            Extent(primary_entries, reserved, "primary GPT entry array"),
+            Extent(backup_entries, reserved, "backup GPT entry array"),
+            Extent(backup_header, bs, "backup GPT header"),
+        ]
+        try:
+            check_no_overlap(structures + [Extent(p.device_offset, p.size_bytes, p.where)
+                                           for p in self.partitions], device_size_bytes)
+        except LayoutError as e:
+            raise LayoutError(f"{where}: {e}") from None
+        self.resolved_layout = GPTLayout(bs, device_size_bytes, bs, primary_entries, backup_entries, backup_header,
+                                         reserved, first_usable, last_usable)
+        return self.resolved_layout
+
+    def extents(self) -> list[Extent]:
+        """The byte ranges this GPT's headers and (reserved) entry arrays occupy."""
+        lay = self.resolved_layout or self.layout()
+        return [Extent(lay.primary_header_offset, self.block_size, f"GPT{self.block_size} primary header"),
+                Extent(lay.primary_entries_offset, lay.entries_reserved_bytes, f"GPT{self.block_size} primary entries"),
+                Extent(lay.backup_entries_offset, lay.entries_reserved_bytes, f"GPT{self.block_size} backup entries"),
+                Extent(lay.backup_header_offset, self.block_size, f"GPT{self.block_size} backup header")]
+
+    # ------------------------------------------------------------------ bytes
+
+    def _entry_array(self) -> bytes:
+        entries = []
+        for p in self.partitions:
+            entries.append(GPT_PARTITION_ENTRY.build(dict(
+                PartitionTypeGUID=p.type_guid, UniquePartitionGUID=p.unique_guid,
+                StartingLBA=p.first_lba, EndingLBA=p.last_lba, Attributes=p.attributes,
+                PartitionName=p.name.encode("utf-16-le", "surrogatepass").ljust(72, b"\0"))))
+        return b"".join(entries).ljust(self.entry_count * GPT_ENTRY_SIZE, b"\0")
+
+    def _header(self, my_lba: int, alternate_lba: int, entries_lba: int, entries_crc: int,
+                lay: GPTLayout) -> bytes:
+        fields = dict(Revision=GPT_REVISION, HeaderSize=GPT_HEADER_SIZE, HeaderCRC32=0, Reserved=0,
+                      MyLBA=my_lba, AlternateLBA=alternate_lba, FirstUsableLBA=lay.first_usable_lba,
+                      LastUsableLBA=lay.last_usable_lba, DiskGUID=self.disk_guid,
+                      PartitionEntryLBA=entries_lba, NumberOfPartitionEntries=self.entry_count,
+                      SizeOfPartitionEntry=GPT_ENTRY_SIZE, PartitionEntryArrayCRC32=entries_crc)
+        fields["HeaderCRC32"] = _crc32(GPT_HEADER.build(fields))
+        return GPT_HEADER.build(fields).ljust(self.block_size, b"\0")
+
+    def structures(self) -> list[tuple[int, bytes]]:
+        """(device_offset, bytes) of the primary header, primary array, backup array, backup header.
+
+        CRC32s as UEFI 5.3.2 says: the header's over HeaderSize bytes with its CRC field
+        zero, the array's over NumberOfPartitionEntries * SizeOfPartitionEntry bytes.
+        Arrays are padded with zeros to a whole block; the rest of each reserved array
+        region is left alone.  No protective MBR (see :meth:`MBR.protective`).
+        """
+        lay = self.resolved_layout or self.layout()
+        bs = self.block_size
+        array = self._entry_array()
+        array_crc = _crc32(array)
+        array_block = array.ljust(align_up(len(array), bs), b"\0")
+        primary_lba, backup_lba = lay.primary_header_offset // bs, lay.backup_header_offset // bs
+        return [
+            (lay.primary_header_offset,
+             self._header(primary_lba, backup_lba, lay.primary_entries_offset // bs, array_crc, lay)),
+            (lay.primary_entries_offset, array_block),
+            (lay.backup_entries_offset, array_block),
+            (lay.backup_header_offset,
+             self._header(backup_lba, primary_lba, lay.backup_entries_offset // bs, array_crc, lay)),
+        ]
+
+    def derive(self, block_size: int, *, filename: str | os.PathLike | None = None,
+               filehandle: BinaryIO | None = None) -> "GPT":
+        """A GPT for ``block_size`` describing the same disk: same disk GUID, partition GUIDs,
+        types, names, attributes, byte ranges and data (layout knobs are not copied)."""
+        _check_block_size(block_size, "GPT.derive")
+        self._resolve_guids()
+        self._place()
+        fill = [p for p in self.partitions if p.size_bytes is None]
+        if fill:
+            raise LayoutError(f"{fill[0].where} fills the rest of the disk: call layout(device_size) before derive()")
+        device_size = self.resolved_layout.device_size_bytes if self.resolved_layout else self.device_size_bytes
+        if device_size is not None and device_size % block_size:
+            raise InvalidInputError(f"GPT.derive: device size {device_size} is not a multiple of {block_size}")
+        other = GPT(filename, filehandle=filehandle, block_size=block_size, disk_guid=self.disk_guid,
+                    entry_count=self.entry_count, alignment_bytes=math.lcm(self.alignment_bytes, block_size),
+                    device_size_bytes=device_size)
+        other.guid_seed = self.guid_seed
+        for p in self.partitions:
+            q = GPTPartition(p.type_guid, p.unique_guid, p.name, p.attributes, p.device_offset, p.size_bytes,
+                             p.data, block_size=block_size, index=p.index)
+            q.size_rule = "data" if p.size_rule == "data" else "given"
+            other.partitions.append(q)
+        return other
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, fd: int, *, with_data: bool = True) -> None:
+        """Write both GPT copies (and partition data unless ``with_data`` is False) into
+        ``fd``, which must already be as large as the device."""
+        for offset, blob in self.structures():
+            _pwrite_all(fd, blob, offset)
+        if with_data:
+            for p in self.partitions:
+                if p.data is not None:
+                    p.data.write_to(fd, p.device_offset)
+
+    def finish(self, *, mbr: MBR | None = None, mbr_bootable: bool = False) -> GPTLayout:
+        """Write a whole disk to ``filename``/``filehandle``: protective MBR (UEFI 5.2.3, or
+        the ``mbr`` given), both GPT copies, partition data.  The device is
+        ``device_size_bytes`` long, or just long enough (see :meth:`minimal_device_size`).
+        Nothing is left behind when it fails."""
+        if self.filename is None and self.filehandle is None:
+            raise InvalidInputError("GPT.finish: no filename or filehandle to write to")
+        lay = self.layout(self.device_size_bytes)
+        if mbr is None:
+            mbr = MBR.protective(lay.device_size_bytes, self.block_size, bootable=mbr_bootable)
+        with Output(filename=self.filename, filehandle=self.filehandle) as out:
+            out.set_size(lay.device_size_bytes)
+            mbr.write(out.fd)
+            self.write(out.fd)
+        return lay
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def parse(cls, source: int | BinaryIO | bytes | str | os.PathLike, block_size: int = 512, *,
+              check_backup: bool = True) -> "GPT":
+        """Read a GPT (UEFI 5.3.2): the primary header at LBA 1 and its entries, and unless
+        ``check_backup`` is False the backup header and its entries.  Verifies signature
+        and CRC32s; InvalidImageError names the field that is wrong."""
+        _check_block_size(block_size, "GPT.parse")
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as f:
+                return cls.parse(f.fileno(), block_size, check_backup=check_backup)
+        read = _reader(source)
+        primary, array = _read_table(read, block_size, block_size, "primary")
+        gpt = cls(block_size=block_size, disk_guid=primary.DiskGUID, entry_count=primary.NumberOfPartitionEntries,
+                  alignment_bytes=block_size, primary_entries_offset=primary.PartitionEntryLBA * block_size,
+                  backup_header_offset=primary.AlternateLBA * block_size,
+                  first_usable_lba=primary.FirstUsableLBA, last_usable_lba=primary.LastUsableLBA)
+        gpt.device_size_bytes = (primary.AlternateLBA + 1) * block_size
+        if check_backup:
+            backup, backup_array = _read_table(read, block_size, primary.AlternateLBA * block_size, "backup")
+            for f in ("DiskGUID", "FirstUsableLBA", "LastUsableLBA", "NumberOfPartitionEntries",
+                      "PartitionEntryArrayCRC32"):
+                if backup[f] != primary[f]:
+                    raise InvalidImageError(f"GPT backup header: {f} is {backup[f]}, the primary has {primary[f]}")
+            if backup.AlternateLBA != 1:
+                raise InvalidImageError(f"GPT backup header: AlternateLBA is {backup.AlternateLBA}, expected 1")
+            gpt.backup_entries_offset = backup.PartitionEntryLBA * block_size
+        size = primary.SizeOfPartitionEntry
+        for i in range(primary.NumberOfPartitionEntries):
+            raw = array[i * size:i * size + GPT_ENTRY_SIZE]
+            if raw[:16] == bytes(16):
+                continue
+            e = GPT_PARTITION_ENTRY.parse(raw)
+            if e.EndingLBA < e.StartingLBA:
+                raise InvalidImageError(f"GPT entry {i + 1}: EndingLBA {e.EndingLBA} < StartingLBA {e.StartingLBA}")
+            name = bytes(e.PartitionName).decode("utf-16-le", "surrogatepass")
+            name = name.split("\0", 1)[0]
+            p = GPTPartition(e.PartitionTypeGUID, e.UniquePartitionGUID, name, e.Attributes,
+                             e.StartingLBA * block_size, (e.EndingLBA - e.StartingLBA + 1) * block_size,
+                             block_size=block_size, index=i + 1)
+            gpt.partitions.append(p)
+        return gpt
+
+
+def _reader(source: int | BinaryIO | bytes) -> Callable[[int, int], bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        buf = bytes(source)
+        return lambda offset, n: buf[offset:offset + n]
+    if isinstance(source, int):
+        def read_fd(offset: int, n: int) -> bytes:
+            parts, got = [], 0
+            while got < n:
+                piece = os.pread(source, n - got, offset + got)
+                if not piece:
+                    break
+                parts.append(piece)
+                got += len(piece)
+            return b"".join(parts)
+        return read_fd
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        def read_obj(offset: int, n: int) -> bytes:
+            source.seek(offset)
+            return source.read(n)
+        return read_obj
+    raise InvalidInputError(f"GPT.parse: expected a file descriptor, file object, bytes or path, "
+                            f"found {type(source).__name__}")
+
+
+def _read_table(read: Callable[[int, int], bytes], block_size: int, offset: int, which: str):
+    """Read and check one GPT header at ``offset`` and its entry array."""
+    where = f"GPT {which} header (block size {block_size}, byte {offset})"
+    block = read(offset, block_size)
+    if len(block) < block_size:
+        raise InvalidImageError(f"{where}: image ends before the header")
+    if block[:8] != GPT_SIGNATURE:
+        raise InvalidImageError(f"{where}: Signature is {block[:8]!r}, expected {GPT_SIGNATURE!r}")
+    try:
+        h = GPT_HEADER.parse(block)
+    except ConstructError as e:
+        raise InvalidImageError(f"{where}: {e}") from None
+    if not GPT_HEADER_SIZE <= h.HeaderSize <= block_size:
+        raise InvalidImageError(f"{where}: HeaderSize is {h.HeaderSize}, expected 92..{block_size}")
+    zeroed = block[:16] + b"\0\0\0\0" + block[20:h.HeaderSize]
+    if _crc32(zeroed) != h.HeaderCRC32:
+        raise InvalidImageError(f"{where}: HeaderCRC32 is {h.HeaderCRC32:#010x}, computed {_crc32(zeroed):#010x}")
+    if h.MyLBA * block_size != offset:
+        raise InvalidImageError(f"{where}: MyLBA is {h.MyLBA}, expected {offset // block_size}")
+    if h.SizeOfPartitionEntry < GPT_ENTRY_SIZE or h.SizeOfPartitionEntry % GPT_ENTRY_SIZE:
+        raise InvalidImageError(f"{where}: SizeOfPartitionEntry is {h.SizeOfPartitionEntry}, expected 128 * 2**n")
+    array_bytes = h.NumberOfPartitionEntries * h.SizeOfPartitionEntry
+    if array_bytes > _PARSE_ARRAY_MAX_BYTES:
+        raise InvalidImageError(f"{where}: entry array of {array_bytes} bytes, more than {_PARSE_ARRAY_MAX_BYTES}")
+    array = read(h.PartitionEntryLBA * block_size, array_bytes)
+    if len(array) < array_bytes:
+        raise InvalidImageError(f"{where}: image ends inside the entry array at LBA {h.PartitionEntryLBA}")
+    if _crc32(array) != h.PartitionEntryArrayCRC32:
+        raise InvalidImageError(f"{where}: PartitionEntryArrayCRC32 is {h.PartitionEntryArrayCRC32:#010x}, "
+                                f"computed {_crc32(array):#010x}")
+    return h, array
