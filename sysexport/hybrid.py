@@ -214,20 +214,19 @@ class ISO9660Hybrid:
         if esp_size < self.esp_min_size_bytes:
             self.esp.size_bytes = self.esp_min_size_bytes
             esp_size = align_up(self.esp.plan(volume_offset=esp_offset), 4096)
-        self.esp_partition.device_offset = esp_offset
-        self.esp_partition.size_bytes = esp_size
+        self.esp_partition.set_extent(esp_offset, esp_size)
         next_free = esp_offset + esp_size
         for part in self.gpt.partitions:
             if part is self.esp_partition:
                 continue
-            if part.size_bytes is None:
-                data = getattr(part, "data", None)
-                size = getattr(data, "size_bytes", None)
-                if size is None:
-                    raise InvalidInputError(f"partition {part.name!r}: give size_bytes or data")
-                part.size_bytes = align_up(size, 4096)
-            if part.device_offset is None:
-                part.device_offset = align_up(next_free, align)
+            size = part.size_bytes
+            if part.size_rule == "fill" or size is None:
+                raise InvalidInputError(f"partition {part.name!r}: give size_bytes or data "
+                                        "(the hybrid places extra partitions after the ESP)")
+            if part.size_rule == "data":
+                size = align_up(part.data.size_bytes, 4096)
+            offset = align_up(next_free, align) if part.auto_offset else part.device_offset
+            part.set_extent(offset, align_up(size, 4096))
             if part.device_offset % 4096 or part.size_bytes % 4096:
                 raise LayoutError(f"partition {part.name!r}: offset {part.device_offset} and size "
                                   f"{part.size_bytes} must be multiples of 4096 (both GPTs describe it)")

@@ -99,6 +99,17 @@ class GPTPartition:
     size_rule: str = field(default="given", repr=False, compare=False)
     auto_guid: bool = field(default=False, repr=False, compare=False)
 
+    def set_extent(self, device_offset: int, size_bytes: int) -> None:
+        """Fix the partition at ``device_offset`` for ``size_bytes`` (both in bytes).
+
+        For writers that place partitions themselves (the hybrid image): afterwards the
+        partition is neither moved by layout() nor grown to fill the disk.
+        """
+        self.device_offset = device_offset
+        self.size_bytes = size_bytes
+        self.auto_offset = False
+        self.size_rule = "given"
+
     @property
     def where(self) -> str:
         num = f" {self.index}" if self.index is not None else ""
