@@ -64,7 +64,14 @@ def check_partition_tables(image: str, n_partitions: int) -> list[tuple[int, int
         assert [(int(a) * block, (int(b) - int(a) + 1) * block) for a, b in rows] == parts, (block, text)
         assert len(starts) == n_partitions
     p = run(["parted", "-s", "-m", image, "unit", "B", "print"])
-    assert b"Warning" not in p.stderr and b"Error" not in p.stderr, p.stderr
+    # One warning is inherent to a 512 + 4K GPT pair and allowed: parted wants the 512-byte
+    # backup array right below the last sector, where the 4K backup header must be (LBA
+    # last of a 4K disk).  See docs/layout.md.
+    err = p.stderr.replace(b"\n", b" ")
+    err = re.sub(rb"Warning: Not all of the space available to \S+ appears to be used, you can fix the GPT "
+                 rb"to use all of the space \(an extra \d+ blocks\) or continue with the current setting\? ",
+                 b"", err).strip()
+    assert b"Warning" not in err and b"Error" not in err, p.stderr
     rows = [line.split(":") for line in p.stdout.decode().splitlines() if re.match(r"^\d+:", line)]
     assert [(int(r[1][:-1]), int(r[3][:-1])) for r in rows] == parts
     return parts
@@ -89,7 +96,8 @@ def check_esp(image: str, esp: tuple[int, int], files: dict[str, str], tmp: str,
     run(["mdir", "-i", esp_img, "::"])
     dest = os.path.join(tmp, "mtools")
     os.mkdir(dest)
-    run(["mcopy", "-s", "-n", "-i", esp_img, "::*", dest])
+    if files:
+        run(["mcopy", "-s", "-n", "-i", esp_img, "::*", dest])
     assert tree_digest(dest) == files
     dest7 = os.path.join(tmp, "7z-fat")
     run(["7zz", "x", "-tfat", esp_img, f"-o{dest7}", "-y"])
@@ -121,8 +129,11 @@ def check_iso_readers(image: str, files: dict[str, str], links: dict[str, str], 
             assert os.readlink(os.path.join(dest, name)) == target, (tool, name)
     dest = os.path.join(tmp, "7z-iso")
     run(["7zz", "x", "-tiso", image, f"-o{dest}", "-y"])
-    got = tree_digest(dest)
-    assert {k: v for k, v in got.items() if k not in links} == files
+    got = {k: v for k, v in tree_digest(dest).items() if k not in links}
+    # 7-Zip reads the Joliet tree, whose names are cut at 64 UCS-2 characters.
+    short = {k: v for k, v in files.items() if all(len(p) <= 64 for p in k.split("/"))}
+    assert {k: v for k, v in got.items() if k in short} == short
+    assert sorted(got.values()) == sorted(files.values())
 
 
 def check_pycdlib(image: str, files: dict[str, str]) -> None:
@@ -150,7 +161,9 @@ def check_pycdlib(image: str, files: dict[str, str]) -> None:
                 # Joliet names are cut at 64 characters; compare what fits.
                 short = {k: v for k, v in files.items() if all(len(p) <= 64 for p in k.split("/"))}
                 assert {k: v for k, v in seen.items() if k in short} == short
-                assert len(seen) == len(files)
+                # Only regular files (and directories) have a Joliet name: like xorriso, symlinks,
+                # devices, fifos and sockets exist only in the Rock Ridge view.
+                assert len(seen) == len(files), sorted(set(seen) - set(files))
     finally:
         iso.close()
 
@@ -188,7 +201,8 @@ def fat_extents(esp_img: str, esp_offset: int) -> dict[str, tuple[int, int]]:
     root_dir_sectors = (root_ents * 32 + bytes_per_sector - 1) // bytes_per_sector
     first_data_sector = rsvd + num_fats * fatsz + root_dir_sectors
     cluster_bytes = sec_per_clus * bytes_per_sector
-    listing = out(["mdir", "-/", "-b", "-i", esp_img, "::"]).splitlines()
+    # mdir -b exits 1 on an empty root; the plain mdir run in check_esp proved the FAT readable.
+    listing = out(["mdir", "-/", "-b", "-i", esp_img, "::"], ok_codes=(0, 1)).splitlines()
     result = {}
     for entry in listing:
         entry = entry.strip()
