@@ -174,3 +174,39 @@ def test_cli_build_default_tree(tmp_path, sde):
     assert "No problems found" in out(["sgdisk", "-v", image])
     listing = out(["isoinfo", "-l", "-R", "-i", image])
     assert "README.txt" in listing
+
+
+@pytest.mark.parametrize("fat_sector_size", [512, 4096])
+def test_linux_kernel_reads_both_views(tmp_path, sde, fat_sector_size):
+    """The Linux kernel mounts the ISO (Rock Ridge, Joliet, plain) and the ESP (vfat)."""
+    import linuxvm
+    linuxvm.need_linux()
+    src = str(tmp_path / "src")
+    make_tree(src, "rootfs")
+    with open(os.path.join(src, "etc", "Grüße aus Köln.txt"), "wb") as f:
+        f.write("unicode\n".encode() * 1000)
+    image = str(tmp_path / "hybrid.img")
+    img = ISO9660Hybrid(image)
+    img.volume_label = LABEL
+    img.esp.sector_size = fat_sector_size
+    img.add_tree(src)
+    img.finish()
+    files, links, dirs = hc.expected_views(src)
+    views = linuxvm.linux_views(tmp_path, image, vfat_partitions=[1],
+                                vfat_4k=fat_sector_size == 4096)
+    host = linuxvm.host_view(src)
+    rr = views["rr"]
+    for name, digest in files.items():
+        assert rr[name]["sha256"] == digest, name
+        assert rr[name]["mode"] == host[name]["mode"] and rr[name]["mtime"] == host[name]["mtime"], name
+    for name, target in links.items():
+        assert rr[name]["type"] == "l" and rr[name]["target"] == target, name
+    assert {k for k, v in rr.items() if v["type"] == "d"} >= dirs
+    fat_views = ["vfat1"] + (["vfat4k1"] if fat_sector_size == 4096 else [])
+    for view in fat_views:
+        got = {k: v["sha256"] for k, v in views[view].items() if v["type"] == "f"}
+        assert got == files, view
+    joliet = {k: v["sha256"] for k, v in views["joliet"].items() if v["type"] == "f"}
+    assert joliet == files
+    plain = sorted(v["sha256"] for v in views["plain"].values() if v["type"] == "f" and v["size"])
+    assert plain == sorted(d for n, d in files.items() if os.path.getsize(os.path.join(src, n)))

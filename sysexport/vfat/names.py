@@ -1,0 +1,216 @@
+"""FAT names: validity checks, 8.3 short names made the Windows way, long-name entries.
+
+References: fatgen103 "FAT Long Directory Entries", "Name Limits and Character Sets",
+"Basis-Name Generation Algorithm" and "Numeric-Tail Generation Algorithm".
+"""
+from __future__ import annotations
+
+import zlib
+
+from ..errors import InvalidInputError
+from ._structs import ATTR_LONG_NAME, LFN_ENTRY_FAST, NTRES_LOWER_BASE, NTRES_LOWER_EXT
+
+MAX_LFN_UNITS = 255                 # UTF-16 code units in a long name
+LFN_UNITS_PER_ENTRY = 13
+LFN_LAST_FLAG = 0x40
+FORBIDDEN_CHARS = frozenset('"*/:<>?\\|')   # never in a long name (plus control characters)
+# Characters of a short name besides A-Z and 0-9 (fatgen103 "Short name character set").
+SHORT_EXTRA = frozenset("!#$%&'()-@^_`{}~")
+SHORT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | SHORT_EXTRA
+LFN_ONLY_CHARS = frozenset("+,;=[]")        # valid in long names, replaced by '_' in short names
+TAIL_LIMIT = 4                      # ~1..~4, then hashed tails (as Windows NT does)
+
+_UPPER_TABLE: dict[str, str] = {}
+
+
+def fold(name: str) -> str:
+    """Case-fold a name the way FAT compares names: each UTF-16 unit upper-cased on its own
+    (no multi-character expansions such as German sharp s -> SS)."""
+    out = []
+    for c in name:
+        u = _UPPER_TABLE.get(c)
+        if u is None:
+            u = c.upper()
+            if len(u) != 1:
+                u = c
+            _UPPER_TABLE[c] = u
+        out.append(u)
+    return "".join(out)
+
+
+def check_long_name(name: str, where: str) -> bytes:
+    """Check a path component against FAT's long-name rules; return its UTF-16LE bytes."""
+    for c in name:
+        if c in FORBIDDEN_CHARS or ord(c) < 0x20:
+            raise InvalidInputError(f"{where}: FAT forbids the character {c!r} in a name")
+    if name.endswith((".", " ")):
+        raise InvalidInputError(f"{where}: FAT forbids a name ending in a dot or a space "
+                                "(Windows would silently drop it)")
+    try:
+        units = name.encode("utf-16-le")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{where}: name contains an unpaired surrogate, not valid UTF-16") from None
+    if len(units) // 2 > MAX_LFN_UNITS:
+        raise InvalidInputError(f"{where}: FAT long names hold at most {MAX_LFN_UNITS} UTF-16 units, "
+                                f"found {len(units) // 2}")
+    return units
+
+
+def _split(name: str) -> tuple[str, str] | None:
+    """Split a candidate 8.3 name into (base, ext), or None if it cannot be 8.3."""
+    if name.count(".") > 1:
+        return None
+    base, _, ext = name.partition(".")
+    if not 1 <= len(base) <= 8 or len(ext) > 3 or (name.endswith(".")):
+        return None
+    return base, ext
+
+
+def _is_short_chars(s: str) -> bool:
+    return all(c in SHORT_CHARS for c in s)
+
+
+def exact_short_name(name: str) -> tuple[bytes, int] | None:
+    """If ``name`` is itself a valid 8.3 name (upper case, or all-lower base and/or
+    extension), return its 11-byte short name and NT case flags; else None."""
+    parts = _split(name)
+    if parts is None or not name.isascii():
+        return None
+    base, ext = parts
+    flags = 0
+    for part, flag in ((base, NTRES_LOWER_BASE), (ext, NTRES_LOWER_EXT)):
+        up = part.upper()
+        if part != up:
+            if part != part.lower():
+                return None         # mixed case: needs a long name
+            flags |= flag
+        if not _is_short_chars(up):
+            return None
+    return pack_short(base.upper(), ext.upper()), flags
+
+
+def pack_short(base: str, ext: str) -> bytes:
+    raw = base.ljust(8).encode("ascii") + ext.ljust(3).encode("ascii")
+    if raw[0] == 0xE5:              # fatgen103: 0xE5 as first byte is stored as 0x05
+        raw = b"\x05" + raw[1:]
+    return raw
+
+
+def parse_short_name(short: str, where: str) -> bytes:
+    """Validate a caller-given ``FAT_shortname`` such as ``"BOOTX64.EFI"``."""
+    parts = _split(short)
+    if parts is None or not short.isascii() or short != short.upper() \
+            or not _is_short_chars(parts[0] + parts[1]):
+        raise InvalidInputError(f"{where}: FAT_shortname {short!r} is not a valid upper-case 8.3 name "
+                                "(1-8 characters, optional dot and 1-3 characters, A-Z 0-9 and "
+                                "!#$%&'()-@^_`{}~)")
+    return pack_short(*parts)
+
+
+def basis_name(name: str) -> tuple[str, str, bool]:
+    """fatgen103 basis-name generation: returns (base, ext, needs_tail)."""
+    upper = fold(name)
+    lossy = False
+    converted = []
+    for c in upper:
+        if c in SHORT_CHARS or c in (".", " "):
+            converted.append(c)
+        else:
+            converted.append("_")
+            lossy = True
+    s = "".join(converted).replace(" ", "").lstrip(".")
+    if "." in s:
+        dot = s.rfind(".")
+        base, ext = s[:dot].replace(".", ""), s[dot + 1:].replace(".", "")
+    else:
+        base, ext = s, ""
+    if not base:
+        base, lossy = "_", True
+    fits = len(base) <= 8 and len(ext) <= 3
+    base, ext = base[:8], ext[:3]
+    exact = (base + ("." + ext if ext else "")) == upper
+    return base, ext, lossy or not fits or not exact
+
+
+def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> list[tuple[bytes, int, bool]]:
+    """Short names for all entries of one directory, unique (they are upper case, so unique
+    ignoring case).  ``fixed`` maps an index to a caller-given short name.  Returns for each
+    name (short name, NT case flags, needs long-name entries)."""
+    result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
+    used: dict[bytes, int] = {}
+    for i, short in fixed.items():
+        if short in used:
+            raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {_short_display(short)!r} is already used by "
+                                    f"{names[used[short]]!r} in the same directory")
+        used[short] = i
+        result[i] = (short, 0, _short_display(short) != names[i])
+    for i, name in enumerate(names):
+        if result[i] is not None:
+            continue
+        exact = exact_short_name(name)
+        if exact is not None:
+            if exact[0] in used:
+                raise InvalidInputError(f"{where}/{name}: its 8.3 name collides with the FAT_shortname "
+                                        f"of {names[used[exact[0]]]!r}")
+            used[exact[0]] = i
+            result[i] = (exact[0], exact[1], False)
+    for i, name in enumerate(names):
+        if result[i] is not None:
+            continue
+        base, ext, needs_tail = basis_name(name)
+        short = None
+        if not needs_tail:
+            cand = pack_short(base, ext)
+            if cand not in used:
+                short = cand
+        if short is None:
+            for n in range(1, TAIL_LIMIT + 1):
+                tail = f"~{n}"
+                cand = pack_short(base[:8 - len(tail)] + tail, ext)
+                if cand not in used:
+                    short = cand
+                    break
+        if short is None:
+            h = zlib.crc32(name.encode("utf-16-le"))
+            while True:
+                cand = pack_short(f"{base[:2]}{h & 0xFFFF:04X}~1", ext)
+                if cand not in used:
+                    short = cand
+                    break
+                h += 1
+        used[short] = i
+        result[i] = (short, 0, True)
+    return result  # type: ignore[return-value]
+
+
+def _short_display(short: bytes) -> str:
+    base = short[:8].decode("ascii").rstrip()
+    ext = short[8:].decode("ascii").rstrip()
+    return base + ("." + ext if ext else "")
+
+
+def lfn_checksum(short: bytes) -> int:
+    """fatgen103 ChkSum(): rotate right and add, over the 11 bytes of the short name."""
+    s = 0
+    for b in short:
+        s = (((s & 1) << 7) + (s >> 1) + b) & 0xFF
+    return s
+
+
+def lfn_entries(units: bytes, short: bytes) -> bytes:
+    """The long-name entries of a name (UTF-16LE ``units``), in on-disk order (last part first)."""
+    csum = lfn_checksum(short)
+    n_units = len(units) // 2
+    count = -(-n_units // LFN_UNITS_PER_ENTRY)
+    padded = units
+    if n_units % LFN_UNITS_PER_ENTRY:
+        padded += b"\x00\x00"
+        pad_units = count * LFN_UNITS_PER_ENTRY - n_units - 1
+        padded += b"\xff\xff" * pad_units
+    pack = LFN_ENTRY_FAST.pack
+    out = []
+    for seq in range(count, 0, -1):
+        chunk = padded[(seq - 1) * 26: seq * 26]
+        ordinal = seq | (LFN_LAST_FLAG if seq == count else 0)
+        out.append(pack(ordinal, chunk[0:10], ATTR_LONG_NAME, 0, csum, chunk[10:22], 0, chunk[22:26]))
+    return b"".join(out)

@@ -1,0 +1,506 @@
+"""VFAT writer: FAT12/16/32 with long names, every file one contiguous run of clusters.
+
+Implements the on-disk format of fatgen103 (Microsoft, "FAT: General Overview of On-Disk
+Format", 1.03).  ``add()`` records; ``plan()`` computes the whole layout (geometry, the
+cluster of every file and directory, short names) without writing; ``write(fd)`` writes it
+in one pass, leaving zero regions (the free part of the FAT, free clusters) as holes.
+"""
+from __future__ import annotations
+
+import calendar
+import os
+import stat
+import sys
+import time
+import zlib
+from array import array
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..errors import InternalError, InvalidInputError, LayoutError
+from ..extent import Extent, check_no_overlap
+from ..fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_tree
+from ..output import Output
+from ..tree import Node, Tree
+from . import geometry as geo
+from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
+                       ATTR_VOLUME_ID, BOOT_SECTOR_16, BOOT_SECTOR_32, DIR_ENTRY_FAST, FSINFO)
+from .names import (SHORT_CHARS, check_long_name, fold, lfn_entries, make_short_names,
+                    parse_short_name)
+
+__all__ = ["VFAT", "Placement", "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_ARCHIVE"]
+
+FAT_FLAGS_ALLOWED = ATTR_READ_ONLY | ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE
+MEDIA_FIXED = 0xF8                  # BPB_Media for fixed disks; low byte of FAT[0]
+DRIVE_NUMBER = 0x80
+EXT_BOOT_SIGNATURE = 0x29
+OEM_NAME = b"MSWIN4.1"              # fatgen103 recommends this for compatibility
+NO_LABEL = b"NO NAME    "
+MAX_FILE_BYTES = 0xFFFFFFFF
+MAX_DIR_ENTRIES = 65536             # fatgen103: a directory holds at most 65,536 entries
+FAT_TIME_MIN = calendar.timegm((1980, 1, 1, 0, 0, 0))
+FAT_TIME_MAX = calendar.timegm((2107, 12, 31, 23, 59, 59))
+EOC = {12: 0xFFF, 16: 0xFFFF, 32: 0x0FFFFFFF}
+# Boot code of a non-bootable volume: int 18h (boot failure, try the next device), then halt.
+BOOT_CODE = b"\xcd\x18\xf4\xeb\xfd"
+SECTOR_SIZES = (512, 1024, 2048, 4096)
+FAT32_TYPECODE = "I" if array("I").itemsize == 4 else "L"
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where a file or directory lies: ``device_offset`` of its first byte (None for an
+    empty file), ``size_bytes`` (0 for a directory), ``first_cluster`` (0 when empty)."""
+
+    name: str
+    device_offset: int | None
+    size_bytes: int
+    first_cluster: int
+    cluster_count: int
+    is_dir: bool
+
+
+class _Rec:
+    """Per-node plan state (hung on Node.w)."""
+
+    __slots__ = ("short", "ntres", "lfn", "first", "count", "slots")
+
+    def __init__(self) -> None:
+        self.short = b""
+        self.ntres = 0
+        self.lfn = b""
+        self.first = 0
+        self.count = 0
+        self.slots = 0
+
+
+class VFAT:
+    """Writer of a FAT12/16/32 volume (fatgen103), into a file or inside a larger device.
+
+    ``fat_type`` forces 12/16/32 (checked against the cluster-count rule),
+    ``cluster_size`` forces the cluster size in bytes, ``size_bytes`` is a minimum volume
+    size, ``volume_offset`` the byte offset of the volume on the device (hidden sectors and
+    ``device_align`` are counted from the device start).
+    """
+
+    def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
+                 volume_label: str = "", volume_offset: int = 0, sector_size: int = 512,
+                 fat_type: int | None = None, cluster_size: int | None = None,
+                 size_bytes: int | None = None, volume_id: int | None = None,
+                 default_time: int | None = None) -> None:
+        if filename is not None and filehandle is not None:
+            raise InvalidInputError("VFAT: give filename or filehandle, not both")
+        self.filename = filename
+        self.filehandle = filehandle
+        if sector_size not in SECTOR_SIZES:
+            raise InvalidInputError(f"VFAT: sector_size must be one of {SECTOR_SIZES}, found {sector_size}")
+        self.sector_size = sector_size
+        if fat_type not in (None, 12, 16, 32):
+            raise InvalidInputError(f"VFAT: fat_type must be 12, 16 or 32, found {fat_type!r}")
+        self.fat_type = fat_type
+        if cluster_size is not None:
+            if (cluster_size & (cluster_size - 1) or cluster_size % sector_size
+                    or not sector_size <= cluster_size <= 65536):
+                raise InvalidInputError(f"VFAT: cluster_size must be a power of two from sector_size "
+                                        f"({sector_size}) to 65536, found {cluster_size}")
+        self.cluster_size = cluster_size
+        if size_bytes is not None and size_bytes < 0:
+            raise InvalidInputError(f"VFAT: size_bytes must be >= 0, found {size_bytes}")
+        self.size_bytes = size_bytes
+        if volume_id is not None and not 0 <= volume_id <= 0xFFFFFFFF:
+            raise InvalidInputError(f"VFAT: volume_id must be a 32-bit number, found {volume_id}")
+        self.volume_id = volume_id
+        self.volume_offset = volume_offset
+        self.default_time = source_date_epoch() if default_time is None else int(default_time)
+        self.volume_label = volume_label
+        self.tree = Tree(check_child=self._check_child)
+        self._folded: dict[int, dict[str, str]] = {}
+        self.geometry: geo.Geometry | None = None
+        self._placements: dict[str, Placement] = {}
+        self._time_cache: dict[float, tuple[int, int, int]] = {}
+
+    # --- input ------------------------------------------------------------------------------
+    @property
+    def volume_label(self) -> str:
+        """The label (upper case, at most 11 bytes), in the BPB and as the root's volume entry."""
+        return self._label
+
+    @volume_label.setter
+    def volume_label(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"volume_label: expected str, found {type(value).__name__}")
+        label = value.upper()
+        if len(label) > 11 or not label.isascii() or any(c not in SHORT_CHARS and c != " " for c in label) \
+                or label.startswith(" "):
+            raise InvalidInputError(f"volume_label {value!r}: expected at most 11 characters from A-Z 0-9 "
+                                    "space !#$%&'()-@^_`{}~, not starting with a space")
+        self._label = label.rstrip()
+
+    def _check_child(self, parent: Node, info: FileInfo) -> None:
+        name = info.basename
+        where = info.name
+        check_long_name(name, where)
+        folded = self._folded.setdefault(id(parent), {})
+        key = fold(name)
+        other = folded.get(key)
+        if other is not None and other != name:
+            raise InvalidInputError(f"{where}: differs only by case from {other!r} in the same "
+                                    "directory; FAT compares names ignoring case")
+        folded[key] = name
+
+    def add(self, spec: Any) -> None:
+        """Record one file or directory (a file-info mapping, shorthand tuple or FileInfo).
+
+        FAT holds only regular files and directories (fatgen103 "FAT Directory Structure").
+        """
+        info = to_fileinfo(spec)
+        where = info.name or "/"
+        if not (info.is_file or info.is_dir):
+            kind = ("a symlink" if info.is_symlink else "a device node" if info.is_device else
+                    "a fifo" if stat.S_ISFIFO(info.mode) else "a socket")
+            raise InvalidInputError(f"{where}: FAT cannot hold {kind} (mode {info.mode:#o})")
+        for part in info.name.split("/") if info.name else ():
+            check_long_name(part, where)    # before the tree creates any implied parent
+        if info.FAT_flags & ~FAT_FLAGS_ALLOWED:
+            raise InvalidInputError(f"{where}: FAT_flags {info.FAT_flags:#x} has bits other than "
+                                    "ATTR_READ_ONLY, ATTR_HIDDEN, ATTR_SYSTEM, ATTR_ARCHIVE")
+        if info.FAT_shortname is not None:
+            if not info.name:
+                raise InvalidInputError("/: the root directory has no name, so no FAT_shortname")
+            parse_short_name(info.FAT_shortname, where)
+        if info.size > MAX_FILE_BYTES:
+            raise InvalidInputError(f"{where}: FAT files hold at most {MAX_FILE_BYTES} bytes, found {info.size}")
+        self.tree.add(info)
+        self.geometry = None
+
+    def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
+        """Add a host directory recursively (sorted; see fileinfo.walk_host_tree)."""
+        for spec in walk_host_tree(host_dir, dest):
+            self.add(spec)
+
+    # --- plan -------------------------------------------------------------------------------
+    def _assign_names(self) -> tuple[list[Node], list[Node]]:
+        dirs: list[Node] = self.tree.directories_breadth_first()
+        files: list[Node] = []
+        for d in dirs:
+            if d.w is None:
+                d.w = _Rec()
+            children = d.sorted_children()
+            names = [c.name for c in children]
+            fixed = {i: parse_short_name(c.info.FAT_shortname, c.path)
+                     for i, c in enumerate(children) if c.info.FAT_shortname is not None}
+            shorts = make_short_names(names, fixed, d.path or "")
+            slots = 2 if d.parent is not None else (1 if self._label else 0)
+            for c, name, (short, ntres, needs_lfn) in zip(children, names, shorts):
+                rec = c.w = _Rec()
+                rec.short, rec.ntres = short, ntres
+                rec.lfn = lfn_entries(name.encode("utf-16-le"), short) if needs_lfn else b""
+                slots += 1 + len(rec.lfn) // 32
+                if c.children is None:
+                    files.append(c)
+            if slots > MAX_DIR_ENTRIES:
+                raise LayoutError(f"{d.path or '/'}: needs {slots} directory entries, FAT allows "
+                                  f"{MAX_DIR_ENTRIES}")
+            d.w.slots = slots
+        return dirs, files
+
+    def plan(self, volume_offset: int | None = None) -> int:
+        """Compute the complete layout; return the volume size in bytes (a multiple of 4096).
+
+        Nothing is written.  Afterwards :meth:`lookup` gives every entry's placement.
+        """
+        if volume_offset is not None:
+            self.volume_offset = volume_offset
+        voff = self.volume_offset
+        if not isinstance(voff, int) or voff < 0 or voff % self.sector_size:
+            raise LayoutError(f"volume_offset must be a multiple of sector_size {self.sector_size}, "
+                              f"found {voff!r}")
+        dirs, files = self._assign_names()
+        root = self.tree.root
+        max_align = max((f.info.device_align or 1 for f in files), default=1)
+        content = sum(f.info.size for f in files) + sum(d.w.slots * 32 for d in dirs)
+        estimate = max(self.size_bytes or 0, content + content // 10)
+
+        def allocator(fat_type: int):
+            chain_dirs = dirs if fat_type == 32 else dirs[1:]
+
+            def allocate(data_device_offset: int, cluster_size: int) -> int:
+                nxt = 2
+                for d in chain_dirs:
+                    n = max(1, -(-(d.w.slots * 32) // cluster_size))
+                    d.w.first, d.w.count = nxt, n
+                    nxt += n
+                for f in files:
+                    size = f.info.size
+                    rec = f.w
+                    if not size:
+                        rec.first = rec.count = 0
+                        continue
+                    align = f.info.device_align or 1
+                    if align > cluster_size:
+                        miss = (data_device_offset + (nxt - 2) * cluster_size) % align
+                        if miss:
+                            nxt += (align - miss) // cluster_size
+                    n = -(-size // cluster_size)
+                    rec.first, rec.count = nxt, n
+                    nxt += n
+                return nxt - 2
+            return allocate
+
+        ss = self.sector_size
+        if self.cluster_size:
+            sizes = [self.cluster_size]
+        else:
+            pref = geo.default_cluster_size(estimate, ss)
+            sizes = [pref] + [ss << i for i in range(8) if (ss << i) <= 32768 and (ss << i) != pref]
+        types = [self.fat_type] if self.fat_type else [12, 16, 32]
+        g = None
+        for cs in sizes:
+            for ft in types:
+                g = geo.compute(ft, cs, ss, voff, root.w.slots, self.size_bytes or 0, max_align,
+                                allocator(ft))
+                if g is not None:
+                    break
+            if g is not None:
+                break
+        if g is None:
+            raise LayoutError(f"no FAT{self.fat_type or ''} layout fits this content with cluster size "
+                              f"{self.cluster_size or 'any'}, size {self.size_bytes}: the cluster count "
+                              "would cross a FAT type boundary (fatgen103) or the type's limit")
+        if geo.fat_type_of(g.cluster_count) != g.fat_type:
+            raise InternalError(f"FAT{g.fat_type} planned with {g.cluster_count} clusters")
+        self.geometry = g
+        self._dirs, self._files = dirs, files
+        self._placements = {}
+        extents = [Extent(voff, g.data_offset, "FAT metadata")]
+        for node in dirs + files:
+            rec = node.w
+            is_dir = node.children is not None
+            if node is root and g.fat_type != 32:
+                off, size = voff + g.root_offset, g.root_dir_sectors * ss
+            elif rec.count:
+                off, size = voff + g.cluster_offset(rec.first), rec.count * g.cluster_size
+                extents.append(Extent(off, size, node.path or "/"))
+            else:
+                off, size = None, 0
+            if rec.count and rec.first + rec.count - 2 > g.cluster_count:
+                raise InternalError(f"{node.path}: clusters past the end of the volume")
+            align = node.info.device_align
+            if align and off is not None and off % align:
+                raise InternalError(f"{node.path}: device offset {off} not aligned to {align}")
+            self._placements[node.path] = Placement(node.path, off, 0 if is_dir else node.info.size,
+                                                    rec.first, rec.count, is_dir)
+        check_no_overlap(extents, voff + g.size_bytes)
+        return g.size_bytes
+
+    def lookup(self, name: str) -> Placement:
+        """Placement of a planned file or directory (after :meth:`plan` or :meth:`finish`)."""
+        if self.geometry is None:
+            raise LayoutError("lookup(): call plan() or finish() first")
+        key = "/".join(p for p in str(name).split("/") if p not in ("", "."))
+        try:
+            return self._placements[key]
+        except KeyError:
+            raise InvalidInputError(f"{name}: not in this FAT volume") from None
+
+    # --- write ------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """plan(), then write the volume to ``filename`` (atomically) or into ``filehandle``."""
+        size = self.plan()
+        with Output(filename=self.filename, filehandle=self.filehandle) as out:
+            # A caller's file may hold old bytes where the volume goes: then the FAT and the
+            # directories are written out in full (zeros included) instead of left as holes.
+            fresh = self.filehandle is None or os.fstat(out.fd).st_size <= self.volume_offset
+            out.set_size(self.volume_offset + size)
+            self.write(out.fd, zeroed=fresh)
+
+    def write(self, fd: int, zeroed: bool = True) -> None:
+        """Write the planned volume into ``fd`` at ``volume_offset``.
+
+        With ``zeroed`` (the region reads as zeros, e.g. freshly sized with truncate) zero
+        regions are not written and stay holes; otherwise the whole FAT, root region and
+        directory clusters are written, zeros included.  Free clusters are never written.
+        """
+        g = self.geometry
+        if g is None:
+            self.plan()
+            g = self.geometry
+        voff = self.volume_offset
+        ss = g.sector_size
+        boot = self._boot_sector(g)
+        _pwrite(fd, boot, voff)
+        if g.fat_type == 32:
+            fsinfo = self._fsinfo(g)
+            _pwrite(fd, fsinfo, voff + ss)
+            _pwrite(fd, boot, voff + 6 * ss)
+            _pwrite(fd, fsinfo, voff + 7 * ss)
+        fat = self._fat_bytes(g)
+        fat_bytes = g.fat_sectors * ss
+        for i in range(geo.NUM_FATS):
+            _pwrite(fd, fat, voff + g.fat_offset + i * fat_bytes)
+            if not zeroed:
+                _pwrite_zeros(fd, voff + g.fat_offset + i * fat_bytes + len(fat), fat_bytes - len(fat))
+        for d in self._dirs:
+            data = self._dir_bytes(d, g)
+            if d.parent is None and g.fat_type != 32:
+                where, room = voff + g.root_offset, g.root_dir_sectors * ss
+            else:
+                where, room = voff + g.cluster_offset(d.w.first), d.w.count * g.cluster_size
+            _pwrite(fd, data, where)
+            if not zeroed:
+                _pwrite_zeros(fd, where + len(data), room - len(data))
+        for f in self._files:
+            if f.w.count:
+                f.info.source.write_to(fd, voff + g.cluster_offset(f.w.first))
+
+    def _serial(self) -> int:
+        if self.volume_id is not None:
+            return self.volume_id
+        return zlib.crc32(self._label.encode("ascii") + self.default_time.to_bytes(8, "little", signed=True))
+
+    def _boot_sector(self, g: geo.Geometry) -> bytes:
+        label = self._label.encode("ascii").ljust(11) if self._label else NO_LABEL
+        small = g.total_sectors < 0x10000 and g.fat_type != 32
+        bpb = dict(BS_jmpBoot=b"\xeb\x3c\x90" if g.fat_type != 32 else b"\xeb\x58\x90",
+                   BS_OEMName=OEM_NAME, BPB_BytsPerSec=g.sector_size,
+                   BPB_SecPerClus=g.sectors_per_cluster, BPB_RsvdSecCnt=g.reserved_sectors,
+                   BPB_NumFATs=geo.NUM_FATS, BPB_RootEntCnt=g.root_entries,
+                   BPB_TotSec16=g.total_sectors if small else 0, BPB_Media=MEDIA_FIXED,
+                   BPB_FATSz16=g.fat_sectors if g.fat_type != 32 else 0,
+                   BPB_SecPerTrk=geo.SECTORS_PER_TRACK, BPB_NumHeads=geo.HEADS,
+                   BPB_HiddSec=g.volume_offset // g.sector_size,
+                   BPB_TotSec32=0 if small else g.total_sectors)
+        common = dict(BS_DrvNum=DRIVE_NUMBER, BS_Reserved1=0, BS_BootSig=EXT_BOOT_SIGNATURE,
+                      BS_VolID=self._serial(), BS_VolLab=label)
+        if g.fat_type == 32:
+            ext = dict(BPB_FATSz32=g.fat_sectors, BPB_ExtFlags=0, BPB_FSVer=0, BPB_RootClus=2,
+                       BPB_FSInfo=1, BPB_BkBootSec=6, BPB_Reserved=bytes(12),
+                       BS_FilSysType=b"FAT32   ", **common)
+            return BOOT_SECTOR_32.build(dict(bpb=bpb, ext=ext, boot_code=BOOT_CODE.ljust(420, b"\0")))
+        ext = dict(BS_FilSysType=b"FAT12   " if g.fat_type == 12 else b"FAT16   ", **common)
+        return BOOT_SECTOR_16.build(dict(bpb=bpb, ext=ext, boot_code=BOOT_CODE.ljust(448, b"\0")))
+
+    def _used_clusters(self) -> list[tuple[int, int]]:
+        return [(n.w.first, n.w.count) for n in self._dirs + self._files if n.w.count]
+
+    def _fsinfo(self, g: geo.Geometry) -> bytes:
+        chains = sorted(self._used_clusters())
+        used = sum(c for _, c in chains)
+        nxt = 2
+        for first, count in chains:
+            if first != nxt:
+                break
+            nxt = first + count
+        if nxt >= g.cluster_count + 2:
+            nxt = 0xFFFFFFFF
+        return FSINFO.build(dict(FSI_Free_Count=g.cluster_count - used, FSI_Nxt_Free=nxt))
+
+    def fat_table(self, g: geo.Geometry | None = None) -> array:
+        """The used part of the FAT (entries 0..last used cluster) as an array of ints."""
+        g = g or self.geometry
+        chains = self._used_clusters()
+        end = max((f + c for f, c in chains), default=2)
+        eoc = EOC[g.fat_type]
+        code = FAT32_TYPECODE if g.fat_type == 32 else "H"
+        table = array(code, bytes(array(code).itemsize * end))
+        table[0] = (eoc & ~0xFF) | MEDIA_FIXED
+        table[1] = eoc
+        for first, count in chains:
+            if count > 1:
+                table[first:first + count - 1] = array(table.typecode, range(first + 1, first + count))
+            table[first + count - 1] = eoc
+        return table
+
+    def _fat_bytes(self, g: geo.Geometry) -> bytes:
+        table = self.fat_table(g)
+        return pack_fat(table, g.fat_type)
+
+    def _times(self, t: float | None) -> tuple[int, int, int]:
+        if t is None:
+            t = self.default_time
+        hit = self._time_cache.get(t)
+        if hit is None:
+            hit = self._time_cache[t] = fat_datetime(t)
+        return hit
+
+    def _dir_bytes(self, d: Node, g: geo.Geometry) -> bytes:
+        pack = DIR_ENTRY_FAST.pack
+        out: list[bytes] = []
+        wdate, wtime, tenth = self._times(d.info.mtime)
+        if d.parent is None:
+            if self._label:
+                out.append(pack(self._label.encode("ascii").ljust(11), ATTR_VOLUME_ID, 0, 0, 0, 0,
+                                0, 0, wtime, wdate, 0, 0))
+        else:
+            adate = self._times(d.info.atime if d.info.atime is not None else d.info.mtime)[0]
+            attr = ATTR_DIRECTORY | d.info.FAT_flags
+            me = d.w.first
+            up = d.parent.w.first if d.parent.parent is not None else 0
+            for nm, c in ((b".          ", me), (b"..         ", up)):
+                out.append(pack(nm, attr, 0, tenth, wtime, wdate, adate, c >> 16, wtime, wdate,
+                                c & 0xFFFF, 0))
+        for c in d.sorted_children():
+            rec = c.w
+            info = c.info
+            wdate, wtime, tenth = self._times(info.mtime)
+            adate = self._times(info.atime if info.atime is not None else info.mtime)[0]
+            if c.children is not None:
+                attr, size = ATTR_DIRECTORY | info.FAT_flags, 0
+            else:
+                attr, size = info.FAT_flags or ATTR_ARCHIVE, info.size
+            if rec.lfn:
+                out.append(rec.lfn)
+            out.append(pack(rec.short, attr, rec.ntres, tenth, wtime, wdate, adate, rec.first >> 16,
+                            wtime, wdate, rec.first & 0xFFFF, size))
+        return b"".join(out)
+
+
+def fat_datetime(t: float) -> tuple[int, int, int]:
+    """(date, time, tenths) in FAT format (fatgen103 "Date and Time Formats"), UTC,
+    clamped to 1980-01-01 .. 2107-12-31; time has 2 s resolution, tenths 10 ms units."""
+    t = min(max(t, FAT_TIME_MIN), FAT_TIME_MAX)
+    whole = int(t)
+    tm = time.gmtime(whole)
+    date = ((tm.tm_year - 1980) << 9) | (tm.tm_mon << 5) | tm.tm_mday
+    tod = (tm.tm_hour << 11) | (tm.tm_min << 5) | (tm.tm_sec // 2)
+    tenth = (tm.tm_sec % 2) * 100 + min(99, int((t - whole) * 100))
+    return date, tod, tenth
+
+
+def pack_fat(table: array, fat_type: int) -> bytes:
+    """Bytes of a FAT from its entries (fatgen103 "FAT Data Structure"); FAT12 packs pairs."""
+    if fat_type == 12:
+        vals = list(table)
+        if len(vals) % 2:
+            vals.append(0)
+        out = bytearray(len(vals) // 2 * 3)
+        for i in range(0, len(vals), 2):
+            a, b = vals[i], vals[i + 1]
+            j = i // 2 * 3
+            out[j] = a & 0xFF
+            out[j + 1] = (a >> 8) | ((b & 0xF) << 4)
+            out[j + 2] = b >> 4
+        return bytes(out)
+    if fat_type == 32 and table.itemsize != 4:
+        raise InternalError("FAT32 table needs 4-byte entries")
+    if sys.byteorder != "little":
+        table = array(table.typecode, table)
+        table.byteswap()
+    return table.tobytes()
+
+
+def _pwrite_zeros(fd: int, offset: int, length: int) -> None:
+    chunk = bytes(min(length, 1 << 20))
+    while length > 0:
+        n = min(length, len(chunk))
+        _pwrite(fd, chunk[:n], offset)
+        offset += n
+        length -= n
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
