@@ -96,7 +96,8 @@ class ISO9660Hybrid:
         self.iso = ISO9660()
         self.esp = VFAT()
         self.gpt = GPT(block_size=4096, alignment_bytes=DEFAULT_PARTITION_ALIGN)
-        self.esp_partition = self.gpt.add_partition(GPT_TYPE_ESP, name="EFI System Partition")
+        # Placeholder size: plan() fixes the ESP's extent once the FAT is laid out.
+        self.esp_partition = self.gpt.add_partition(GPT_TYPE_ESP, size_bytes=4096, name="EFI System Partition")
         self.mbr_boot_code: bytes | None = None
         self.mbr_bootable = False
         self.efi_boot = False

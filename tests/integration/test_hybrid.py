@@ -210,3 +210,23 @@ def test_linux_kernel_reads_both_views(tmp_path, sde, fat_sector_size):
     assert joliet == files
     plain = sorted(v["sha256"] for v in views["plain"].values() if v["type"] == "f" and v["size"])
     assert plain == sorted(d for n, d in files.items() if os.path.getsize(os.path.join(src, n)))
+
+
+def test_extra_partitions(tmp_path, sde):
+    from sysexport import GPT_TYPE_LINUX_FS, GPT_TYPE_MS_BASIC_DATA
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(random.Random(1).randbytes(100_000))
+    image = str(tmp_path / "parts.img")
+    img = ISO9660Hybrid(image)
+    img.volume_label = LABEL
+    img.add(("file", "a.txt", b"a\n"))
+    img.gpt.add_partition(GPT_TYPE_LINUX_FS, size_bytes=4 << 20, name="persistence")
+    img.gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, data=str(payload), name="payload")
+    img.finish()
+    parts = hc.check_partition_tables(image, 3)
+    assert [(p.device_offset, p.size_bytes) for p in img.partitions] == parts
+    with open(image, "rb") as f:
+        f.seek(parts[2][0])
+        assert f.read(100_000) == payload.read_bytes()
+    assert parts[1][0] >= parts[0][0] + parts[0][1] and parts[1][0] % 4096 == 0
+    hc.check_blkid(image, LABEL)
