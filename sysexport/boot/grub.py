@@ -1,0 +1,477 @@
+"""GRUB for the five boot paths of a hybrid image (see docs/booting.md).
+
+Everything is made from the machine's GRUB installation (Debian: grub-pc-bin,
+grub-efi-amd64-bin, grub-common) with ``grub-mkimage``:
+
+* BIOS from CD: an El Torito no-emulation image (``-O i386-pc-eltorito``: GRUB's
+  cdboot.img followed by its core), catalog entry with a boot info table.
+* BIOS from disk: GRUB's boot.img as the MBR's 440 bytes of boot code, loading GRUB's
+  core (``-O i386-pc``: diskboot.img followed by the core) from a GPT BIOS boot
+  partition; :func:`patch_bios_boot` makes the patches grub-bios-setup would make.
+* UEFI from CD, from disk, from a 4096-byte-sector disk: ``EFI/BOOT/BOOTX64.EFI``
+  (``-O x86_64-efi``) in the ESP, reached through the El Torito EFI entry or the GPTs.
+
+Each image carries the same embedded early configuration: ``search --file`` for a marker
+file unique to the image, which sets ``root`` to whatever device shows the image's files
+(the CD, the whole disk's ISO view, or the ESP), then ``prefix=($root)/boot/grub``; GRUB's
+normal mode then reads ``$prefix/grub.cfg``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from construct import Bytes, ConstructError, Int8ul, Int16ul, Int64ul, Struct
+
+from ..data import make_source
+from ..errors import InternalError, InvalidInputError, SysExportError
+from ..extent import align_up
+from ..fileinfo import source_date_epoch
+
+GRUB_LIB_DIR = "/usr/lib/grub"
+"""Where Debian's grub-pc-bin and grub-efi-amd64-bin put GRUB's images and modules."""
+PLATFORM_BIOS = "i386-pc"
+PLATFORM_EFI = "x86_64-efi"
+PLATFORMS = (PLATFORM_BIOS, PLATFORM_EFI)
+DEBIAN_PACKAGES = {PLATFORM_BIOS: "grub-pc-bin", PLATFORM_EFI: "grub-efi-amd64-bin"}
+MKIMAGE_PACKAGE = "grub-common"
+MKIMAGE_NAMES = ("grub-mkimage", "grub2-mkimage")
+REQUIRED_FILES = {PLATFORM_BIOS: ("kernel.img", "moddep.lst", "boot.img", "diskboot.img", "cdboot.img"),
+                  PLATFORM_EFI: ("kernel.img", "moddep.lst")}
+
+GRUB_DIR = "boot/grub"
+"""The directory of grub.cfg and the module directories, in both file systems."""
+KERNEL_NAME = "boot/vmlinuz"
+INITRD_NAME = "boot/initrd.img"
+EFI_LOADER_NAME = "EFI/BOOT/BOOTX64.EFI"
+"""UEFI 2.x 3.5.1.1: the removable-media boot path for x64."""
+ELTORITO_NAME = f"{GRUB_DIR}/{PLATFORM_BIOS}/eltorito.img"
+ELTORITO_LOAD_SECTORS = 4
+"""El Torito load size in 512-byte sectors: cdboot.img's 2048 bytes, which read the rest."""
+
+COMMON_MODULES = ("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_fs_file", "search_fs_uuid",
+                  "search_label", "normal", "configfile", "echo", "test", "serial", "terminal", "terminfo",
+                  "linux", "boot", "gzio", "ls", "cat", "halt", "reboot", "sleep", "minicmd")
+BIOS_MODULES = ("biosdisk",) + COMMON_MODULES
+EFI_MODULES = COMMON_MODULES + ("efi_gop", "efi_uga")
+
+# -- GRUB's BIOS boot sector and core image (facts from GRUB 2.06's sources) ---------------
+SECTOR_BYTES = 512
+MBR_BOOT_CODE_BYTES = 440
+"""Bytes of boot code before the MBR's disk signature (UEFI 2.x 5.2.1, Table 5-1)."""
+GRUB_BOOT_MACHINE_KERNEL_ADDR = 0x8000
+"""boot.img's load address of the first core sector (include/grub/i386/pc/boot.h)."""
+GRUB_BOOT_DRIVE_FROM_BIOS = 0xFF
+"""boot.img ``boot_drive``: 0xff means "the drive number the BIOS passed in DL"."""
+GRUB_DRIVE_CHECK_NOPS = b"\x90\x90"
+"""grub-bios-setup replaces the 2-byte ``jmp`` at boot_drive_check with two nops for a hard
+disk, enabling the workaround for BIOSes that pass a bogus DL (util/setup.c)."""
+GRUB_FIRST_BLOCKLIST_OFFSET = SECTOR_BYTES - 12
+"""diskboot.img's first blocklist entry occupies the last 12 bytes of core.img's first
+sector; further entries grow downwards (GRUB_BOOT_MACHINE_LIST_SIZE = 12)."""
+GRUB_FIRST_BLOCKLIST_SEGMENT = 0x820
+"""Load segment of core sector 1: GRUB_BOOT_I386_PC_KERNEL_SEG 0x800 + 512 >> 4."""
+
+GrubBootCode = Struct(
+    # GRUB's boot.img (grub-core/boot/i386/pc/boot.S, include/grub/i386/pc/boot.h), the
+    # first 440 bytes that go into the MBR.
+    "jump" / Bytes(3),                 # 0x00: jmp after_BPB; nop
+    "bpb" / Bytes(0x5A - 0x03),        # 0x03: room for a FAT BPB (GRUB_BOOT_MACHINE_BPB_START..END)
+    "kernel_address" / Int16ul,        # 0x5A: 0x8000, where the first core sector is loaded
+    "kernel_sector" / Int64ul,         # 0x5C: GRUB_BOOT_MACHINE_KERNEL_SECTOR, LBA of core's first sector
+    "boot_drive" / Int8ul,             # 0x64: GRUB_BOOT_MACHINE_BOOT_DRIVE, 0xff = use DL
+    "cli" / Bytes(1),                  # 0x65: cli
+    "boot_drive_check" / Bytes(2),     # 0x66: GRUB_BOOT_MACHINE_DRIVE_CHECK, jmp (nops on a hard disk)
+    "code" / Bytes(MBR_BOOT_CODE_BYTES - 0x68),  # 0x68..0x1B7: the rest of the loader
+)
+
+GrubBlocklist = Struct(
+    # struct grub_pc_bios_boot_blocklist (include/grub/offsets.h), packed, 12 bytes.
+    "start" / Int64ul,                 # +0: first sector (LBA, 512-byte units, from the disk's start)
+    "len" / Int16ul,                   # +8: number of sectors
+    "segment" / Int16ul,               # +10: real-mode segment to load them to
+)
+
+
+@dataclass(frozen=True)
+class GrubInstall:
+    """One GRUB platform directory and the grub-mkimage that builds images from it."""
+
+    platform: str
+    module_dir: str
+    mkimage: str
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.module_dir, name)
+
+    def module_files(self) -> list[str]:
+        """The files grub-mkrescue copies to /boot/grub/<platform>: modules and lists, sorted."""
+        return sorted(n for n in os.listdir(self.module_dir) if n.endswith((".mod", ".lst")))
+
+
+def find_grub(platform: str, *, lib_dir: str | os.PathLike | None = None,
+              mkimage: str | None = None) -> GrubInstall:
+    """Locate GRUB's ``platform`` directory (``i386-pc`` or ``x86_64-efi``) and grub-mkimage.
+
+    ``lib_dir`` defaults to $SYSEXPORT_GRUB_LIB_DIR, else /usr/lib/grub; ``mkimage`` to
+    $SYSEXPORT_GRUB_MKIMAGE, else grub-mkimage (or grub2-mkimage) on $PATH.  When
+    something is missing the SysExportError names the Debian package that provides it.
+    """
+    if platform not in PLATFORMS:
+        raise InvalidInputError(f"find_grub(): platform must be one of {', '.join(PLATFORMS)}, found {platform!r}")
+    base = os.fspath(lib_dir or os.environ.get("SYSEXPORT_GRUB_LIB_DIR") or GRUB_LIB_DIR)
+    module_dir = os.path.join(base, platform)
+    package = DEBIAN_PACKAGES[platform]
+    missing = [n for n in REQUIRED_FILES[platform] if not os.path.isfile(os.path.join(module_dir, n))]
+    if missing:
+        raise SysExportError(f"GRUB for {platform} is not installed: {os.path.join(module_dir, missing[0])} "
+                             f"is missing (on Debian: apt-get install {package} {MKIMAGE_PACKAGE})")
+    tool = mkimage or os.environ.get("SYSEXPORT_GRUB_MKIMAGE")
+    if tool is None:
+        tool = next((t for t in map(shutil.which, MKIMAGE_NAMES) if t), None)
+    elif shutil.which(tool) is None:
+        tool = None
+    if tool is None:
+        raise SysExportError(f"grub-mkimage not found on PATH (on Debian: apt-get install {MKIMAGE_PACKAGE} {package})")
+    return GrubInstall(platform, module_dir, tool)
+
+
+# -- the early configuration ------------------------------------------------------------------
+
+_MARKER_RE = re.compile(r"/[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*")
+
+
+def check_marker(marker: str) -> str:
+    """Check a marker path (absolute, plain characters: it is written into GRUB scripts)."""
+    if not isinstance(marker, str) or not _MARKER_RE.fullmatch(marker) or len(marker) > 200 \
+            or any(part in (".", "..") for part in marker.split("/")):
+        raise InvalidInputError(f"marker: expected an absolute path of letters, digits and _.+- "
+                                f"(such as /boot/grub/my-image.marker), found {marker!r}")
+    return marker
+
+
+def default_marker(*identity: object) -> str:
+    """A marker path derived from ``identity`` (deterministic, unique per image content)."""
+    digest = hashlib.sha256("\0".join(map(repr, identity)).encode("utf-8")).hexdigest()[:16]
+    return f"/{GRUB_DIR}/sysexport-{digest}.marker"
+
+
+def early_config(marker: str) -> str:
+    """The configuration embedded in every GRUB image: find the medium by its marker file.
+
+    ``search --file`` looks at every device GRUB sees (CD, whole disks with their ISO view,
+    partitions) and sets ``root`` to the first that has the marker; when it finds none,
+    ``root`` stays the device GRUB was loaded from.  Normal mode then reads
+    ``$prefix/grub.cfg`` (so no ``configfile`` here: grub.cfg would run twice).
+    """
+    check_marker(marker)
+    return (f"search --no-floppy --set=root --file {marker}\n"
+            f"set prefix=($root)/{GRUB_DIR}\n")
+
+
+# -- images -------------------------------------------------------------------------------------
+
+def _mkimage(grub: GrubInstall, image_format: str, config: str, modules: Sequence[str]) -> bytes:
+    missing = [m for m in modules if not os.path.isfile(grub.path(f"{m}.mod"))]
+    if missing:
+        raise InvalidInputError(f"GRUB module(s) {', '.join(missing)} not found in {grub.module_dir}")
+    with tempfile.TemporaryDirectory(prefix="sysexport-grub-") as tmp:
+        cfg_path = os.path.join(tmp, "early.cfg")
+        out_path = os.path.join(tmp, "image")
+        with open(cfg_path, "w", encoding="utf-8") as f:
+            f.write(config)
+        cmd = [grub.mkimage, "-O", image_format, "-d", grub.module_dir, "-o", out_path,
+               "-p", f"/{GRUB_DIR}", "-c", cfg_path, *modules]
+        try:
+            p = subprocess.run(cmd, capture_output=True, env=dict(os.environ, LC_ALL="C"), timeout=300)
+        except OSError as e:
+            raise SysExportError(f"{grub.mkimage}: cannot run: {e.strerror}") from e
+        if p.returncode != 0:
+            raise SysExportError(f"{' '.join(cmd)} exited {p.returncode}: "
+                                 f"{p.stderr.decode(errors='replace').strip()}")
+        with open(out_path, "rb") as f:
+            return f.read()
+
+
+def _modules(default: Sequence[str], modules: Sequence[str] | None, extra_modules: Sequence[str]) -> list[str]:
+    chosen = list(default if modules is None else modules) + list(extra_modules)
+    return list(dict.fromkeys(chosen))      # keep order, drop repeats: deterministic
+
+
+def make_bios_eltorito_image(marker: str, *, modules: Sequence[str] | None = None,
+                             extra_modules: Sequence[str] = (), grub: GrubInstall | None = None) -> bytes:
+    """GRUB's El Torito no-emulation image for BIOS from CD (El Torito 1.0 2.2, 512-byte
+    load size 4 with a boot info table: cdboot.img loads the rest itself)."""
+    grub = grub or find_grub(PLATFORM_BIOS)
+    return _mkimage(grub, "i386-pc-eltorito", early_config(marker), _modules(BIOS_MODULES, modules, extra_modules))
+
+
+def make_efi_image(marker: str, *, modules: Sequence[str] | None = None,
+                   extra_modules: Sequence[str] = (), grub: GrubInstall | None = None) -> bytes:
+    """``EFI/BOOT/BOOTX64.EFI``: GRUB as an x64 UEFI application (UEFI 2.x 3.5.1.1)."""
+    grub = grub or find_grub(PLATFORM_EFI)
+    return _mkimage(grub, "x86_64-efi", early_config(marker), _modules(EFI_MODULES, modules, extra_modules))
+
+
+def make_bios_disk_boot(marker: str, *, modules: Sequence[str] | None = None,
+                        extra_modules: Sequence[str] = (), grub: GrubInstall | None = None) -> tuple[bytes, bytes]:
+    """BIOS from disk: ``(mbr_boot_code, core_img)``.
+
+    ``mbr_boot_code`` is GRUB's boot.img cut to the MBR's 440 bytes, ``core_img`` GRUB's
+    i386-pc core (diskboot.img + compressed kernel and modules) padded to whole sectors,
+    meant for a GPT BIOS boot partition.  Both still point at LBA 1: call
+    :func:`patch_bios_boot` once the partition's device offset is known.
+    """
+    grub = grub or find_grub(PLATFORM_BIOS)
+    core = _mkimage(grub, "i386-pc", early_config(marker), _modules(BIOS_MODULES, modules, extra_modules))
+    core = core.ljust(align_up(len(core), SECTOR_BYTES), b"\0")
+    with open(grub.path("boot.img"), "rb") as f:
+        boot = f.read()
+    if len(boot) != SECTOR_BYTES:
+        raise SysExportError(f"{grub.path('boot.img')}: expected {SECTOR_BYTES} bytes, found {len(boot)}")
+    return boot[:MBR_BOOT_CODE_BYTES], core
+
+
+def patch_bios_boot(mbr_code: bytes, core_img: bytes, core_device_offset: int) -> tuple[bytes, bytes]:
+    """Point GRUB's boot code at a core image stored contiguously at ``core_device_offset``.
+
+    The patches grub-bios-setup makes (util/setup.c), with no file system in between:
+    boot.img's ``kernel_sector`` (0x5C, u64) = LBA of the core's first sector,
+    ``boot_drive`` (0x64) = 0xff, ``boot_drive_check`` (0x66) = two nops; the first
+    blocklist of diskboot.img (core bytes 500..511) starts at that LBA + 1 and keeps the
+    length grub-mkimage wrote (the core's sectors minus one) and segment 0x820.  LBAs are
+    in 512-byte units (BIOS int 13h).  Returns ``(mbr_code[:440], core_img)`` patched.
+    """
+    if not isinstance(core_device_offset, int) or core_device_offset < SECTOR_BYTES \
+            or core_device_offset % SECTOR_BYTES:
+        raise InvalidInputError(f"patch_bios_boot(): core_device_offset must be a positive multiple of "
+                                f"{SECTOR_BYTES}, found {core_device_offset!r}")
+    if len(mbr_code) < MBR_BOOT_CODE_BYTES:
+        raise InvalidInputError(f"patch_bios_boot(): mbr_code has {len(mbr_code)} bytes, expected GRUB's "
+                                f"boot.img ({MBR_BOOT_CODE_BYTES} or 512 bytes)")
+    sector_count = -(-len(core_img) // SECTOR_BYTES)
+    if sector_count < 2:
+        raise InvalidInputError(f"patch_bios_boot(): core_img has {len(core_img)} bytes, "
+                                "expected GRUB's i386-pc core (diskboot.img and more)")
+    try:
+        boot = GrubBootCode.parse(bytes(mbr_code[:MBR_BOOT_CODE_BYTES]))
+        first = GrubBlocklist.parse(core_img[GRUB_FIRST_BLOCKLIST_OFFSET:SECTOR_BYTES])
+        second = GrubBlocklist.parse(core_img[GRUB_FIRST_BLOCKLIST_OFFSET - 12:GRUB_FIRST_BLOCKLIST_OFFSET])
+    except ConstructError as e:
+        raise InvalidInputError(f"patch_bios_boot(): {e}") from e
+    if boot.kernel_address != GRUB_BOOT_MACHINE_KERNEL_ADDR:
+        raise InvalidInputError(f"patch_bios_boot(): mbr_code is not GRUB's boot.img (kernel_address "
+                                f"{boot.kernel_address:#x}, expected {GRUB_BOOT_MACHINE_KERNEL_ADDR:#x})")
+    if first.segment != GRUB_FIRST_BLOCKLIST_SEGMENT or not 1 <= first.len <= sector_count - 1 or second.len:
+        raise InvalidInputError(f"patch_bios_boot(): core_img does not start with GRUB's diskboot.img "
+                                f"(first blocklist {dict(start=first.start, len=first.len, segment=first.segment)}, "
+                                f"expected segment {GRUB_FIRST_BLOCKLIST_SEGMENT:#x}, 1..{sector_count - 1} "
+                                "sectors and a terminator after it)")
+    lba = core_device_offset // SECTOR_BYTES
+    boot.kernel_sector = lba
+    boot.boot_drive = GRUB_BOOT_DRIVE_FROM_BIOS
+    boot.boot_drive_check = GRUB_DRIVE_CHECK_NOPS
+    first.start = lba + 1
+    core = bytearray(core_img)
+    core[GRUB_FIRST_BLOCKLIST_OFFSET:SECTOR_BYTES] = GrubBlocklist.build(first)
+    return GrubBootCode.build(boot), bytes(core)
+
+
+# -- grub.cfg -----------------------------------------------------------------------------------
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=,+@%^-]+")
+_KERNEL_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')
+
+
+def grub_quote(word: str) -> str:
+    """Quote one word for a GRUB script (single quotes keep everything literal)."""
+    if _PLAIN_WORD.fullmatch(word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def kernel_cmdline_words(cmdline: str) -> list[str]:
+    """Split a kernel command line as the kernel does (double quotes group spaces)."""
+    if "\n" in cmdline or "\r" in cmdline or "\0" in cmdline:
+        raise InvalidInputError(f"cmdline: must be one line without NUL, found {cmdline!r}")
+    words = _KERNEL_WORD.findall(cmdline)
+    if _KERNEL_WORD.sub("", cmdline).strip():
+        raise InvalidInputError(f"cmdline: unbalanced double quote in {cmdline!r}")
+    return words
+
+
+def grub_linux_args(cmdline: str) -> list[str]:
+    """The words for GRUB's ``linux`` command that give the kernel ``cmdline``.
+
+    GRUB rebuilds the command line from its arguments (grub-core/lib/cmdline.c): an
+    argument with a space is wrapped in double quotes, and every ``\\``, ``'`` and ``"``
+    in it gets a backslash, which the kernel does not remove.  So a kernel word's double
+    quotes are dropped here and GRUB re-quotes the whole word (``x="a b"`` reaches the
+    kernel as ``"x=a b"``, which it parses to the same parameter), and ``'`` and ``\\``
+    are refused: they cannot reach the kernel unchanged through GRUB.
+    """
+    if "'" in cmdline or "\\" in cmdline:
+        raise InvalidInputError(f"cmdline: GRUB would hand ' and \\ to the kernel with a backslash added "
+                                f"(grub-core/lib/cmdline.c); found in {cmdline!r}")
+    return [grub_quote(w.replace('"', "")) for w in kernel_cmdline_words(cmdline)]
+
+
+def make_grub_cfg(*, marker: str, kernel: str | None = KERNEL_NAME, initrd: str | None = INITRD_NAME,
+                  cmdline: str = "", serial: bool = True, timeout_s: int = 5, title: str = "Linux") -> str:
+    """A grub.cfg with one menu entry booting ``/kernel`` with ``/initrd`` and ``cmdline``.
+
+    It first reports on the console (and serial port 0) which platform GRUB runs on and
+    the root device it found (``sysexport-boot: platform=pc root=cd END``), then
+    ``sysexport-boot: marker ok END`` when the marker file is there: boot tests read these
+    lines (short, so that GRUB's terminal never wraps them).
+    """
+    check_marker(marker)
+    if not isinstance(timeout_s, int) or timeout_s < -1:
+        raise InvalidInputError(f"timeout_s: expected an int >= -1, found {timeout_s!r}")
+    lines = ["# grub.cfg written by sysexport", f"set timeout={timeout_s}", "set default=0"]
+    if serial:
+        lines += ["serial --unit=0 --speed=115200", "terminal_input serial console",
+                  "terminal_output serial console"]
+    lines += ['echo "sysexport-boot: platform=${grub_platform} root=${root} END"',
+              f'if [ -f {marker} ]; then echo "sysexport-boot: marker ok END"; fi']
+    if kernel is not None:
+        words = grub_linux_args(cmdline)
+        lines += [f"menuentry {grub_quote(title)} --id sysexport-linux {{",
+                  "  " + " ".join(["linux", grub_quote("/" + kernel.lstrip("/")), *words])]
+        if initrd is not None:
+            lines.append(f"  initrd {grub_quote('/' + initrd.lstrip('/'))}")
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# -- putting it into a hybrid image -------------------------------------------------------------
+
+@dataclass
+class BootSetup:
+    """What :func:`make_bootable` added (paths are relative to the image's root)."""
+
+    marker: str
+    grub_cfg: str
+    files: list[str] = field(default_factory=list)
+    bios_boot_partition: Any = None
+    mbr_boot_code: bytes | None = None
+
+
+def _file_spec(name: str, content: Any, target: str = "both") -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "mode": 0o100644, "hybrid_target": target}
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        spec["data"] = bytes(content)
+    elif isinstance(content, (str, os.PathLike)):
+        spec["data_path"] = os.fspath(content)
+    else:
+        raise InvalidInputError(f"{name}: expected bytes or a host path, found {type(content).__name__}")
+    return spec
+
+
+def _identity(content: Any) -> object:
+    if content is None:
+        return None
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(content)).hexdigest()
+    try:
+        st = os.stat(content)
+    except OSError as e:
+        raise InvalidInputError(f"{os.fspath(content)}: {e.strerror}") from e
+    return (os.path.basename(os.fspath(content)), st.st_size)
+
+
+def make_bootable(hybrid: Any, *, kernel: str | os.PathLike | bytes | None = None,
+                  initrd: str | os.PathLike | bytes | None = None, cmdline: str = "",
+                  grub_cfg: str | bytes | None = None, marker: str | None = None,
+                  bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
+                  timeout_s: int = 5, modules: Sequence[str] = (),
+                  grub_lib_dir: str | os.PathLike | None = None) -> BootSetup:
+    """Make an :class:`~sysexport.hybrid.ISO9660Hybrid` boot five ways with GRUB.
+
+    Adds to both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
+    :func:`make_grub_cfg` booting ``kernel``/``initrd`` with ``cmdline``), the marker file,
+    ``boot/vmlinuz`` and ``boot/initrd.img`` (host paths or bytes), GRUB's modules
+    (``copy_modules``) and ``EFI/BOOT/BOOTX64.EFI``; to the ISO only, the El Torito image
+    ``boot/grub/i386-pc/eltorito.img``.  Sets up the El Torito BIOS entry (El Torito 2.2,
+    no emulation, boot info table), ``efi_boot`` (the EFI entry pointing at the ESP), a GPT
+    BIOS boot partition holding GRUB's core, and the MBR boot code, patched in a
+    ``before_write`` hook once the partition's offset is known.  ``modules`` are embedded
+    in every image besides the defaults.  See docs/booting.md.
+    """
+    if not (bios or efi):
+        raise InvalidInputError("make_bootable(): enable bios, efi or both")
+    grub_bios = find_grub(PLATFORM_BIOS, lib_dir=grub_lib_dir) if bios else None
+    grub_efi = find_grub(PLATFORM_EFI, lib_dir=grub_lib_dir) if efi else None
+    if marker is None:
+        marker = default_marker("sysexport-grub", getattr(hybrid, "volume_label", None), source_date_epoch(),
+                                _identity(kernel), _identity(initrd), cmdline,
+                                grub_cfg if not isinstance(grub_cfg, bytes) else grub_cfg.hex())
+    check_marker(marker)
+    if grub_cfg is None:
+        cfg = make_grub_cfg(marker=marker, kernel=KERNEL_NAME if kernel is not None else None,
+                            initrd=INITRD_NAME if initrd is not None else None, cmdline=cmdline,
+                            serial=serial, timeout_s=timeout_s)
+    elif isinstance(grub_cfg, bytes):
+        try:
+            cfg = grub_cfg.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"grub_cfg: not UTF-8 ({e})") from None
+    elif isinstance(grub_cfg, str):
+        cfg = grub_cfg
+    else:
+        raise InvalidInputError(f"grub_cfg: expected str or bytes, found {type(grub_cfg).__name__}")
+    setup = BootSetup(marker=marker, grub_cfg=cfg)
+
+    # Build every image first: a missing GRUB piece fails before anything is recorded.
+    eltorito = make_bios_eltorito_image(marker, extra_modules=modules, grub=grub_bios) if bios else None
+    mbr_code, core = make_bios_disk_boot(marker, extra_modules=modules, grub=grub_bios) if bios else (None, None)
+    efi_image = make_efi_image(marker, extra_modules=modules, grub=grub_efi) if efi else None
+
+    def add(name: str, content: Any, target: str = "both") -> None:
+        hybrid.add(_file_spec(name, content, target))
+        setup.files.append(name)
+
+    add(f"{GRUB_DIR}/grub.cfg", cfg.encode("utf-8"))
+    add(marker.lstrip("/"), f"sysexport boot medium marker {marker}\n".encode("ascii"))
+    if kernel is not None:
+        add(KERNEL_NAME, kernel)
+    if initrd is not None:
+        add(INITRD_NAME, initrd)
+    for grub in (grub_bios, grub_efi):
+        if grub is not None and copy_modules:
+            for name in grub.module_files():
+                add(f"{GRUB_DIR}/{grub.platform}/{name}", grub.path(name))
+    if efi_image is not None:
+        add(EFI_LOADER_NAME, efi_image)
+        hybrid.efi_boot = True
+    if eltorito is not None:
+        from ..iso9660.eltorito import BOOT_X86, EMU_NONE
+        from ..partition.gpt import GPT_TYPE_BIOS_BOOT
+
+        add(ELTORITO_NAME, eltorito, target="iso")     # the boot info table is written into it
+        hybrid.iso.add_boot_catalog_entry(platform=BOOT_X86, path=ELTORITO_NAME, media_type=EMU_NONE,
+                                          load_size=ELTORITO_LOAD_SECTORS, boot_info_table=True)
+        part = hybrid.gpt.add_partition(GPT_TYPE_BIOS_BOOT, size_bytes=align_up(len(core), 4096),
+                                        name="BIOS boot partition", data=core)
+        hybrid.mbr_boot_code = mbr_code
+        setup.bios_boot_partition = part
+        setup.mbr_boot_code = mbr_code
+        hybrid.before_write.append(_bios_patch_hook(part, mbr_code, core, setup))
+    return setup
+
+
+def _bios_patch_hook(part: Any, mbr_code: bytes, core: bytes, setup: BootSetup) -> Callable[[Any], None]:
+    def patch(hybrid: Any) -> None:
+        if part.device_offset is None:
+            raise InternalError("BIOS boot partition was not placed before the write hooks ran")
+        code, patched = patch_bios_boot(mbr_code, core, part.device_offset)
+        part.data = make_source(data=patched, where=part.where if hasattr(part, "where") else "BIOS boot partition")
+        hybrid.mbr_boot_code = code
+        setup.mbr_boot_code = code
+    return patch
