@@ -81,6 +81,37 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tree_arg(spec: str) -> tuple[str, str]:
+    """DIR or DIR:DEST (DEST inside the image, default the root)."""
+    host, sep, dest = spec.partition(":")
+    if sep and not os.path.isdir(spec):
+        return host, dest
+    return spec, ""
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from .boot.grub import make_bootable
+    from .hybrid import ISO9660Hybrid
+    img = ISO9660Hybrid(args.output)
+    if args.label:
+        img.volume_label = args.label
+    for spec in args.add_tree or []:
+        host, dest = _tree_arg(spec)
+        img.add_tree(host, dest)
+    setup = make_bootable(img, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
+                          timeout_s=args.timeout)
+    with progress(img.total_data_bytes, "writing"):
+        summary = img.finish()
+    print(f"{args.output}: live image (BIOS and UEFI, CD and disk, 512 and 4096-byte sectors)")
+    for line in summary.lines():
+        print("  " + line)
+    print(f"  kernel     {args.kernel}")
+    print(f"  initrd     {args.initrd}")
+    print(f"  cmdline    {args.cmdline or ''}")
+    print(f"  marker     {setup.marker} (GRUB finds the medium by this file)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
                                 "and hybrid ISO/GPT images that store every file once.")
@@ -94,7 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--partition", action="append", metavar="TYPE:FILE",
                    help="an extra GPT partition holding FILE (TYPE: esp, bios, linux, msdata or a GUID)")
     b.set_defaults(func=cmd_build)
-    for module, adder in (("sysexport.cpio", "add_cli_initramfs"), ("sysexport.boot.grub", "add_cli_live")):
+    lv = sub.add_parser("live", help="write a hybrid image that boots a Linux kernel five ways with GRUB")
+    lv.add_argument("--kernel", required=True, help="the kernel (e.g. /boot/vmlinuz-...)")
+    lv.add_argument("--initrd", required=True, help="the initramfs (see `sysexport initramfs`)")
+    lv.add_argument("--cmdline", default="", help="kernel command line")
+    lv.add_argument("--add-tree", action="append", metavar="DIR[:DEST]",
+                    help="a directory to put in both file systems (repeatable)")
+    lv.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
+    lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
+    lv.add_argument("-o", "--output", required=True, help="image file to write")
+    lv.set_defaults(func=cmd_live)
+    for module, adder in (("sysexport.cpio", "add_cli_initramfs"),):
         try:
             mod = __import__(module, fromlist=[adder])
         except ImportError:

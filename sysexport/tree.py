@@ -6,6 +6,7 @@ their attributes.  Writers hang their own per-entry state on ``Node.w``.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Iterator
 
 from .errors import InvalidInputError
@@ -54,6 +55,7 @@ class Tree:
         self.root = Node(root, None)
         self._check_child = check_child
         self.count = 1
+        self._last_parent: tuple[str, Node] | None = None
 
     def find(self, name: str) -> Node | None:
         node = self.root
@@ -71,28 +73,24 @@ class Tree:
         """Insert ``info``; returns its node.  Raises InvalidInputError on a conflict."""
         where = info.name or "/"
         if not info.name:
-            if self.root.info.implicit:
-                info.implicit = False
-                self.root.info = info
-                return self.root
-            raise InvalidInputError("/: the root directory was added twice")
-        parts = info.name.split("/")
-        node = self.root
-        for i, part in enumerate(parts[:-1]):
-            child = node.children.get(part)
-            if child is None:
-                sub = implied_directory("/".join(parts[:i + 1]))
-                if self._check_child:
-                    self._check_child(node, sub)
-                child = node.children[part] = Node(sub, node)
-                self.count += 1
-            elif child.children is None:
-                raise InvalidInputError(
-                    f"{where}: parent {child.info.name} is not a directory (mode {child.info.mode:#o})")
-            node = child
-        existing = node.children.get(parts[-1])
+            # The root may be given again (several add_tree() calls): its attributes follow
+            # the last explicit entry.
+            info.implicit = False
+            self.root.info = info
+            return self.root
+        parent_name, _, base = info.name.rpartition("/")
+        # Names shared by several trees (a hybrid's ISO and ESP) are stored once.
+        base = sys.intern(base)
+        last = self._last_parent
+        if last is not None and last[0] == parent_name:
+            node = last[1]              # entries usually come directory by directory
+        else:
+            node = self._parent_node(parent_name, where)
+            self._last_parent = (parent_name, node)
+        existing = node.children.get(base)
         if existing is not None:
-            if existing.info.is_dir and info.is_dir and existing.info.implicit:
+            if existing.info.is_dir and info.is_dir:
+                # A directory given again (overlaid trees) merges: the last attributes win.
                 existing.info = info
                 return existing
             if existing.info.is_dir and not info.is_dir:
@@ -101,9 +99,29 @@ class Tree:
             raise InvalidInputError(f"{where}: this path was added twice")
         if self._check_child:
             self._check_child(node, info)
-        new = node.children[parts[-1]] = Node(info, node)
+        new = node.children[base] = Node(info, node)
         self.count += 1
         return new
+
+    def _parent_node(self, parent_name: str, where: str) -> Node:
+        """The directory node of ``parent_name``, implied directories created on the way."""
+        node = self.root
+        if not parent_name:
+            return node
+        parts = parent_name.split("/")
+        for i, part in enumerate(parts):
+            child = node.children.get(part)
+            if child is None:
+                sub = implied_directory("/".join(parts[:i + 1]))
+                if self._check_child:
+                    self._check_child(node, sub)
+                child = node.children[sys.intern(part)] = Node(sub, node)
+                self.count += 1
+            elif child.children is None:
+                raise InvalidInputError(
+                    f"{where}: parent {child.info.name} is not a directory (mode {child.info.mode:#o})")
+            node = child
+        return node
 
     def walk(self) -> Iterator[Node]:
         """Every node, parents before children, siblings sorted by name."""

@@ -67,6 +67,8 @@ def test_tree_implied_dirs_and_conflicts():
     assert a.info.is_dir and a.info.implicit
     t.add(to_fileinfo(("dir700", "a", {"uid": 5})))
     assert t.find("a").info.uid == 5 and not t.find("a").info.implicit
+    t.add(to_fileinfo(("dir755", "a", {"uid": 6})))  # overlaid trees: directories merge
+    assert t.find("a").info.uid == 6 and t.find("a/b/c.txt") is not None
     assert t.find("a/b/c.txt").parent is t.find("a/b")
     with pytest.raises(InvalidInputError, match="not a directory"):
         t.add(to_fileinfo(("file", "a/b/c.txt/d", b"")))
