@@ -1,0 +1,155 @@
+"""El Torito boot catalog (El Torito Bootable CD-ROM Format Specification 1.0) and boot info table.
+
+The catalog is one validation entry, the initial/default entry (the first entry added),
+then, for the remaining entries grouped by platform in the order first seen, a section
+header (0x90, or 0x91 for the last) followed by its section entries.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import InvalidInputError
+from ..extent import Extent
+from ._structs import (BOOT_INFO_CHECKSUM_START, BOOT_INFO_TABLE_OFFSET, BootInfoTable, InitialEntry,
+                       SECTOR_BYTES, SectionEntry, SectionHeader, ValidationEntry)
+
+BOOT_X86 = 0      # El Torito 2.1: platform ID 80x86
+BOOT_PPC = 1      # Power PC
+BOOT_MAC = 2      # Mac
+BOOT_EFI = 0xEF   # UEFI 2.x, 12.3.2.1 (EFI platform ID)
+PLATFORMS = (BOOT_X86, BOOT_PPC, BOOT_MAC, BOOT_EFI)
+
+EMU_NONE = 0        # El Torito 2.2: no emulation
+EMU_FLOPPY12 = 1    # 1.2 MB diskette
+EMU_FLOPPY144 = 2   # 1.44 MB diskette
+EMU_FLOPPY288 = 3   # 2.88 MB diskette
+EMU_HDD = 4         # hard disk
+MEDIA_TYPES = (EMU_NONE, EMU_FLOPPY12, EMU_FLOPPY144, EMU_FLOPPY288, EMU_HDD)
+
+BOOTABLE = 0x88       # El Torito 2.2 boot indicator
+NOT_BOOTABLE = 0x00
+HEADER_MORE = 0x90    # El Torito 2.3 header indicator
+HEADER_LAST = 0x91
+ENTRY_BYTES = 32
+MAX_SECTOR_COUNT = 0xFFFF
+VIRTUAL_SECTOR_BYTES = 512
+
+
+@dataclass(eq=False)
+class BootEntry:
+    """One boot catalog entry.  Exactly one of ``data`` (bytes, stored as a hidden extent),
+    ``path`` (a file of the image) or ``extent`` (bytes of the device) names the image.
+    ``extent`` may be set after plan() (the hybrid points an EFI entry at its ESP)."""
+
+    platform: int = BOOT_X86
+    data: bytes | None = None
+    path: str | None = None
+    extent: Extent | None = None
+    media_type: int = EMU_NONE
+    load_segment: int = 0
+    load_size: int | None = None
+    boot_info_table: bool = False
+    system_type: int = 0
+    section_id: bytes = b""
+    bootable: bool = True
+    own_extent: Extent | None = field(default=None, repr=False)   # where ``data`` is stored
+
+    def check(self) -> None:
+        """Reject what the catalog cannot express (El Torito 2.2-2.4)."""
+        where = f"boot catalog entry (platform {self.platform:#x})"
+        given = [x is not None for x in (self.data, self.path, self.extent)]
+        if sum(given) != 1:
+            raise InvalidInputError(f"{where}: give exactly one of data, path or extent")
+        if self.platform not in range(256):
+            raise InvalidInputError(f"{where}: platform must be 0..255")
+        if self.media_type not in MEDIA_TYPES:
+            raise InvalidInputError(f"{where}: media_type must be one of EMU_NONE..EMU_HDD, found {self.media_type}")
+        for name, value, hi in (("load_segment", self.load_segment, 0xFFFF), ("system_type", self.system_type, 0xFF)):
+            if not isinstance(value, int) or not 0 <= value <= hi:
+                raise InvalidInputError(f"{where}: {name} must be 0..{hi:#x}, found {value!r}")
+        if self.load_size is not None and not 0 <= self.load_size <= MAX_SECTOR_COUNT:
+            raise InvalidInputError(f"{where}: load_size is a 16-bit count of 512-byte sectors, found {self.load_size}")
+        if len(self.section_id) > 28:
+            raise InvalidInputError(f"{where}: section_id holds at most 28 bytes, found {len(self.section_id)}")
+        if self.boot_info_table and self.extent is not None:
+            raise InvalidInputError(f"{where}: a boot info table needs data or path, not a raw extent")
+        if self.extent is not None and self.extent.device_offset % SECTOR_BYTES:
+            raise InvalidInputError(f"{where}: extent offset {self.extent.device_offset} is not 2048-aligned")
+
+    def sector_count(self, size_bytes: int) -> int:
+        """The 16-bit count of 512-byte sectors; 0 past 65535 (xorriso's convention, see DESIGN.md)."""
+        if self.load_size is not None:
+            return self.load_size
+        if self.media_type != EMU_NONE:
+            return 1
+        count = -(-size_bytes // VIRTUAL_SECTOR_BYTES)
+        return count if count <= MAX_SECTOR_COUNT else 0
+
+
+def validation_checksum(entry: bytes) -> int:
+    """El Torito 2.1: the 16-bit word that makes the sum of the entry's 16 LE words zero."""
+    words = struct.unpack("<16H", entry[:32])
+    return (-(sum(words) - words[14])) & 0xFFFF
+
+
+def catalog_size_bytes(entry_count: int) -> int:
+    """Bytes of a catalog with ``entry_count`` entries (sector multiple)."""
+    groups = max(0, entry_count - 1)
+    n_records = 2 + groups * 2   # upper bound: one section header per further entry
+    return -(-n_records * ENTRY_BYTES // SECTOR_BYTES) * SECTOR_BYTES
+
+
+def build_catalog(entries: list[BootEntry], locate: Callable[[BootEntry], Extent]) -> bytes:
+    """The catalog bytes; ``locate(entry)`` gives the extent of each entry's boot image."""
+    if not entries:
+        raise InvalidInputError("boot catalog: no entries")
+    first = entries[0]
+    validation = bytearray(ValidationEntry.build(dict(platform_id=first.platform, id_string=bytes(24),
+                                                      checksum=0)))
+    struct.pack_into("<H", validation, 28, validation_checksum(bytes(validation)))
+    out = [bytes(validation), _entry_bytes(first, locate(first), InitialEntry)]
+    groups: dict[int, list[BootEntry]] = {}
+    for entry in entries[1:]:
+        groups.setdefault(entry.platform, []).append(entry)
+    platforms = list(groups)
+    for i, platform in enumerate(platforms):
+        members = groups[platform]
+        out.append(SectionHeader.build(dict(
+            header_indicator=HEADER_LAST if i == len(platforms) - 1 else HEADER_MORE,
+            platform_id=platform, number_of_section_entries=len(members),
+            id_string=members[0].section_id.ljust(28, b"\x00"))))
+        for entry in members:
+            out.append(_entry_bytes(entry, locate(entry), SectionEntry))
+    data = b"".join(out)
+    size = catalog_size_bytes(len(entries))
+    if len(data) > size:
+        raise InvalidInputError(f"boot catalog: {len(entries)} entries do not fit")
+    return data.ljust(size, b"\x00")
+
+
+def _entry_bytes(entry: BootEntry, extent: Extent, struct_) -> bytes:
+    fields = dict(boot_indicator=BOOTABLE if entry.bootable else NOT_BOOTABLE, boot_media_type=entry.media_type,
+                  load_segment=entry.load_segment, system_type=entry.system_type,
+                  sector_count=entry.sector_count(extent.size_bytes),
+                  load_rba=extent.device_offset // SECTOR_BYTES)
+    if struct_ is SectionEntry:
+        fields.update(selection_criteria_type=0, vendor_unique_selection_criteria=bytes(19))
+    return struct_.build(fields)
+
+
+def boot_info_checksum(image: bytes) -> int:
+    """Sum (mod 2**32) of the 32-bit little-endian words from byte 64 to the end (zero padded)."""
+    tail = image[BOOT_INFO_CHECKSUM_START:]
+    tail += bytes(-len(tail) % 4)
+    return sum(struct.unpack(f"<{len(tail) // 4}I", tail)) & 0xFFFFFFFF
+
+
+def patch_boot_info_table(image: bytes, pvd_lba: int, file_lba: int) -> bytes:
+    """Return the boot image with its boot info table (bytes 8..63) filled in."""
+    if len(image) < BOOT_INFO_CHECKSUM_START:
+        raise InvalidInputError(f"boot image of {len(image)} bytes is too small for a boot info table (64 bytes)")
+    table = BootInfoTable.build(dict(bi_pvd=pvd_lba, bi_file=file_lba, bi_length=len(image),
+                                     bi_csum=boot_info_checksum(image)))
+    return image[:BOOT_INFO_TABLE_OFFSET] + table + image[BOOT_INFO_TABLE_OFFSET + len(table):]

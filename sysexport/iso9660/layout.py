@@ -1,0 +1,427 @@
+"""Directory hierarchies, directory records and path tables of an ISO 9660 image.
+
+ECMA-119 6.8 (directories, records never crossing a logical sector), 6.9 and 9.4 (path
+tables), 9.1 (directory record), 9.3 (record order); Joliet for the second tree; Rock
+Ridge (RRIP 1.09/1.12, section 4.1.5) for relocating directories deeper than 8 levels.
+Record sizes are computed before allocation (Rock Ridge entry lengths do not depend on
+the block numbers they carry); bytes are built after allocation.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InternalError, LayoutError
+from ..extent import Extent, align_up
+from ..fileinfo import FileInfo, implied_directory
+from ..tree import Node, Tree
+from . import names as _names
+from ._structs import SECTOR_BYTES
+
+FLAG_HIDDEN = 0x01          # ECMA-119 9.1.6 bit 0: Existence ("hidden")
+FLAG_DIRECTORY = 0x02       # bit 1: Directory
+FLAG_ASSOCIATED = 0x04      # bit 2: Associated File
+FLAG_RECORD = 0x08          # bit 3: Record format in the extended attribute record
+FLAG_PROTECTION = 0x10      # bit 4: Protection in the extended attribute record
+FLAG_MULTI_EXTENT = 0x80    # bit 7: not the final directory record of the file
+USER_FLAGS = FLAG_HIDDEN | FLAG_ASSOCIATED
+
+MAX_RECORD_BYTES = 254      # 9.1.1: at most 255, and even (9.1.12 padding keeps it even)
+MAX_SECTION_BYTES = 0xFFFFF800   # largest extent < 4 GiB that is a multiple of 2048
+MAX_DEPTH = 8               # ECMA-119 6.8.2.1: at most eight levels of directories
+CE_BYTES = 28               # SUSP 5.1
+RR_MOVED_NAME = b".rr_moved"
+
+K_DIR, K_FILE, K_OTHER, K_CL = range(4)
+
+# Hot path: a directory record header (ECMA-119 9.1) packed by struct; big-endian halves
+# are given as bytes.  tests/test_iso9660_structs.py checks it against _structs.DirectoryRecord.
+_REC = struct.Struct("<BBI4sI4s6BbBBBH2sB")
+_PT_L = struct.Struct("<BBIH")
+_PT_M = struct.Struct(">BBIH")
+
+
+def dir_datetime(t: float) -> bytes:
+    """ECMA-119 9.1.5 recording date and time, in UTC (offset 0), clamped to 1900..2155."""
+    tm = time.gmtime(int(t))
+    if tm.tm_year < 1900:
+        return bytes([0, 1, 1, 0, 0, 0, 0])
+    if tm.tm_year > 2155:
+        return bytes([255, 12, 31, 23, 59, 59, 0])
+    return bytes([tm.tm_year - 1900, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, 0])
+
+
+def dec_datetime(t: float | None) -> bytes:
+    """ECMA-119 8.4.26.1: 'YYYYMMDDHHMMSScc' + GMT offset; None gives 'not specified'."""
+    if t is None:
+        return b"0" * 16 + b"\x00"
+    tm = time.gmtime(int(t))
+    year = min(max(tm.tm_year, 1), 9999)
+    return (f"{year:04d}{tm.tm_mon:02d}{tm.tm_mday:02d}{tm.tm_hour:02d}{tm.tm_min:02d}"
+            f"{tm.tm_sec:02d}00").encode("ascii") + b"\x00"
+
+
+def pack_record(ident: bytes, lba: int, data_length: int, recorded: bytes, flags: int,
+                system_use: bytes = b"") -> bytes:
+    """One directory record (ECMA-119 9.1), padded to an even length."""
+    pad = b"\x00" if len(ident) % 2 == 0 else b""
+    length = 33 + len(ident) + len(pad) + len(system_use)
+    tail = b""
+    if length % 2:
+        tail = b"\x00"
+        length += 1
+    if length > 255:
+        raise InternalError(f"directory record of {length} bytes for {ident!r}")
+    head = _REC.pack(length, 0, lba, lba.to_bytes(4, "big"), data_length, data_length.to_bytes(4, "big"),
+                     *recorded[:6], struct.unpack("b", recorded[6:7])[0], flags, 0, 0, 1, b"\x00\x01",
+                     len(ident))
+    return head + ident + pad + system_use + tail
+
+
+def path_table_record(ident: bytes, lba: int, parent_number: int, big_endian: bool) -> bytes:
+    """One path table record (ECMA-119 9.4), L (little-endian) or M (big-endian)."""
+    head = (_PT_M if big_endian else _PT_L).pack(len(ident), 0, lba, parent_number)
+    return head + ident + (b"\x00" if len(ident) % 2 else b"")
+
+
+@dataclass(eq=False)
+class Payload:
+    """The bytes of one regular file, shared by all its hard links."""
+
+    info: FileInfo
+    size_bytes: int
+    extent: Extent | None = None
+    placed_later: bool = False
+    fixed: bool = False
+    inode: int = 0
+    nlink: int = 0
+    names: list[str] = field(default_factory=list)
+
+    def sections(self) -> list[tuple[int, int]]:
+        """(device_offset, length) of each extent of a multi-extent file (ECMA-119 6.5.1)."""
+        if self.size_bytes == 0:
+            return [(0, 0)]
+        if self.extent is None:
+            raise InternalError(f"{self.info.name}: no extent")
+        out, pos, left = [], self.extent.device_offset, self.size_bytes
+        while left:
+            n = min(left, MAX_SECTION_BYTES)
+            out.append((pos, n))
+            pos += n
+            left -= n
+        return out
+
+    def section_count(self) -> int:
+        return max(1, -(-self.size_bytes // MAX_SECTION_BYTES))
+
+
+@dataclass(eq=False)
+class NodeState:
+    """Per-node scratch state of the ISO writer (``Node.w``)."""
+
+    payload: Payload | None = None
+    inode: int = 0
+    nlink: int = 1
+    iso_ident: bytes = b""
+    joliet_ident: bytes = b""
+    iso_dir: "DirOut | None" = None
+    joliet_dir: "DirOut | None" = None
+
+
+@dataclass(eq=False)
+class Rec:
+    """One directory record before its numbers are known."""
+
+    ident: bytes
+    flags: int
+    info: FileInfo
+    kind: int
+    target: "DirOut | None" = None
+    payload: Payload | None = None
+    section: int = 0
+    rr: dict[str, Any] | None = None
+    length: int = 0
+    pos: int = 0
+    cont_len: int = 0
+    cont_offset: int = 0
+
+
+@dataclass(eq=False)
+class DirOut:
+    """One directory of one hierarchy (ISO 9660 or Joliet)."""
+
+    info: FileInfo
+    parent: "DirOut | None"
+    ident: bytes
+    depth: int
+    node: Node | None = None
+    records: list[Rec] = field(default_factory=list)
+    children: list["DirOut"] = field(default_factory=list)
+    extent: Extent | None = None
+    number: int = 0
+    real_parent: "DirOut | None" = None    # relocated directories: the true parent (PL)
+    inode: int = 0
+    nlink: int = 2
+
+    @property
+    def lba(self) -> int:
+        if self.extent is None:
+            raise InternalError(f"{self.info.name or '/'}: directory has no extent yet")
+        return self.extent.device_offset // SECTOR_BYTES
+
+
+def _file_records(node: Node, ident: bytes, rr: dict | None) -> list[Rec]:
+    st: NodeState = node.w
+    flags = node.info.ISO9660_flags & USER_FLAGS
+    if st.payload is None:
+        return [Rec(ident, flags, node.info, K_OTHER, rr=rr)]
+    n = st.payload.section_count()
+    return [Rec(ident, flags | (FLAG_MULTI_EXTENT if i < n - 1 else 0), node.info, K_FILE,
+                payload=st.payload, section=i, rr=rr) for i in range(n)]
+
+
+def _rr(info: FileInfo, name: bytes | None, nlink: int, inode: int, **kw: Any) -> dict[str, Any]:
+    return dict(info=info, name=name, nlink=nlink, inode=inode, **kw)
+
+
+def _rr_name(node: Node) -> bytes:
+    return node.name.encode("utf-8", "surrogateescape")
+
+
+def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: int) -> list[DirOut]:
+    """The ISO 9660 directories in path table order, records filled (sizes not yet).
+
+    With Rock Ridge, a directory that would sit deeper than 8 levels is moved under
+    RR_MOVED (RRIP 4.1.5): a CL placeholder stays in its true parent, its '..' gets PL,
+    its record in RR_MOVED gets RE.  RR_MOVED itself carries RE too, which Linux and
+    libisofs read as "hide this entry" in the Rock Ridge view.
+    """
+    root_node = tree.root
+    root = DirOut(root_node.info, None, b"\x00", 1, node=root_node, inode=root_node.w.inode,
+                  nlink=root_node.w.nlink)
+    root_node.w.iso_dir = root
+    rr_moved: DirOut | None = None
+    relocated: list[tuple[DirOut, Node]] = []
+    queue: list[DirOut] = [root]
+    i = 0
+    while i < len(queue):
+        d = queue[i]
+        i += 1
+        kids = d.node.sorted_children()
+        idents = _names.assign_iso_names([(c, c.name, c.info.is_dir, c.info.ISO9660_shortname) for c in kids],
+                                         level, d.node.path)
+        for c in kids:
+            c.w.iso_ident = idents[c]
+            if not c.info.is_dir:
+                continue
+            if rock_ridge and d.depth + 1 > MAX_DEPTH:
+                if rr_moved is None:
+                    rr_info = implied_directory("rr_moved")
+                    rr_info.mtime = root.info.mtime
+                    rr_moved = DirOut(rr_info, root, b"", 2, inode=next_inode)
+                    next_inode += 1
+                    root.children.append(rr_moved)
+                cd = DirOut(c.info, rr_moved, b"", 3, node=c, real_parent=d, inode=c.w.inode, nlink=c.w.nlink)
+                relocated.append((d, c))
+                rr_moved.children.append(cd)
+            else:
+                cd = DirOut(c.info, d, idents[c], d.depth + 1, node=c, inode=c.w.inode, nlink=c.w.nlink)
+                d.children.append(cd)
+            c.w.iso_dir = cd
+            queue.append(cd)
+    if rr_moved is not None:
+        moved = _names.assign_iso_names([(c, c.name, True, None) for _, c in relocated], level, "rr_moved")
+        for _, c in relocated:
+            c.w.iso_dir.ident = moved[c]
+        taken = {r.w.iso_ident for r in root_node.sorted_children()}
+        ident = b"RR_MOVED"
+        n = 0
+        while ident in taken:
+            n += 1
+            ident = f"RR_MOV{n:02d}".encode()
+        rr_moved.ident = ident
+        rr_moved.nlink = 2 + len(relocated)
+    ordered = _path_table_order(root)
+    for d in ordered:
+        _fill_iso_records(d, rock_ridge, root, rr_moved)
+    return ordered
+
+
+def _fill_iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | None) -> None:
+    parent = d.parent or d
+    true_parent = d.real_parent or parent
+    rr = (lambda *a, **k: _rr(*a, **k)) if rock_ridge else (lambda *a, **k: None)
+    dot = Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d,
+              rr=rr(d.info, None, d.nlink, d.inode, sp_er=d is root))
+    if d.real_parent is not None:
+        dotdot_rr = rr(true_parent.info, None, true_parent.nlink, true_parent.inode, relocated="PL",
+                       link=true_parent)
+    else:
+        dotdot_rr = rr(parent.info, None, parent.nlink, parent.inode)
+    records = [dot, Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent, rr=dotdot_rr)]
+    children: list[Rec] = []
+    if d.node is not None:
+        for c in d.node.sorted_children():
+            st: NodeState = c.w
+            if c.info.is_dir:
+                cd = st.iso_dir
+                flags = FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS)
+                if cd.parent is d:
+                    children.append(Rec(st.iso_ident, flags, c.info, K_DIR, target=cd,
+                                        rr=rr(c.info, _rr_name(c), cd.nlink, cd.inode)))
+                else:   # relocated: a file record carrying CL (RRIP 4.1.5.1)
+                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_CL, target=cd,
+                                        rr=rr(c.info, _rr_name(c), cd.nlink, cd.inode, relocated="CL", link=cd)))
+            else:
+                children.extend(_file_records(c, st.iso_ident, rr(c.info, _rr_name(c), st.nlink, st.inode)))
+    if d is root and rr_moved is not None:
+        children.append(Rec(rr_moved.ident, FLAG_DIRECTORY, rr_moved.info, K_DIR, target=rr_moved,
+                            rr=rr(rr_moved.info, RR_MOVED_NAME, rr_moved.nlink, rr_moved.inode, relocated="RE")))
+    if d is rr_moved:
+        for cd in d.children:
+            children.append(Rec(cd.ident, FLAG_DIRECTORY, cd.info, K_DIR, target=cd,
+                                rr=rr(cd.info, _rr_name(cd.node), cd.nlink, cd.inode, relocated="RE")))
+    children.sort(key=lambda r: _names.iso_sort_key(r.ident))
+    d.records = records + children
+
+
+def _joliet_children(node: Node) -> list[Node]:
+    """Joliet holds directories and regular files only: like xorriso, symlinks, devices,
+    fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them)."""
+    return [c for c in node.sorted_children() if c.info.is_dir or c.info.is_file]
+
+
+def build_joliet_hierarchy(tree: Tree) -> list[DirOut]:
+    """The Joliet directories (the true tree, UCS-2 names sorted by code unit) in path table order."""
+    root = DirOut(tree.root.info, None, b"\x00", 1, node=tree.root)
+    tree.root.w.joliet_dir = root
+    queue = [root]
+    i = 0
+    while i < len(queue):
+        d = queue[i]
+        i += 1
+        kids = _joliet_children(d.node)
+        idents = _names.assign_joliet_names([(c, c.name, c.info.is_dir) for c in kids])
+        for c in kids:
+            c.w.joliet_ident = idents[c]
+            if c.info.is_dir:
+                cd = DirOut(c.info, d, idents[c], d.depth + 1, node=c)
+                c.w.joliet_dir = cd
+                d.children.append(cd)
+                queue.append(cd)
+    ordered = _path_table_order(root)
+    for d in ordered:
+        parent = d.parent or d
+        recs = [Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d),
+                Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent)]
+        kids: list[Rec] = []
+        for c in _joliet_children(d.node):
+            if c.info.is_dir:
+                kids.append(Rec(c.w.joliet_ident, FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS), c.info,
+                                K_DIR, target=c.w.joliet_dir))
+            else:
+                kids.extend(_file_records(c, c.w.joliet_ident, None))
+        kids.sort(key=lambda r: r.ident)
+        d.records = recs + kids
+    return ordered
+
+
+def _path_table_order(root: DirOut) -> list[DirOut]:
+    """ECMA-119 6.9.1: by level, then parent number, then identifier; numbers from 1."""
+    out = [root]
+    i = 0
+    while i < len(out):
+        d = out[i]
+        d.number = i + 1
+        out.extend(sorted(d.children, key=lambda c: c.ident))
+        i += 1
+    if len(out) > 0xFFFF:
+        raise LayoutError(f"{len(out)} directories: a path table numbers at most 65535 (ECMA-119 9.4.4)")
+    return out
+
+
+def path_table_bytes(dirs: list[DirOut], big_endian: bool) -> bytes:
+    """A whole path table (ECMA-119 6.9)."""
+    return b"".join(path_table_record(d.ident, d.lba, (d.parent or d).number, big_endian) for d in dirs)
+
+
+def path_table_size(dirs: list[DirOut]) -> int:
+    return sum(8 + len(d.ident) + len(d.ident) % 2 for d in dirs)
+
+
+def record_base_length(ident: bytes) -> int:
+    return 33 + len(ident) + (1 - len(ident) % 2)
+
+
+def rr_entries(rec: Rec, rr_mod: Any, version: str, default_time: float, final: bool) -> list[bytes]:
+    """The SUSP/RRIP entries of a record; with final=False the block numbers are placeholders."""
+    kw = rec.rr
+    link: DirOut | None = kw.get("link")
+    lba = (link.lba if final else 0) if link is not None else None
+    relocated = kw.get("relocated")
+    entries = [rr_mod.susp_sp()] if kw.get("sp_er") else []
+    entries += rr_mod.rrip_entries(kw["info"], version=version, name=kw["name"], nlink=kw["nlink"],
+                                   inode=kw["inode"], default_time=default_time, relocated=relocated,
+                                   child_lba=lba if relocated == "CL" else None,
+                                   parent_lba=lba if relocated == "PL" else None)
+    if kw.get("sp_er"):
+        entries.append(rr_mod.rrip_er(version))
+    return entries
+
+
+def size_directory(d: DirOut, rr_mod: Any, version: str, default_time: float) -> int:
+    """Give each record its length and position; returns the directory size in bytes."""
+    pos = 0
+    for rec in d.records:
+        base = record_base_length(rec.ident)
+        su_len = 0
+        if rec.rr is not None:
+            fit, cont = rr_mod.split_system_use(rr_entries(rec, rr_mod, version, default_time, False),
+                                                MAX_RECORD_BYTES - base)
+            su_len = sum(map(len, fit)) + (CE_BYTES if cont else 0)
+            rec.cont_len = len(cont)
+        rec.length = base + su_len + (base + su_len) % 2
+        if rec.length > 255:
+            raise InternalError(f"{d.info.name or '/'}: record {rec.ident!r} would be {rec.length} bytes")
+        if pos % SECTOR_BYTES + rec.length > SECTOR_BYTES:
+            pos = align_up(pos, SECTOR_BYTES)
+        rec.pos = pos
+        pos += rec.length
+    return align_up(max(pos, 1), SECTOR_BYTES)
+
+
+def record_location(rec: Rec) -> tuple[int, int]:
+    """(LBA, data length) that a record points at."""
+    if rec.kind == K_DIR:
+        return rec.target.lba, rec.target.extent.size_bytes
+    if rec.kind == K_FILE:
+        offset, length = rec.payload.sections()[rec.section]
+        return offset // SECTOR_BYTES, length
+    return 0, 0
+
+
+def directory_bytes(d: DirOut, rr_mod: Any, version: str, default_time: float,
+                    continuation: dict[int, bytes]) -> bytes:
+    """The final bytes of one directory extent; continuation areas are added to ``continuation``."""
+    buf = bytearray(d.extent.size_bytes)
+    for rec in d.records:
+        su = b""
+        if rec.rr is not None:
+            fit, cont = rr_mod.split_system_use(rr_entries(rec, rr_mod, version, default_time, True),
+                                                MAX_RECORD_BYTES - record_base_length(rec.ident))
+            if len(cont) != rec.cont_len:
+                raise InternalError(f"{rec.info.name}: continuation area changed size after allocation")
+            if cont:
+                fit = list(fit) + [rr_mod.susp_ce(rec.cont_offset // SECTOR_BYTES, rec.cont_offset % SECTOR_BYTES,
+                                                  len(cont))]
+                continuation[rec.cont_offset] = cont
+            su = b"".join(fit)
+        t = rec.info.mtime if rec.info.mtime is not None else default_time
+        lba, length = record_location(rec)
+        data = pack_record(rec.ident, lba, length, dir_datetime(t), rec.flags, su)
+        if len(data) != rec.length:
+            raise InternalError(f"{rec.info.name}: record is {len(data)} bytes, {rec.length} were planned")
+        buf[rec.pos:rec.pos + len(data)] = data
+    return bytes(buf)

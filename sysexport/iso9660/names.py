@@ -1,0 +1,248 @@
+"""ISO 9660 identifiers (interchange levels 1-3) and Joliet names, with deterministic mangling.
+
+ECMA-119 7.5 and 7.6: file identifiers are d-characters ``NAME.EXT;1``; directory
+identifiers have no separators.  Level 1 allows 8+3 (directories 8); levels 2 and 3 allow 30
+characters for name plus extension (directories 31).  Joliet (Microsoft's "Joliet
+Specification", 1995) stores UCS-2 big-endian names of at most 64 characters, without
+``* / : ; ? \\`` and control characters.
+
+Names in one directory are assigned in two passes over the children in sorted order of
+their original names: every candidate is first given to the first child that wants it;
+only the later children of a colliding group get a numbered variant, chosen so that it
+collides with no candidate at all.  Same input, same names, whatever order add() saw.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Hashable, Sequence
+
+from ..errors import InvalidInputError
+
+D_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+"""ECMA-119 7.4.1 d-characters."""
+JOLIET_MAX_CHARS = 64
+"""Joliet: a file or directory identifier holds at most 64 UCS-2 characters (128 bytes)."""
+JOLIET_FORBIDDEN = frozenset("*/:;?\\")
+"""Joliet: characters a name may not contain (besides controls 0x00-0x1F)."""
+JOLIET_KEEP_EXT_MAX = 16
+"""A Joliet extension at most this long survives shortening."""
+
+
+def iso_limits(level: int, is_dir: bool) -> tuple[int, int]:
+    """(max name length, max extension length) of a file, or (max dir length, 0)."""
+    if level == 1:
+        return (8, 0) if is_dir else (8, 3)
+    return (31, 0) if is_dir else (30, 30)
+
+
+def to_d_characters(text: str) -> str:
+    """Map text to d-characters: upper case, accents dropped, anything else becomes '_'."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    out = []
+    for ch in decomposed:
+        if unicodedata.combining(ch):
+            continue
+        up = ch.upper() if ch.isascii() else ch
+        out.append(up if up in D_CHARACTERS else "_")
+    return "".join(out)
+
+
+def iso_candidate(basename: str, is_dir: bool, level: int) -> tuple[str, str]:
+    """The preferred (name, extension) of a basename before collision handling."""
+    max_name, max_ext = iso_limits(level, is_dir)
+    if is_dir:
+        return to_d_characters(basename)[:max_name] or "_", ""
+    base = "_" + basename[1:] if basename.startswith(".") else basename
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    stem, ext = to_d_characters(stem), to_d_characters(ext)
+    if level == 1:
+        ext = ext[:max_ext]
+        stem = stem[:max_name]
+    else:
+        ext = ext[:8] if len(stem) + len(ext) > max_ext else ext
+        stem = stem[:max_ext - len(ext)]
+    if not stem and not ext:
+        stem = "_"
+    return stem, ext
+
+
+def format_iso_identifier(stem: str, ext: str, is_dir: bool) -> bytes:
+    """ECMA-119 7.5.1 / 7.6.3: ``NAME.EXT;1`` for files, the bare name for directories."""
+    return (stem if is_dir else f"{stem}.{ext};1").encode("ascii")
+
+
+def check_iso_override(where: str, shortname: str, is_dir: bool, level: int) -> bytes:
+    """Validate an ``ISO9660_shortname``; returns the identifier (``;1`` added to files)."""
+    text = shortname
+    if not is_dir and text.endswith(";1"):
+        text = text[:-2]
+    if is_dir:
+        stem, ext = text, ""
+        if "." in text:
+            raise InvalidInputError(f"{where}: ISO9660_shortname {shortname!r}: a directory identifier has no '.'")
+    else:
+        stem, dot, ext = text.rpartition(".")
+        if not dot:
+            stem, ext = text, ""
+    bad = sorted(set(stem + ext) - D_CHARACTERS)
+    if bad or not (stem or ext):
+        raise InvalidInputError(f"{where}: ISO9660_shortname {shortname!r}: only d-characters A-Z 0-9 _ "
+                                f"are allowed (ECMA-119 7.4.1), found {''.join(bad) or 'an empty name'!r}")
+    max_name, max_ext = iso_limits(level, is_dir)
+    too_long = (len(stem) > max_name or len(ext) > max_ext) if level == 1 or is_dir \
+        else len(stem) + len(ext) > max_ext
+    if too_long:
+        raise InvalidInputError(f"{where}: ISO9660_shortname {shortname!r} is too long for interchange "
+                                f"level {level} (ECMA-119 7.5.1 / 10.{level})")
+    return format_iso_identifier(stem, ext, is_dir)
+
+
+def _numbered_iso(stem: str, ext: str, n: int, is_dir: bool, level: int) -> tuple[str, str]:
+    max_name, max_ext = iso_limits(level, is_dir)
+    suffix = f"_{n}"
+    room = max_name if (level == 1 or is_dir) else max_ext - len(ext)
+    return stem[:max(room - len(suffix), 0)] + suffix, ext
+
+
+def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]], level: int,
+                     where: str = "") -> dict[Hashable, bytes]:
+    """Give every child of one directory a unique ISO 9660 identifier.
+
+    ``children``: (key, basename, is_dir, ISO9660_shortname or None), in any order.
+    Overrides are kept as given (two equal overrides are an InvalidInputError).
+    """
+    ordered = sorted(children, key=lambda c: c[1].encode("utf-8", "surrogateescape"))
+    result: dict[Hashable, bytes] = {}
+    used: set[bytes] = set()
+    for key, name, is_dir, override in ordered:
+        if override is not None:
+            ident = check_iso_override(f"{where}/{name}".lstrip("/") or name, override, is_dir, level)
+            if _clash_key(ident) in used:
+                raise InvalidInputError(f"{where}/{name}: ISO9660_shortname {override!r} is used twice "
+                                        "in this directory")
+            used.add(_clash_key(ident))
+            result[key] = ident
+    candidates = {}
+    for key, name, is_dir, override in ordered:
+        if key not in result:
+            candidates[key] = iso_candidate(name, is_dir, level)
+    wanted = {_clash_key(format_iso_identifier(s, e, d)) for (k, _, d, _o) in ordered if k in candidates
+              for s, e in [candidates[k]]}
+    later = []
+    for key, name, is_dir, override in ordered:
+        if key in result:
+            continue
+        stem, ext = candidates[key]
+        ident = format_iso_identifier(stem, ext, is_dir)
+        if _clash_key(ident) in used:
+            later.append((key, is_dir))
+        else:
+            used.add(_clash_key(ident))
+            result[key] = ident
+    for key, is_dir in later:
+        stem, ext = candidates[key]
+        n = 1
+        while True:
+            s, e = _numbered_iso(stem, ext, n, is_dir, level)
+            ident = format_iso_identifier(s, e, is_dir)
+            ck = _clash_key(ident)
+            if ck not in used and ck not in wanted:
+                break
+            n += 1
+        used.add(ck)
+        result[key] = ident
+    return result
+
+
+def _clash_key(ident: bytes) -> bytes:
+    """A file NAME.EXT;1 and a directory NAME.EXT would be confused by readers: compare without version."""
+    return ident.split(b";", 1)[0].rstrip(b".")
+
+
+def iso_sort_key(ident: bytes) -> tuple[bytes, bytes, int]:
+    """ECMA-119 9.3: order by name, then extension (both padded with spaces), then version descending.
+
+    Every d-character sorts after the space, so comparing unpadded byte strings gives
+    the same order as the padded comparison of the standard.
+    """
+    if ident in (b"\x00", b"\x01"):
+        return (ident, b"", 0)
+    body, _, version = ident.partition(b";")
+    name, _, ext = body.partition(b".")
+    return (name, ext, -int(version or b"0"))
+
+
+def joliet_candidate(basename: str) -> str:
+    """Replace what Joliet forbids (controls, ``* / : ; ? \\``, characters outside the BMP) with '_'."""
+    out = []
+    for ch in basename:
+        code = ord(ch)
+        if code < 0x20 or ch in JOLIET_FORBIDDEN or code > 0xFFFF or 0xD800 <= code <= 0xDFFF:
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _split_joliet(name: str, is_dir: bool) -> tuple[str, str]:
+    if is_dir:
+        return name, ""
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and len(ext) + 1 <= JOLIET_KEEP_EXT_MAX:
+        return stem, "." + ext
+    return name, ""
+
+
+def _shorten_joliet(stem: str, ext: str, suffix: str = "") -> str:
+    room = JOLIET_MAX_CHARS - len(ext) - len(suffix)
+    return stem[:room] + suffix + ext
+
+
+def assign_joliet_names(children: Sequence[tuple[Hashable, str, bool]]) -> dict[Hashable, bytes]:
+    """Unique Joliet identifiers (UCS-2 big-endian bytes) for the children of one directory."""
+    ordered = sorted(children, key=lambda c: c[1].encode("utf-8", "surrogateescape"))
+    cand: dict[Hashable, tuple[str, str]] = {}
+    full: dict[Hashable, str] = {}
+    for key, name, is_dir in ordered:
+        stem, ext = _split_joliet(joliet_candidate(name), is_dir)
+        cand[key] = (stem, ext)
+        full[key] = _shorten_joliet(stem, ext)
+    wanted = set(full.values())
+    used: set[str] = set()
+    result: dict[Hashable, bytes] = {}
+    later = []
+    # Names that need no change get their name before names that were changed into it.
+    for key, _name, _d in sorted(ordered, key=lambda c: full[c[0]] != c[1]):
+        if full[key] in used:
+            later.append(key)
+        else:
+            used.add(full[key])
+            result[key] = full[key].encode("utf-16-be")
+    for key in later:
+        stem, ext = cand[key]
+        n = 1
+        while True:
+            text = _shorten_joliet(stem, ext, f"~{n}")
+            if text not in used and text not in wanted:
+                break
+            n += 1
+        used.add(text)
+        result[key] = text.encode("utf-16-be")
+    return result
+
+
+def joliet_text(value: str, size_bytes: int) -> bytes:
+    """A Joliet descriptor text field: UCS-2 big-endian, padded with UCS-2 spaces (odd byte 0)."""
+    data = joliet_candidate(value).encode("utf-16-be")[: size_bytes - size_bytes % 2]
+    data += " ".encode("utf-16-be") * ((size_bytes - len(data)) // 2)
+    return data.ljust(size_bytes, b"\x00")
+
+
+def a_text(value: str, size_bytes: int, d_only: bool = False) -> bytes:
+    """An ECMA-119 a-/d-character descriptor field, upper case, padded with spaces (7.4)."""
+    text = to_d_characters(value) if d_only else "".join(
+        ch if 0x20 <= ord(ch) < 0x7F else "_" for ch in unicodedata.normalize("NFKD", value.upper())
+        if not unicodedata.combining(ch))
+    return text.encode("ascii")[:size_bytes].ljust(size_bytes, b" ")
