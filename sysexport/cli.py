@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
     lv.add_argument("-o", "--output", required=True, help="image file to write")
     lv.set_defaults(func=cmd_live)
-    for module, adder in (("sysexport.cpio", "add_cli_initramfs"),):
+    for module, adder in (("sysexport.cpio", "add_cli_initramfs"), ("sysexport.inspect", "add_cli_commands")):
         try:
             mod = __import__(module, fromlist=[adder])
         except ImportError:
@@ -156,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sysexport: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `sysexport ls IMG | head`: the reader went away; not an error of ours.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":
