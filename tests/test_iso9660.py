@@ -309,6 +309,16 @@ def test_linux_kernel_views(rich):
     plain = {k: v["sha256"] for k, v in views["plain"].items() if v["type"] == "f"}
     assert plain["sizes/s2049"] == want["sizes/s2049"]
     assert sum(1 for k in plain if k.startswith("collide/")) == 40
+    # The 3000-entry directory, in the full image, in all three views.
+    from linuxvm import run_linux
+    script = "mkdir -p /m\n" + "".join(
+        f"mount -t iso9660 -o ro{opts} /dev/sr0 /m && echo \"VIEW{i} $(ls /m/many | wc -l) "
+        f"$(cat /m/many/* | sha256sum)\" && umount /m\n"
+        for i, opts in enumerate(("", ",norock", ",norock,nojoliet")))
+    text = run_linux(str(rich["base"] / "vm"), script, cdrom=rich["image"])
+    concat = hashlib.sha256("".join(str(i) for i in range(3000)).encode()).hexdigest()
+    for i in range(3):
+        assert f"VIEW{i} 3000 {concat}" in text, text
 
 
 def test_deterministic(tmp_path, sde):

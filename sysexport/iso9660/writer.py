@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any, BinaryIO
 
+from construct import Container
+
 from ..errors import InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_tree
@@ -299,7 +301,6 @@ class ISO9660:
             text = _names.a_text
             label = _names.a_text(self.volume_label, 32, d_only=True)
         created = _lay.dec_datetime(self.default_time)
-        from construct import Container
         return VolumeDescriptor.build(dict(
             volume_descriptor_type=VD_TYPE_SUPPLEMENTARY if joliet else VD_TYPE_PRIMARY,
             volume_descriptor_version=1, volume_flags=0,
