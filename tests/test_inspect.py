@@ -13,7 +13,7 @@ import pytest
 from helpers import need, out, run, tree_digest
 from sysexport.errors import InvalidImageError, SysExportError
 from sysexport.inspect import add_cli_commands
-from test_reader import make_tree, source_view
+from test_reader import make_tree, source_view, xorriso_image
 
 
 def cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -33,12 +33,7 @@ def tree(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def xiso(tree, tmp_path_factory) -> str:
-    need("xorriso")
-    img = str(tmp_path_factory.mktemp("x") / "x.iso")
-    run(["xorriso", "-as", "mkisofs", "-R", "-J", "-joliet-long", "-V", "XLABEL", "-o", img,
-         "-b", "boot.img", "-no-emul-boot", "-boot-load-size", "4", "-c", "boot.cat",
-         "-eltorito-alt-boot", "-e", "efi.img", "-no-emul-boot", tree])
-    return img
+    return xorriso_image(tree, tmp_path_factory.mktemp("x"))
 
 
 @pytest.fixture(scope="module")

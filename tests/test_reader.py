@@ -91,14 +91,19 @@ def tree(tmp_path_factory) -> str:
     return make_tree(str(tmp_path_factory.mktemp("src") / "tree"))
 
 
-@pytest.fixture(scope="module")
-def xorriso_iso(tree, tmp_path_factory) -> str:
+def xorriso_image(tree: str, dest_dir) -> str:
+    """An ISO of ``tree`` made by xorriso (-R -J, BIOS and EFI El Torito entries)."""
     need("xorriso")
-    img = str(tmp_path_factory.mktemp("x") / "x.iso")
+    img = str(dest_dir / "x.iso")
     run(["xorriso", "-as", "mkisofs", "-R", "-J", "-joliet-long", "-V", "XLABEL", "-o", img,
          "-b", "boot.img", "-no-emul-boot", "-boot-load-size", "4", "-c", "boot.cat",
          "-eltorito-alt-boot", "-e", "efi.img", "-no-emul-boot", tree])
     return img
+
+
+@pytest.fixture(scope="module")
+def xorriso_iso(tree, tmp_path_factory) -> str:
+    return xorriso_image(tree, tmp_path_factory.mktemp("x"))
 
 
 def test_xorriso_rock_ridge_view_is_the_source_tree(tree, xorriso_iso):
