@@ -233,7 +233,10 @@ def _seconds(value: float | None, default_time: float) -> int:
 def _tf(info: FileInfo, default_time: float) -> bytes:
     """TF entry (RRIP 1.12 section 4.1.6): modify, access, attribute-change times, 26 bytes."""
     try:
-        stamps = b"".join(date7(_seconds(t, default_time)) for t in (info.mtime, info.atime, info.ctime))
+        # Access and attribute-change times not given default to the modification time.
+        mtime = info.mtime
+        stamps = b"".join(date7(_seconds(t if t is not None else mtime, default_time))
+                          for t in (mtime, info.atime, info.ctime))
     except InvalidInputError as e:
         raise InvalidInputError(f"{info.name or '/'}: {e}") from None
     return b"TF\x1a\x01" + bytes((TF_WRITTEN,)) + stamps
