@@ -234,6 +234,7 @@ def test_reproducible_bytes_and_guids(tmp_path):
     assert sha256_file(a) == sha256_file(b) != sha256_file(c)
     guids = [ga.disk_guid] + [p.unique_guid for p in ga.partitions]
     assert len(set(guids)) == 4 and ga.disk_guid != gc.disk_guid
+    assert [gb.disk_guid] + [p.unique_guid for p in gb.partitions] == guids
     assert all(g.version == 4 and g.variant == uuid.RFC_4122 for g in guids)
     # No seed: GUIDs from the content, the same for the same input, and for both block sizes.
     def unseeded(bs, name="x"):

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import shutil
 import struct
-import subprocess
-import time
 
 import pytest
 

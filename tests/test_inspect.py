@@ -52,7 +52,7 @@ def test_inspect_iso(xiso, capsys):
     assert code == 0
     uuid = [line.split("=", 1)[1] for line in out(["blkid", "-p", "-o", "export", xiso]).splitlines()
             if line.startswith("UUID=")][0]
-    assert f"label 'XLABEL'" in text and f"UUID {uuid}" in text
+    assert "label 'XLABEL'" in text and f"UUID {uuid}" in text
     assert "Joliet level 3" in text and "Rock Ridge RRIP 1.09" in text
     assert "El Torito 0: x86 BIOS, bootable, no emulation, 4 sectors" in text
     assert "El Torito 1: UEFI, bootable" in text
@@ -73,7 +73,7 @@ def test_inspect_gpt_disk_with_fat(tmp_path, capsys):
     info = out(["sgdisk", "-i", "2", img])
     first = int(info.split("First sector: ")[1].split()[0])
     assert "1: 'My ESP' type c12a7328-f81f-11d2-ba4b-00a0c93ec93b, 34,603,008 bytes at byte 1,048,576" in text
-    assert f"2: 'rootfs' type 0fc63daf-8483-4772-8e79-3d69d8477de4" in text and f"at byte {first * 512:,}" in text
+    assert "2: 'rootfs' type 0fc63daf-8483-4772-8e79-3d69d8477de4" in text and f"at byte {first * 512:,}" in text
     assert "FAT32" in text and "label 'ESPLABEL'" in text and "(GPT partition 1, byte 1,048,576)" in text
     assert "ISO 9660" not in text and "1: type 0xee" in text
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
-import subprocess
 
 from helpers import cut, need, out, run, sha256_file, tree_digest
 

@@ -9,7 +9,6 @@ and prints the sha256 of every payload file.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 
