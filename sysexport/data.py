@@ -8,6 +8,7 @@ loudly on a short read.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 from contextvars import ContextVar
@@ -18,6 +19,9 @@ from .errors import InvalidInputError, SysExportError
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Size of one copy step: large enough to amortise syscalls, small enough to stay flat in memory."""
+SMALL_FILE_BYTES = 64 * 1024
+"""Host files up to this size are copied with one pread and one pwrite (fewer system calls
+than copy_file_range with hole probing; an all-zero small file still stays a hole)."""
 
 
 PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("sysexport_progress", default=None)
@@ -34,6 +38,7 @@ def report_progress(n_bytes: int) -> None:
 class DataSource:
     """Abstract source of a file's bytes (Sys::Export's ``data`` / ``data_path``)."""
 
+    __slots__ = ()
     size_bytes: int
 
     def describe(self) -> str:  # pragma: no cover - overridden
@@ -83,7 +88,7 @@ class BytesData(DataSource):
             yield self.data[pos:pos + chunk_bytes]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class PathData(DataSource):
     """Content of a host file (``data_path`` key), opened only when the image is written.
 
@@ -106,10 +111,7 @@ class PathData(DataSource):
         return self.path
 
     def _open(self) -> int:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as e:
-            raise SysExportError(f"{self.path}: cannot open source file: {e.strerror}") from e
+        fd = _open_source(self.path)
         size_now = os.fstat(fd).st_size
         if size_now != self.size_bytes:
             os.close(fd)
@@ -119,16 +121,40 @@ class PathData(DataSource):
         return fd
 
     def write_to(self, out_fd: int, offset: int) -> None:
-        fd = self._open()
-        try:
-            _copy_fd_range(fd, out_fd, offset, self.size_bytes, self.path)
-        finally:
-            os.close(fd)
+        if self.size_bytes <= SMALL_FILE_BYTES:
+            data = self.read_all(SMALL_FILE_BYTES)
+            if data.count(0) != len(data):
+                _pwrite_all(out_fd, data, offset)
+        else:
+            fd = self._open()
+            try:
+                _copy_fd_range(fd, out_fd, offset, self.size_bytes, self.path)
+            finally:
+                os.close(fd)
         report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         if self.size_bytes > limit:
             raise InvalidInputError(f"{self.path}: {self.size_bytes} bytes, at most {limit} expected here")
+        if self.size_bytes <= SMALL_FILE_BYTES:
+            # One read of one byte more than expected finds a changed size without fstat.
+            path = self.path
+            fd = _open_source(path)
+            try:
+                data = os.pread(fd, self.size_bytes + 1, 0)
+                if len(data) == self.size_bytes:
+                    return data
+                size_now = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size_now == self.size_bytes:     # a short read of an unchanged file: read on
+                return self._read_checked()
+            raise SysExportError(
+                f"{path}: source file changed size since it was added: "
+                f"expected {self.size_bytes} bytes, found {size_now}")
+        return self._read_checked()
+
+    def _read_checked(self) -> bytes:
         fd = self._open()
         try:
             data = _pread_all(fd, self.size_bytes, 0, self.path)
@@ -146,6 +172,23 @@ class PathData(DataSource):
                 pos += n
         finally:
             os.close(fd)
+
+
+class TreeFileData(PathData):
+    """A :class:`PathData` for a file found by walking a host tree: the path is kept as the
+    tree's root and the entry's relative name (strings shared with the tree walk and the
+    file-info record) instead of one full path string per file."""
+
+    __slots__ = ("_root", "_rel")
+
+    def __init__(self, root: str, rel: str, size_bytes: int) -> None:
+        self._root = root
+        self._rel = rel
+        self.size_bytes = size_bytes
+
+    @property
+    def path(self) -> str:  # type: ignore[override]
+        return f"{self._root}/{self._rel}"
 
 
 @dataclass(eq=False)
@@ -231,6 +274,30 @@ def make_source(data: object = None, data_path: object = None, size: int | None 
     if size is not None and size != src.size_bytes:
         raise InvalidInputError(f"{where}: size is {size} but data holds {src.size_bytes} bytes")
     return src
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def _open_source(path: str) -> int:
+    """Open a source file for reading without updating its access time where allowed
+    (O_NOATIME, Linux, for the file's owner): reading the tree for one image must not change
+    the atime that the next build of the same tree records (Rock Ridge TF, FAT)."""
+    global _NOATIME
+    if _NOATIME:
+        try:
+            return os.open(path, _OPEN_FLAGS | _NOATIME)
+        except PermissionError:
+            pass                        # not the owner: open normally
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise SysExportError(f"{path}: cannot open source file: {e.strerror}") from e
+            _NOATIME = 0                # not supported here
+    try:
+        return os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        raise SysExportError(f"{path}: cannot open source file: {e.strerror}") from e
 
 
 def _pwrite_all(fd: int, buf, offset: int) -> None:

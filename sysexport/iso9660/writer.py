@@ -15,13 +15,13 @@ phases directly, with files "placed later" inside its ESP.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from construct import Container
 
 from ..errors import InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
-from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_tree
+from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..output import Output
 from ..tree import Tree
 from . import eltorito as _et
@@ -138,11 +138,11 @@ class ISO9660:
         self._label = value
 
     # --- input ----------------------------------------------------------------------------------
-    def add(self, spec: Any, *, placed_later: bool = False) -> None:
+    def add(self, spec: Any, *, placed_later: bool = False) -> Any:
         """Record one entry (file-info mapping, shorthand tuple or FileInfo); no data is read.
 
         ``placed_later=True``: the file's bytes live elsewhere on the device; place_file()
-        must point the file at them before write().
+        must point the file at them before write().  Returns the entry's tree node.
         """
         info = to_fileinfo(spec, EXTRA_KEYS)
         where = info.name or "/"
@@ -166,14 +166,14 @@ class ISO9660:
         if placed_later and not info.is_file:
             raise InvalidInputError(f"{where}: only regular files can be placed later")
         node = self.tree.add(info)
-        node.w = NodeState()
-        if placed_later:
-            info.extra["placed_later"] = True
+        # No per-entry state until plan(); a shared marker records "placed later".
+        node.w = _lay.PLACED_LATER if placed_later else None
         self._planned = False
+        return node
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory recursively (lstat, sorted; hard links share one extent)."""
-        for spec in walk_host_tree(host_dir, dest):
+        for spec in walk_host_fileinfo(host_dir, dest):
             self.add(spec)
 
     def add_boot_catalog_entry(self, platform: int = _et.BOOT_X86, data: bytes | None = None,
@@ -220,7 +220,13 @@ class ISO9660:
     def place_file(self, name: str, device_offset: int) -> None:
         """Point a placed-later file (and its hard links) at its bytes, 2048-aligned."""
         node = self.tree.find(to_fileinfo({"name": name, "mode": 0o40755}).name)
-        if node is None or node.w is None or node.w.payload is None:
+        self.place_node(node, device_offset, name)
+
+    def place_node(self, node: Any, device_offset: int, name: str | None = None) -> None:
+        """:meth:`place_file` for a tree node that :meth:`add` returned (no name lookup)."""
+        if name is None and node is not None:
+            name = node.info.name
+        if node is None or not isinstance(node.w, NodeState) or node.w.payload is None:
             raise InvalidInputError(f"place_file({name!r}): no such regular file with data in the image")
         payload: Payload = node.w.payload
         if not payload.placed_later:
@@ -236,6 +242,8 @@ class ISO9660:
         if node is None:
             raise InvalidInputError(f"lookup({name!r}): not in the image")
         st: NodeState = node.w
+        if not isinstance(st, NodeState):
+            st = NodeState()
         if node.info.is_dir:
             d = st.iso_dir
             if d is None or d.extent is None:
@@ -264,7 +272,7 @@ class ISO9660:
         nor the reserved gap."""
         if not self._planned:
             raise InternalError("ISO9660.write() before plan()")
-        for offset, blob in self._structures():
+        for offset, blob in self._structures():      # made one by one, written at once
             self._pwrite(fd, blob, offset)
         for payload, patched in self._plan["owned"]:
             ext = payload.extent
@@ -348,13 +356,16 @@ class ISO9660:
         inode = 1
         nodes = list(self.tree.walk())
         for node in nodes:
-            st = node.w = NodeState()
+            old = node.w
+            later = old.placed_later if isinstance(old, NodeState) else False
+            st = node.w = NodeState(placed_later=later)
             info = node.info
             if info.is_file:
                 key = info.link_key
                 p = by_key.get(key) if key is not None else None
                 if p is None:
-                    p = Payload(info, info.size, placed_later=bool(info.extra.get("placed_later")) and info.size > 0,
+                    later = later or bool(info.extra.get("placed_later"))
+                    p = Payload(info, info.size, placed_later=later and info.size > 0,
                                 fixed=info.device_offset is not None, inode=inode)
                     inode += 1
                     payloads.append(p)
@@ -364,7 +375,6 @@ class ISO9660:
                     raise InvalidInputError(f"{info.name}: hard link of {p.info.name} with another size "
                                             f"({info.size} != {p.size_bytes})")
                 p.nlink += 1
-                p.names.append(info.name)
                 st.payload = p
                 st.inode = p.inode
             else:
@@ -437,17 +447,17 @@ class ISO9660:
             d.extent = alloc.alloc(size, SECTOR_BYTES, f"directory {d.info.name or '/'}")
             extents.append(d.extent)
         cursor = 0
-        conts = [rec for d in iso_dirs for rec in d.records if rec.cont_len]
+        conts = [c for d in iso_dirs if d.conts for c in d.conts.values()]
         for rec in conts:
-            if cursor % SECTOR_BYTES + rec.cont_len > SECTOR_BYTES:
+            if cursor % SECTOR_BYTES + rec[0] > SECTOR_BYTES:
                 cursor = align_up(cursor, SECTOR_BYTES)
-            rec.cont_offset = cursor
-            cursor += rec.cont_len
+            rec[1] = cursor
+            cursor += rec[0]
         if conts:
             area = alloc.alloc(align_up(cursor, SECTOR_BYTES), SECTOR_BYTES, "continuation areas")
             extents.append(area)
             for rec in conts:
-                rec.cont_offset += area.device_offset
+                rec[1] += area.device_offset
         # Joliet directories after the continuation areas: libarchive (bsdtar) ignores a
         # continuation area that lies past the Joliet directories (measured).
         for d, size in dir_sizes[n_iso:]:
@@ -514,15 +524,15 @@ class ISO9660:
                                     "2048-aligned")
         return entry.extent
 
-    def _structures(self) -> list[tuple[int, bytes]]:
-        """Every metadata block with its device offset, built from the plan."""
+    def _structures(self) -> Iterator[tuple[int, bytes]]:
+        """Every metadata block with its device offset, built from the plan, one at a time
+        (the directories of 100,000 files are not all held in memory at once)."""
         plan = self._plan
         for p, _ in plan["owned"]:
             if p.extent is None:
                 raise InternalError(f"{p.info.name}: no extent after plan()")
         rr_mod, t = plan["rr_mod"], self.default_time
         sectors = -(-max(self.volume_size_bytes or 0, 1) // SECTOR_BYTES)
-        out: list[tuple[int, bytes]] = []
         lba = PVD_LBA
         table_info = [(size, l_ext.device_offset // SECTOR_BYTES, m_ext.device_offset // SECTOR_BYTES)
                       for _dirs, size, l_ext, m_ext in plan["tables"]]
@@ -538,20 +548,19 @@ class ISO9660:
             if not joliet and plan["catalog"] is not None:
                 descriptors.append(self.boot_record_bytes(plan["catalog"].device_offset // SECTOR_BYTES))
         descriptors.append(self.terminator_bytes())
-        out.append((lba * SECTOR_BYTES, b"".join(descriptors)))
+        yield lba * SECTOR_BYTES, b"".join(descriptors)
         if plan["catalog"] is not None:
-            out.append((plan["catalog"].device_offset, _et.build_catalog(self.boot_entries, self._locate_boot)))
+            yield plan["catalog"].device_offset, _et.build_catalog(self.boot_entries, self._locate_boot)
         for dirs, _size, l_ext, m_ext in plan["tables"]:
-            out.append((l_ext.device_offset, _lay.path_table_bytes(dirs, False)))
-            out.append((m_ext.device_offset, _lay.path_table_bytes(dirs, True)))
+            yield l_ext.device_offset, _lay.path_table_bytes(dirs, False)
+            yield m_ext.device_offset, _lay.path_table_bytes(dirs, True)
         continuation: dict[int, bytes] = {}
         for d in plan["iso_dirs"] + plan["joliet_dirs"]:
-            out.append((d.extent.device_offset, _lay.directory_bytes(d, rr_mod, self.rock_ridge, t, continuation)))
-        out.extend(sorted(continuation.items()))
+            yield d.extent.device_offset, _lay.directory_bytes(d, rr_mod, self.rock_ridge, t, continuation)
+        yield from sorted(continuation.items())
         for entry in self.boot_entries:
             if entry.data is not None:
                 data = entry.data
                 if entry.boot_info_table:
                     data = _et.patch_boot_info_table(data, PVD_LBA, entry.own_extent.device_offset // SECTOR_BYTES)
-                out.append((entry.own_extent.device_offset, data))
-        return out
+                yield entry.own_extent.device_offset, data

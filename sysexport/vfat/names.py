@@ -5,6 +5,7 @@ References: fatgen103 "FAT Long Directory Entries", "Name Limits and Character S
 """
 from __future__ import annotations
 
+import re
 import zlib
 
 from ..errors import InvalidInputError
@@ -21,11 +22,14 @@ LFN_ONLY_CHARS = frozenset("+,;=[]")        # valid in long names, replaced by '
 TAIL_LIMIT = 4                      # ~1..~4, then hashed tails (as Windows NT does)
 
 _UPPER_TABLE: dict[str, str] = {}
+_BAD_CHAR_RE = re.compile("[\x00-\x1f" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]")
 
 
 def fold(name: str) -> str:
     """Case-fold a name the way FAT compares names: each UTF-16 unit upper-cased on its own
     (no multi-character expansions such as German sharp s -> SS)."""
+    if name.isascii():
+        return name.upper()         # ASCII: one upper-case character for each
     out = []
     for c in name:
         u = _UPPER_TABLE.get(c)
@@ -40,9 +44,9 @@ def fold(name: str) -> str:
 
 def check_long_name(name: str, where: str) -> bytes:
     """Check a path component against FAT's long-name rules; return its UTF-16LE bytes."""
-    for c in name:
-        if c in FORBIDDEN_CHARS or ord(c) < 0x20:
-            raise InvalidInputError(f"{where}: FAT forbids the character {c!r} in a name")
+    bad = _BAD_CHAR_RE.search(name)
+    if bad is not None:
+        raise InvalidInputError(f"{where}: FAT forbids the character {bad.group()!r} in a name")
     if name.endswith((".", " ")):
         raise InvalidInputError(f"{where}: FAT forbids a name ending in a dot or a space "
                                 "(Windows would silently drop it)")
@@ -154,6 +158,7 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
                                         f"of {names[used[exact[0]]]!r}")
             used[exact[0]] = i
             result[i] = (exact[0], exact[1], False)
+    tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all used (used only grows)
     for i, name in enumerate(names):
         if result[i] is not None:
             continue
@@ -163,13 +168,15 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
             cand = pack_short(base, ext)
             if cand not in used:
                 short = cand
-        if short is None:
+        if short is None and (base, ext) not in tails_taken:
             for n in range(1, TAIL_LIMIT + 1):
                 tail = f"~{n}"
                 cand = pack_short(base[:8 - len(tail)] + tail, ext)
                 if cand not in used:
                     short = cand
                     break
+            else:
+                tails_taken.add((base, ext))
         if short is None:
             h = zlib.crc32(name.encode("utf-16-le"))
             while True:
