@@ -118,11 +118,11 @@ class FileInfo:
 
     @property
     def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.mode)
+        return self.mode & 0o170000 == stat.S_IFDIR      # stat.S_ISDIR, inlined (hot)
 
     @property
     def is_file(self) -> bool:
-        return stat.S_ISREG(self.mode)
+        return self.mode & 0o170000 == stat.S_IFREG      # stat.S_ISREG, inlined (hot)
 
     @property
     def is_symlink(self) -> bool:

@@ -25,6 +25,7 @@ import contextvars
 import gc
 import os
 import re
+import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -181,29 +182,32 @@ class ISO9660Hybrid:
         info = to_fileinfo(spec, **overrides)
         where = info.name or "/"
         target = info.hybrid_target
-        if not (info.is_file or info.is_dir):
+        fmt = info.mode & 0o170000
+        is_file = fmt == stat.S_IFREG
+        is_dir = fmt == stat.S_IFDIR
+        if not (is_file or is_dir):
             if target == "esp":
                 raise InvalidInputError(f"{where}: FAT cannot hold mode {info.mode:#o}; "
                                         "only regular files and directories can go to the ESP")
             target = "iso"
-        if info.is_file and info.size >= FOUR_GIB and target != "iso":
+        if is_file and info.size >= FOUR_GIB and target != "iso":
             raise InvalidInputError(f"{where}: {info.size} bytes is more than FAT can hold (4 GiB - 1); "
                                     "mark it hybrid_target='iso' to store it in the ISO only")
         fat_node = None
         if target in ("both", "esp"):
-            if info.is_file and target == "both" and (info.device_align or 1) < SHARED_FILE_ALIGN:
+            if is_file and target == "both" and (info.device_align or 1) < SHARED_FILE_ALIGN:
                 # One FileInfo serves both writers: the ISO ignores device_align of a file
                 # placed later, the ESP puts the file on a 2 KiB device boundary.
                 info.device_align = SHARED_FILE_ALIGN
             fat_node = self.esp.add(info)
         if target in ("both", "iso"):
-            shared = target == "both" and info.is_file and info.size > 0
+            shared = target == "both" and is_file and info.size > 0
             self.iso.add(info, placed_later=shared)
             if shared:
                 self._shared.append(fat_node)
-        if not info.is_dir:
+        if not is_dir:
             self._files += 1
-        if info.is_file:
+        if is_file:
             self.total_data_bytes += info.size
         return info
 

@@ -355,8 +355,12 @@ def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | N
                     children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_CL, target=cd,
                                         rr=rr(c.info, _rr_name(c), cd.nlink, cd.inode, relocated="CL", link=cd)))
             else:
-                plain = rock_ridge and st.payload is not None and st.nlink == st.payload.nlink \
-                    and st.inode == st.payload.inode
+                pl = st.payload
+                plain = rock_ridge and pl is not None and st.nlink == pl.nlink and st.inode == pl.inode
+                if plain and pl.size_bytes <= MAX_SECTION_BYTES:     # _file_records(), one section
+                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE,
+                                        None, pl, 0, RR_FROM_PAYLOAD))
+                    continue
                 children.extend(_file_records(c, st.iso_ident, RR_FROM_PAYLOAD if plain
                                               else rr(c.info, c, st.nlink, st.inode)))
     if d is root and rr_moved is not None:
@@ -373,7 +377,10 @@ def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | N
 def _joliet_children(node: Node) -> list[Node]:
     """Joliet holds directories and regular files only: like xorriso, symlinks, devices,
     fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them)."""
-    return [c for c in node.sorted_children() if c.info.is_dir or c.info.is_file]
+    return [c for c in node.sorted_children() if c.info.mode & 0o170000 in _JOLIET_TYPES]
+
+
+_JOLIET_TYPES = (stat.S_IFDIR, stat.S_IFREG)
 
 
 def build_joliet_hierarchy(tree: Tree) -> list[DirOut]:
@@ -410,7 +417,12 @@ def _joliet_records(d: DirOut) -> list[Rec]:
             kids.append(Rec(c.w.joliet_ident, FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS), c.info,
                             K_DIR, target=c.w.joliet_dir))
         else:
-            kids.extend(_file_records(c, c.w.joliet_ident, None))
+            st = c.w
+            pl = st.payload
+            if pl is not None and pl.size_bytes <= MAX_SECTION_BYTES:    # _file_records(), one section
+                kids.append(Rec(st.joliet_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE, None, pl))
+            else:
+                kids.extend(_file_records(c, st.joliet_ident, None))
     kids.sort(key=lambda r: r.ident)
     return recs + kids
 
@@ -474,10 +486,17 @@ def _plain_file_rr_bytes(rec: Rec, rr_mod: Any, version: str) -> int | None:
     for t in (info.mtime, info.atime, info.ctime):
         if t is not None and not math.isfinite(t):
             return None                     # rr_entries() reports it
-    if (not stat.S_ISREG(info.mode) or info.mode > 0xFFFFFFFF or rec.payload.nlink > 0xFFFFFFFF
-            or not 0 <= info.uid <= 0xFFFFFFFF or not 0 <= info.gid <= 0xFFFFFFFF):
-        return None
     name_len = len(info.basename.encode("utf-8", "surrogateescape"))
+    return _plain_rr_bytes(info.mode, rec.payload.nlink, info.uid, info.gid, name_len, rr_mod, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_rr_bytes(mode: int, nlink: int, uid: int, gid: int, name_len: int, rr_mod: Any,
+                    version: str) -> int | None:
+    """The part of _plain_file_rr_bytes() that many files share (one result per key)."""
+    if (not stat.S_ISREG(mode) or mode > 0xFFFFFFFF or nlink > 0xFFFFFFFF
+            or not 0 <= uid <= 0xFFFFFFFF or not 0 <= gid <= 0xFFFFFFFF):
+        return None
     if not name_len:
         return None
     pieces = -(-name_len // rr_mod.NM_NAME_MAX_BYTES)
@@ -496,9 +515,20 @@ def size_directory(d: DirOut, rr_mod: Any, version: str, default_time: float) ->
     pos = 0
     conts: dict[int, list[int]] = {}
     for i, rec in enumerate(dir_records(d)):
-        base = record_base_length(rec.ident)
+        li = len(rec.ident)
+        base = 33 + li + (1 - li % 2)       # record_base_length()
         su_len = 0
-        plain = _plain_file_rr_bytes(rec, rr_mod, version) if rec.rr is RR_FROM_PAYLOAD else None
+        rr = rec.rr
+        if rr is None:                      # Joliet, or no Rock Ridge: the record is its base
+            length = base + base % 2
+            if length > 255:
+                raise InternalError(f"{d.info.name or '/'}: record {rec.ident!r} would be {length} bytes")
+            if pos % SECTOR_BYTES + length > SECTOR_BYTES:
+                pos = align_up(pos, SECTOR_BYTES)
+            rec.length = length
+            pos += length
+            continue
+        plain = _plain_file_rr_bytes(rec, rr_mod, version) if rr is RR_FROM_PAYLOAD else None
         if plain is not None and plain <= MAX_RECORD_BYTES - base:
             su_len = plain                  # same length rr_entries() gives, without building it
             rec.cont_len = 0
@@ -535,7 +565,88 @@ def directory_bytes(d: DirOut, rr_mod: Any, version: str, default_time: float,
     """The final bytes of one directory extent; continuation areas are added to ``continuation``."""
     buf = bytearray(d.extent.size_bytes)
     pos = 0
+    # Plain files' Rock Ridge entries differ only by name and (1.12) serial number: the
+    # rest (RR, PX head, TF) is built once per (mode, nlink, uid, gid, times) through
+    # rrip_entries() itself and reused, so the bytes are the same ones it gives.
+    plain_cache: dict[tuple, tuple[bytes, bytes, bool]] = {}
+    if rr_mod is not None:
+        serial = version == rr_mod.RRIP_112
+        both32 = rr_mod._both32
+        nm_max = rr_mod.NM_NAME_MAX_BYTES
+    rec_pack = _REC.pack
     for rec in dir_records(d):
+        rr = rec.rr
+        if rr is None and rec.kind == K_FILE:     # a Joliet file record: no system use field
+            info = rec.info
+            p = rec.payload
+            su = b""
+        elif rr is RR_FROM_PAYLOAD and rec.cont_len == 0 and rec.kind == K_FILE:
+            info = rec.info
+            p = rec.payload
+            name = info.basename.encode("utf-8", "surrogateescape")
+            m = info.mtime
+            a = info.atime
+            c = info.ctime
+            if m is None:
+                m = default_time
+            try:        # TF keeps whole seconds (rockridge._seconds); non-finite: rr_entries() reports it
+                key = (info.mode, p.nlink, info.uid, info.gid, math.floor(m),
+                       math.floor(m if a is None else a), math.floor(m if c is None else c))
+            except (ValueError, OverflowError):
+                key = None
+            hit = plain_cache.get(key) if key is not None else None
+            if hit is None:
+                entries = rr_entries(rec, rr_mod, version, default_time, True)
+                # [RR (1.09)], PX, NM..., TF: keep what does not depend on name and serial
+                px_at = 1 if version == rr_mod.RRIP_109 else 0
+                head = b"".join(entries[:px_at + 1])
+                if serial:
+                    head = head[:-8]
+                hit = (head, entries[-1], len(entries) != px_at + 3 or not entries[-1].startswith(b"TF"))
+                if key is not None:
+                    plain_cache[key] = hit
+            head, tf, odd = hit
+            if odd or not name or len(name) > nm_max or b"/" in name or b"\0" in name:
+                su = b"".join(rr_entries(rec, rr_mod, version, default_time, True))
+            elif serial:
+                su = b"".join((head, both32(p.inode), b"NM", bytes((5 + len(name), 1, 0)), name, tf))
+            else:
+                su = b"".join((head, b"NM", bytes((5 + len(name), 1, 0)), name, tf))
+        else:
+            info = None
+        if info is not None:
+            ident = rec.ident
+            li = len(ident)
+            if len(su) > MAX_RECORD_BYTES - (33 + li + (1 - li % 2)):
+                raise InternalError(f"{info.name}: continuation area changed size after allocation")
+            if p.size_bytes == 0:
+                lba = length = 0
+            else:
+                length = p.size_bytes
+                if length > MAX_SECTION_BYTES:
+                    lba, length = record_location(rec)
+                else:
+                    if p.extent is None:
+                        raise InternalError(f"{info.name}: no extent")
+                    lba = p.extent.device_offset // SECTOR_BYTES
+            t = info.mtime if info.mtime is not None else default_time
+            rec_len = 33 + li + (1 - li % 2) + len(su)
+            tail = rec_len % 2
+            rec_len += tail
+            if rec_len > 255:
+                raise InternalError(f"directory record of {rec_len} bytes for {ident!r}")
+            recorded = _dir_datetime_s(int(t))
+            if pos % SECTOR_BYTES + rec_len > SECTOR_BYTES:     # ECMA-119 6.8.1.1, as planned
+                pos = align_up(pos, SECTOR_BYTES)
+            buf[pos:pos + 33] = rec_pack(rec_len, 0, lba, lba.to_bytes(4, "big"), length,
+                                         length.to_bytes(4, "big"), *recorded[:6],
+                                         recorded[6] - 256 if recorded[6] > 127 else recorded[6],
+                                         rec.flags, 0, 0, 1, b"\x00\x01", li)
+            q = pos + 33 + li + (1 - li % 2)
+            buf[pos + 33:pos + 33 + li] = ident
+            buf[q:q + len(su)] = su
+            pos += rec_len
+            continue
         su = b""
         if rec.rr is not None:
             fit, cont = rr_mod.split_system_use(rr_entries(rec, rr_mod, version, default_time, True),

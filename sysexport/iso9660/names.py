@@ -35,8 +35,17 @@ def iso_limits(level: int, is_dir: bool) -> tuple[int, int]:
     return (31, 0) if is_dir else (30, 30)
 
 
+# ASCII fast path of to_d_characters(): NFKD leaves ASCII alone and it has no combining marks.
+_ASCII_TO_D = str.maketrans({chr(i): (chr(i) if chr(i) in D_CHARACTERS else "_")
+                             for i in range(128) if not chr(i).islower()})
+# ASCII fast path of joliet_candidate(): controls and the forbidden characters become '_'.
+_ASCII_TO_JOLIET = str.maketrans({chr(i): "_" for i in range(128) if i < 0x20 or chr(i) in JOLIET_FORBIDDEN})
+
+
 def to_d_characters(text: str) -> str:
     """Map text to d-characters: upper case, accents dropped, anything else becomes '_'."""
+    if text.isascii():
+        return text.upper().translate(_ASCII_TO_D)
     decomposed = unicodedata.normalize("NFKD", text)
     out = []
     for ch in decomposed:
@@ -176,6 +185,8 @@ def iso_sort_key(ident: bytes) -> tuple[bytes, bytes, int]:
 
 def joliet_candidate(basename: str) -> str:
     """Replace what Joliet forbids (controls, ``* / : ; ? \\``, characters outside the BMP) with '_'."""
+    if basename.isascii():
+        return basename.translate(_ASCII_TO_JOLIET)
     out = []
     for ch in basename:
         code = ord(ch)

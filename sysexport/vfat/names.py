@@ -22,6 +22,9 @@ LFN_ONLY_CHARS = frozenset("+,;=[]")        # valid in long names, replaced by '
 TAIL_LIMIT = 4                      # ~1..~4, then hashed tails (as Windows NT does)
 
 _UPPER_TABLE: dict[str, str] = {}
+# ASCII fast path of basis_name(): what is not a short-name character, dot or space becomes '_'.
+_ASCII_TO_SHORT = str.maketrans({chr(i): "_" for i in range(128)
+                                 if chr(i) not in SHORT_CHARS and chr(i) not in ". "})
 _BAD_CHAR_RE = re.compile("[\x00-\x1f" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]")
 
 
@@ -114,15 +117,20 @@ def parse_short_name(short: str, where: str) -> bytes:
 def basis_name(name: str) -> tuple[str, str, bool]:
     """fatgen103 basis-name generation: returns (base, ext, needs_tail)."""
     upper = fold(name)
-    lossy = False
-    converted = []
-    for c in upper:
-        if c in SHORT_CHARS or c in (".", " "):
-            converted.append(c)
-        else:
-            converted.append("_")
-            lossy = True
-    s = "".join(converted).replace(" ", "").lstrip(".")
+    if upper.isascii():
+        joined = upper.translate(_ASCII_TO_SHORT)
+        lossy = joined != upper
+    else:
+        lossy = False
+        converted = []
+        for c in upper:
+            if c in SHORT_CHARS or c in (".", " "):
+                converted.append(c)
+            else:
+                converted.append("_")
+                lossy = True
+        joined = "".join(converted)
+    s = joined.replace(" ", "").lstrip(".")
     if "." in s:
         dot = s.rfind(".")
         base, ext = s[:dot].replace(".", ""), s[dot + 1:].replace(".", "")
