@@ -22,7 +22,6 @@ from __future__ import annotations
 import calendar
 import os
 import stat
-import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
@@ -30,6 +29,7 @@ from construct import ConstructError
 
 from ..errors import InvalidImageError, InvalidInputError
 from . import rockridge as _rr
+from ._fastread import _Date, parse_directory_record, parse_su_entries  # noqa: F401  (re-exported)
 from ._structs import (SECTOR_BYTES, VD_TYPE_BOOT_RECORD, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY,
                        VD_TYPE_TERMINATOR, BootRecordDescriptor, DirectoryRecord, InitialEntry,
                        PathTableRecordL, SectionEntry, SectionHeader, ValidationEntry, VolumeDescriptor)
@@ -621,12 +621,6 @@ def _apply_tf(entry: ISOEntry, f: dict) -> None:
             entry.ctime = value
 
 
-class _Date(dict):
-    """A parsed date as a dict with attribute access (both date layouts use it)."""
-
-    __getattr__ = dict.__getitem__
-
-
 def _check_name(name: str, where: int) -> None:
     """A name from an image must be one path component: never "/", NUL, "." or ".."."""
     if not name or "/" in name or "\0" in name or name in (".", ".."):
@@ -644,115 +638,3 @@ def looks_like_iso9660(image: str | os.PathLike | BinaryIO, offset: int = 0) -> 
     finally:
         if own:
             f.close()
-
-
-# --- Hot path: precompiled decoders (DESIGN.md "Binary structures") ---------------------------
-# A directory record's fixed part and the SUSP entries every Rock Ridge record carries are
-# decoded with struct / slicing: construct takes about 0.5 ms per record here.  Anything
-# unusual falls back to the construct declarations, which then also produce the error.
-# tests/test_reader.py checks on many random samples that both decoders give equal results.
-
-_DIR_RECORD_FIXED = struct.Struct("<BBI4sI4s7sBBBH2sB")   # ECMA-119 9.1, BP 1-33
-_DATE7_KEYS = ("years_since_1900", "month", "day", "hour", "minute", "second")
-
-
-class _Record(dict):
-    """A decoded directory record with attribute access, like construct's Container."""
-
-    __getattr__ = dict.__getitem__
-
-
-def parse_directory_record(raw: bytes) -> _Record | None:
-    """ECMA-119 9.1 by struct; None when the record needs the construct declaration's verdict."""
-    if len(raw) < 34:
-        return None
-    (length, ext_len, loc, loc_be, size, size_be, date, flags, unit, gap, vsn, vsn_be,
-     len_fi) = _DIR_RECORD_FIXED.unpack_from(raw)
-    pad = 1 - len_fi % 2
-    su_start = 33 + len_fi + pad
-    if (loc_be != loc.to_bytes(4, "big") or size_be != size.to_bytes(4, "big")
-            or vsn_be != vsn.to_bytes(2, "big") or length != len(raw) or su_start > length
-            or (pad and raw[33 + len_fi] != 0)):
-        return None
-    d = _Date(zip(_DATE7_KEYS, date[:6]))
-    d["offset_from_gmt"] = date[6] - 256 if date[6] > 127 else date[6]
-    return _Record(length_of_directory_record=length, extended_attribute_record_length=ext_len,
-                   location_of_extent=loc, data_length=size, recording_date_and_time=d, file_flags=flags,
-                   file_unit_size=unit, interleave_gap_size=gap, volume_sequence_number=vsn,
-                   length_of_file_identifier=len_fi, file_identifier=raw[33:33 + len_fi],
-                   padding_field=b"\x00" if pad else None, system_use=raw[su_start:length])
-
-
-def _both32(raw: bytes, pos: int) -> int | None:
-    """ECMA-119 7.3.3 number at ``pos``; None when the two copies differ."""
-    le = raw[pos:pos + 4]
-    return int.from_bytes(le, "little") if raw[pos + 4:pos + 8] == le[::-1] else None
-
-
-def _fast_px(raw: bytes) -> dict | None:
-    if len(raw) not in (36, 44):
-        return None
-    vals = [_both32(raw, p) for p in range(4, len(raw), 8)]
-    if None in vals:
-        return None
-    return {"file_mode": vals[0], "file_links": vals[1], "file_user_id": vals[2], "file_group_id": vals[3],
-            "file_serial_number": vals[4] if len(vals) > 4 else None}
-
-
-def _fast_tf(raw: bytes) -> dict | None:
-    flags = raw[4]
-    count = bin(flags & 0x7F).count("1")
-    if flags & _rr.TF_LONG_FORM or len(raw) != 5 + 7 * count:
-        return None
-    stamps = []
-    for i in range(count):
-        b = raw[5 + 7 * i:12 + 7 * i]
-        d = dict(zip(_DATE7_KEYS, b[:6]))
-        d["gmt_offset"] = b[6] - 256 if b[6] > 127 else b[6]
-        stamps.append(d)
-    return {"flags": flags, "count": count, "time_stamps": stamps}
-
-
-def _fast_sl(raw: bytes) -> dict | None:
-    comps, pos = [], 5
-    while pos < len(raw):
-        if pos + 2 > len(raw) or pos + 2 + raw[pos + 1] > len(raw):
-            return None
-        n = raw[pos + 1]
-        comps.append({"flags": raw[pos], "len": n, "content": raw[pos + 2:pos + 2 + n]})
-        pos += 2 + n
-    return {"flags": raw[4], "component_area": comps}
-
-
-_FAST_SU = {
-    b"RR": lambda raw: {"flags": raw[4]} if len(raw) == 5 else None,
-    b"PX": _fast_px,
-    b"TF": _fast_tf,
-    b"NM": lambda raw: {"flags": raw[4], "name_content": raw[5:]} if len(raw) >= 5 else None,
-    b"SL": lambda raw: _fast_sl(raw) if len(raw) >= 5 else None,
-}
-
-
-def parse_su_entries(data: bytes) -> list[tuple[str, dict]]:
-    """What :func:`rockridge.parse_entries` returns (SUSP 1.12 section 4), the common RRIP
-    entries decoded without construct, every other entry by the declarations."""
-    out: list[tuple[str, dict]] = []
-    pos = 0
-    while len(data) - pos >= 4:
-        sig, length = data[pos:pos + 2], data[pos + 2]
-        if sig == b"\0\0":
-            break
-        if length < 4 or pos + length > len(data):
-            return _rr.parse_entries(data)          # raises the declared error
-        raw = data[pos:pos + length]
-        fast = _FAST_SU.get(sig)
-        fields = fast(raw) if fast is not None and raw[3] == 1 else None
-        if fields is None:
-            out.extend(_rr.parse_entries(raw))
-        else:
-            fields = {"signature": sig, "length": length, "version": 1, **fields}
-            out.append((sig.decode("latin-1"), fields))
-        pos += length
-        if sig == b"ST":
-            break
-    return out
