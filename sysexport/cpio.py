@@ -30,7 +30,7 @@ import construct as cs
 
 from .data import CHUNK_BYTES, DataSource
 from .errors import InternalError, InvalidImageError, InvalidInputError, SysExportError
-from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_tree
+from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from .output import Output
 from .tree import Node, Tree
 
@@ -187,8 +187,8 @@ class CPIO:
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory and everything under it (lstat: symlinks, devices, hard links kept)."""
-        for spec in walk_host_tree(host_dir, dest):
-            self.add(spec)
+        for info in walk_host_fileinfo(host_dir, dest):
+            self.add(info)
 
     @staticmethod
     def _link_key(info: FileInfo) -> tuple[int, int] | None:
