@@ -57,6 +57,12 @@ class Probe:
                             return off, fat
         return (self.fats[0][0], self.fats[0][2]) if self.fats else None
 
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.iso is not None:
             self.iso.close()
@@ -399,17 +405,13 @@ def _digest(chunks: Iterator[bytes]) -> str:
 # -- CLI -----------------------------------------------------------------------------------
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    pr = probe(args.image)
-    try:
+    with probe(args.image) as pr:
         print("\n".join(inspect_lines(pr)))
-    finally:
-        pr.close()
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    pr = probe(args.image)
-    try:
+    with probe(args.image) as pr:
         view = _pick_view(pr, args.view)
         if args.recursive:
             for item in walk_view(pr, view):
@@ -418,29 +420,21 @@ def cmd_ls(args: argparse.Namespace) -> int:
         item, kids = list_view(pr, view, args.path or "")
         for k in (kids if stat.S_ISDIR(item.mode) else [item]):
             print(ls_line(k))
-    finally:
-        pr.close()
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    pr = probe(args.image)
-    try:
+    with probe(args.image) as pr:
         view = _pick_view(pr, args.view)
         written, skipped = extract(pr, view, args.dest)
-    finally:
-        pr.close()
     print(f"{args.dest}: {written} entries extracted from the {view} view"
           + (f", {skipped} skipped" if skipped else ""))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    pr = probe(args.image)
-    try:
+    with probe(args.image) as pr:
         ok, line = verify(pr)
-    finally:
-        pr.close()
     print(line)
     return 0 if ok else 1
 

@@ -19,18 +19,13 @@ def expected_views(src: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
     files, links, dirs = {}, {}, set()
     for dirpath, dirnames, filenames in os.walk(src):
         rel_dir = os.path.relpath(dirpath, src)
-        for d in dirnames:
-            p = os.path.join(dirpath, d)
-            rel = os.path.normpath(os.path.join(rel_dir, d))
+        for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in filenames]:
+            p = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
             if os.path.islink(p):
                 links[rel] = os.readlink(p)
-            else:
+            elif is_dir:
                 dirs.add(rel)
-        for fn in filenames:
-            p = os.path.join(dirpath, fn)
-            rel = os.path.normpath(os.path.join(rel_dir, fn))
-            if os.path.islink(p):
-                links[rel] = os.readlink(p)
             else:
                 files[rel] = sha256_file(p)
     return files, links, dirs
