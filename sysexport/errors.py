@@ -14,6 +14,11 @@ class InvalidInputError(SysExportError, ValueError):
     """The caller asked for something the format cannot hold (bad name, mode, key...)."""
 
 
+class CallOrderError(InvalidInputError):
+    """Calls came in an order the writer cannot honour: add() after plan(), finish() twice,
+    write() with a plan from before the last plan()."""
+
+
 class LayoutError(SysExportError):
     """The requested content does not fit the requested layout (size, alignment, overlap)."""
 
