@@ -27,20 +27,31 @@ import os
 import re
 import stat
 import threading
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
-from .errors import InternalError, InvalidInputError, LayoutError
+from .contribution import BootContribution, BootPatches, PlacedBoot
+from .data import DataSource, make_source
+from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
 from .fileinfo import FileInfo, to_fileinfo, walk_host_fileinfo
+from .iso9660.eltorito import BOOT_EFI
+from .iso9660.writer import ISO9660, ISOPlan
 from .output import Output
+from .partition.gpt import ENTRY_ARRAY_MIN_BYTES, GPT, GPT_TYPE_ESP, GPTLayout, GPTPartition
+from .partition.mbr import BOOT_CODE_MAX_BYTES, MBR
+from .tree import Node
+from .vfat.writer import VFAT, VFATPlan
+from .writer import Lifecycle
 
 FOUR_GIB = 1 << 32
 ISO_SECTOR_BYTES = 2048
 SYSTEM_AREA_BYTES = 16 * ISO_SECTOR_BYTES
-GPT_ARRAY_BYTES = 16384
-"""UEFI 2.x 5.3.1: at least 16,384 bytes are reserved for each GPT partition entry array."""
+GPT_ARRAY_BYTES = ENTRY_ARRAY_MIN_BYTES
+"""Each GPT's entry array takes the minimum UEFI 5.3.1 reserves: 16 KiB, 128 entries."""
 GPT4K_HEADER_OFFSET = 4096
 GPT4K_ARRAY_OFFSET = 8192
 GPT512_HEADER_OFFSET = 512
@@ -78,6 +89,28 @@ class HybridSummary:
         return out
 
 
+@dataclass(frozen=True, eq=False)
+class HybridPlan:
+    """The complete layout of a hybrid image (what :meth:`ISO9660Hybrid.plan` returns).
+
+    It composes its parts' plans: ``iso`` (with every shared file pointed at its bytes in
+    the ESP and the volume spanning the device), ``esp`` (the FAT at the ESP's offset),
+    the two GPT layouts (4096- and 512-byte blocks, the same partitions), and the MBR's
+    boot code after every contribution's patches.  ``pieces`` are the top-level extents
+    checked for overlap.
+    """
+
+    device_size_bytes: int
+    iso: ISOPlan
+    esp: VFATPlan
+    gpt4k: GPTLayout
+    gpt512: GPTLayout
+    mbr_boot_code: bytes | None
+    mbr_bootable: bool
+    pieces: tuple[Extent, ...]
+    summary: HybridSummary
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while records are made in bulk.
@@ -94,7 +127,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-class ISO9660Hybrid:
+class ISO9660Hybrid(Lifecycle):
     """An image that is both an ISO9660 file system and a GPT disk with one VFAT ESP.
 
     A port of Perl's Sys::Export::ISO9660Hybrid.  Every file added goes into both file
@@ -103,14 +136,15 @@ class ISO9660Hybrid:
     Symlinks, devices, fifos and sockets go to the ISO (Rock Ridge) only.
 
     ``ISO9660Hybrid(filename)``, ``ISO9660Hybrid(filehandle=fh)`` or keyword attributes.
+    Its parts are ``iso`` (ISO9660), ``esp`` (VFAT) and ``gpt`` (the 4096-byte GPT; the
+    512-byte one is derived from it); :meth:`plan` composes their plans.
     """
 
-    def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
-                 **attrs: Any) -> None:
-        from .iso9660.writer import ISO9660
-        from .partition.gpt import GPT, GPT_TYPE_ESP
-        from .vfat.writer import VFAT
+    ATTRIBUTES = ("volume_label", "mbr_boot_code", "mbr_bootable", "efi_boot", "esp_min_size_bytes",
+                  "partition_align_bytes", "default_time")
 
+    def __init__(self, filename: str | os.PathLike[str] | None = None, *, filehandle: BinaryIO | None = None,
+                 **attrs: Any) -> None:
         self.filename = os.fspath(filename) if filename is not None else None
         self.filehandle = filehandle
         self.iso = ISO9660()
@@ -118,25 +152,22 @@ class ISO9660Hybrid:
         self.gpt = GPT(block_size=4096, alignment_bytes=DEFAULT_PARTITION_ALIGN)
         # Placeholder size: plan() fixes the ESP's extent once the FAT is laid out.
         self.esp_partition = self.gpt.add_partition(GPT_TYPE_ESP, size_bytes=4096, name="EFI System Partition")
-        self.mbr_boot_code: bytes | None = None
+        self.mbr_boot_code: bytes | str | os.PathLike[str] | None = None
         self.mbr_bootable = False
         self.efi_boot = False
         self.esp_min_size_bytes = 0
         self.partition_align_bytes = DEFAULT_PARTITION_ALIGN
-        self.before_write: list[Callable[[ISO9660Hybrid], None]] = []
-        self.efi_catalog_entry = None
         self.summary: HybridSummary | None = None
-        self.gpt512 = None
-        self._shared: list[Any] = []       # ESP tree nodes of the files stored once for both
+        self._efi_entry: int | None = None         # index of the El Torito EFI entry naming the ESP
+        self._contributions: list[tuple[BootContribution, tuple[int, ...]]] = []
+        # The files stored once for both: their ESP and ISO tree nodes, side by side.
+        self._shared_fat: list[Node] = []
+        self._shared_iso: list[Node] = []
         self._files = 0
         self.total_data_bytes = 0
-        self._finished = False
         self.volume_label = "ISOHYBRID"
         for key, value in attrs.items():
-            if key in ("filename", "filehandle"):
-                setattr(self, key, value)
-            elif key in ("volume_label", "mbr_boot_code", "mbr_bootable", "efi_boot",
-                         "esp_min_size_bytes", "partition_align_bytes", "default_time"):
+            if key in ("filename", "filehandle") or key in self.ATTRIBUTES:
                 setattr(self, key, value)
             else:
                 raise InvalidInputError(f"ISO9660Hybrid: unknown attribute {key!r}")
@@ -156,29 +187,28 @@ class ISO9660Hybrid:
         self.esp.volume_label = fat_label
 
     @property
-    def default_time(self):
+    def default_time(self) -> float | None:
         return self.iso.default_time
 
     @default_time.setter
-    def default_time(self, value) -> None:
+    def default_time(self, value: float | None) -> None:
         self.iso.default_time = value
         self.esp.default_time = value
 
     @property
-    def partitions(self):
-        """Shortcut for ``self.gpt.partitions`` (the ESP is the first)."""
+    def partitions(self) -> list[GPTPartition]:
+        """The GPT's partitions (the ESP is the first)."""
         return self.gpt.partitions
 
     # -- adding --------------------------------------------------------------------------
-    def add(self, spec: Any, **overrides: Any) -> FileInfo:
+    def add(self, spec: Any, /, **overrides: Any) -> FileInfo:
         """Add a file-info record (mapping or shorthand) to both file systems.
 
         ``hybrid_target`` chooses "both" (default), "iso" or "esp".  Symlinks, devices,
         fifos and sockets go to the ISO only; a file of 4 GiB or more must be marked
         ``hybrid_target="iso"`` (FAT cannot hold it).
         """
-        if self._finished:
-            raise InvalidInputError("add(): this image was already finished")
+        self._require_open("add()")
         info = to_fileinfo(spec, **overrides)
         where = info.name or "/"
         target = info.hybrid_target
@@ -202,46 +232,115 @@ class ISO9660Hybrid:
             fat_node = self.esp.add(info)
         if target in ("both", "iso"):
             shared = target == "both" and is_file and info.size > 0
-            self.iso.add(info, placed_later=shared)
-            if shared:
-                self._shared.append(fat_node)
+            iso_node = self.iso.add(info, placed_later=shared)
+            if shared and fat_node is not None:
+                self._shared_fat.append(fat_node)
+                self._shared_iso.append(iso_node)
         if not is_dir:
             self._files += 1
         if is_file:
             self.total_data_bytes += info.size
         return info
 
-    def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
+    def add_tree(self, host_dir: str | os.PathLike[str], dest: str = "") -> None:
         """Add a host directory tree (lstat, sorted; symlinks kept, hard links recognised)."""
         with _gc_paused():
             for info in walk_host_fileinfo(host_dir, dest):
                 self.add(info)
 
+    def add_partition(self, type_guid: uuid.UUID | str, size_bytes: int | None = None, *, name: str = "",
+                      unique_guid: uuid.UUID | str | None = None, attributes: int = 0,
+                      data: DataSource | bytes | str | os.PathLike[str] | None = None) -> GPTPartition:
+        """A further GPT partition, placed after the ESP (4 KiB aligned) in both GPTs.
+
+        Give ``size_bytes`` or ``data`` (a DataSource, bytes or a host path; the size is
+        then the data's, rounded up to 4 KiB).
+        """
+        self._require_open("add_partition()")
+        return self.gpt.add_partition(type_guid, size_bytes, name=name, unique_guid=unique_guid,
+                                      attributes=attributes, data=data)
+
+    def contribute(self, contribution: BootContribution) -> tuple[GPTPartition, ...]:
+        """Take a boot loader's contribution (files, El Torito entries, the EFI entry,
+        partitions, MBR boot code, and the patches made once the layout is known).
+        Returns the partitions it asked for, in its order."""
+        self._require_open("contribute()")
+        contribution.check()
+        for spec in contribution.files:
+            self.add(spec)
+        for req in contribution.eltorito:
+            self.iso.add_boot_catalog_entry(**req.arguments())
+        if contribution.efi_from_esp:
+            self.efi_boot = True
+        parts = tuple(self.gpt.add_partition(req.type_guid, size_bytes=req.size_bytes, name=req.name,
+                                             data=req.data)
+                      for req in contribution.partitions)
+        if contribution.mbr_boot_code is not None:
+            self.mbr_boot_code = contribution.mbr_boot_code
+        self._contributions.append((contribution, tuple(p.index or 0 for p in parts)))
+        return parts
+
     # -- layout ----------------------------------------------------------------------------
-    def plan(self) -> int:
-        """Compute the whole layout (ISO, GPTs, ESP, partitions); returns the image size."""
-
-        from .iso9660.eltorito import BOOT_EFI
-        from .partition.gpt import GPT
-
-        if self.efi_boot and self.efi_catalog_entry is None:
-            self.efi_catalog_entry = self.iso.add_boot_catalog_entry(
-                platform=BOOT_EFI, extent=Extent(0, ISO_SECTOR_BYTES, "ESP"))
+    def plan(self) -> HybridPlan:
+        """Compute the whole layout (ISO, ESP, partitions, both GPTs, MBR); see the module
+        docstring for the picture.  Returns the :class:`HybridPlan`; afterwards add() is
+        refused."""
+        self._require_unfinished("plan()")
+        boot_code = self._boot_code()             # bad boot code: an error before any work
+        if self.efi_boot and self._efi_entry is None:
+            self.iso.add_boot_catalog_entry(platform=BOOT_EFI, extent=Extent(0, ISO_SECTOR_BYTES, "ESP"))
+            self._efi_entry = len(self.iso.boot_entries) - 1
+        self._mark_planned()
         # 1. ISO metadata, with a gap after the descriptors for the 512-byte GPT array.
-        iso_end = self.iso.plan(reserve_after_descriptors=GPT_ARRAY_BYTES)
-        gap = self.iso.reserved_extent
+        iso = self.iso.plan(reserve_after_descriptors=GPT_ARRAY_BYTES)
+        gap = iso.reserved_extent
         if gap.size_bytes < GPT_ARRAY_BYTES or gap.device_offset % 512:
             raise InternalError(f"ISO reserved gap {gap} cannot hold a 16 KiB GPT array")
         # 2. Partitions after the ISO metadata: the ESP first, then the caller's.
+        esp, extents, next_free = self._place_partitions(iso.end_bytes)
+        device_size = align_up(next_free, 4096) + BACKUP_AREA_BYTES
+        # 3. What the contributions patch now that the partitions are placed.
+        boot_code, data = self._finalize_contributions(extents, device_size, boot_code)
+        # 4. Both GPTs: 4K arrays in the system area and before the backup header block,
+        #    512-byte arrays in the ISO's gap and below the 4K backup array.
+        gpt4k, gpt512 = self._gpt_layouts(device_size, gap, extents, data)
+        # 5. Point every shared ISO file at its FAT extent; the EFI entry at the ESP.
+        boot_extents = {}
+        esp_offset, esp_size = extents[self._esp_index()]
+        if self._efi_entry is not None:
+            boot_extents[self._efi_entry] = Extent(esp_offset, esp_size, "ESP")
+        iso = self.iso.place(iso, self._shared_placements(esp), volume_size_bytes=device_size,
+                             boot_extents=boot_extents)
+        pieces = self._check_layout(device_size, gap, iso.end_bytes, gpt4k)
+        summary = HybridSummary(
+            image_size_bytes=device_size, iso_metadata_end=iso.end_bytes, esp_offset=esp_offset,
+            esp_size_bytes=esp_size, fat_type=esp.fat_type,
+            partitions=[(p.name, p.device_offset, p.size_bytes) for p in gpt4k.partitions],
+            file_count=self._files, shared_file_count=len(self._shared_fat),
+            data_bytes=sum(n.info.size for n in self._shared_fat))
+        self.summary = summary
+        return HybridPlan(device_size, iso, esp, gpt4k, gpt512, boot_code, bool(self.mbr_bootable), pieces,
+                          summary)
+
+    def _esp_index(self) -> int:
+        index = self.esp_partition.index
+        if index is None:
+            raise InternalError("the ESP has no partition number")
+        return index
+
+    def _place_partitions(self, iso_end: int) -> tuple[VFATPlan, dict[int, tuple[int, int]], int]:
+        """The ESP right after the ISO metadata (aligned), sized by its FAT's plan; then the
+        other partitions, each aligned, in their order.  Returns the ESP's plan, every
+        partition's (device_offset, size_bytes) by index, and the first byte past them."""
         align = self.partition_align_bytes
-        if align % 4096:
-            raise InvalidInputError(f"partition_align_bytes: must be a multiple of 4096, found {align}")
+        if not isinstance(align, int) or align <= 0 or align % 4096:
+            raise InvalidInputError(f"partition_align_bytes: must be a positive multiple of 4096, found {align!r}")
         esp_offset = align_up(iso_end, align)
-        esp_size = align_up(self.esp.plan(volume_offset=esp_offset), 4096)
-        if esp_size < self.esp_min_size_bytes:
-            self.esp.size_bytes = self.esp_min_size_bytes
-            esp_size = align_up(self.esp.plan(volume_offset=esp_offset), 4096)
-        self.esp_partition.set_extent(esp_offset, esp_size)
+        esp = self.esp.plan(volume_offset=esp_offset)
+        if align_up(esp.size_bytes, 4096) < self.esp_min_size_bytes:
+            esp = self.esp.plan(volume_offset=esp_offset, min_size_bytes=self.esp_min_size_bytes)
+        esp_size = align_up(esp.size_bytes, 4096)
+        extents = {self._esp_index(): (esp_offset, esp_size)}
         next_free = esp_offset + esp_size
         for part in self.gpt.partitions:
             if part is self.esp_partition:
@@ -250,65 +349,72 @@ class ISO9660Hybrid:
             if part.size_rule == "fill" or size is None:
                 raise InvalidInputError(f"partition {part.name!r}: give size_bytes or data "
                                         "(the hybrid places extra partitions after the ESP)")
-            if part.size_rule == "data":
+            if part.size_rule == "data" and part.data is not None:
                 size = align_up(part.data.size_bytes, 4096)
             offset = align_up(next_free, align) if part.auto_offset else part.device_offset
-            part.set_extent(offset, align_up(size, 4096))
-            if part.device_offset % 4096 or part.size_bytes % 4096:
-                raise LayoutError(f"partition {part.name!r}: offset {part.device_offset} and size "
-                                  f"{part.size_bytes} must be multiples of 4096 (both GPTs describe it)")
-            next_free = max(next_free, part.device_offset + part.size_bytes)
-        device_size = align_up(next_free, 4096) + BACKUP_AREA_BYTES
-        # 3. Both GPTs: 4K arrays in the system area and before the backup header block,
-        #    512-byte arrays in the ISO's gap and below the 4K backup array.
+            if offset is None or offset % 4096:
+                raise LayoutError(f"partition {part.name!r}: offset {offset} must be a multiple of 4096 "
+                                  "(both GPTs describe it)")
+            size = align_up(size, 4096)
+            if part.index is None:
+                raise InternalError(f"partition {part.name!r} has no number")
+            extents[part.index] = (offset, size)
+            next_free = max(next_free, offset + size)
+        return esp, extents, next_free
+
+    def _finalize_contributions(self, extents: dict[int, tuple[int, int]], device_size: int,
+                                boot_code: bytes | None) -> tuple[bytes | None, dict[int, DataSource]]:
+        """Ask each contribution for the patches that depend on where its partitions lie."""
+        data: dict[int, DataSource] = {}
+        for contribution, indices in self._contributions:
+            if contribution.finalize is None:
+                continue
+            patches: BootPatches = contribution.finalize(PlacedBoot(tuple(extents[i] for i in indices),
+                                                                    device_size))
+            if patches.mbr_boot_code is not None:
+                boot_code = _check_boot_code(patches.mbr_boot_code, "boot contribution")
+            for index, blob in zip(indices, patches.partition_data):
+                if blob is not None:
+                    data[index] = make_source(data=blob, where=f"partition {index}")
+        return boot_code, data
+
+    def _gpt_layouts(self, device_size: int, gap: Extent, extents: dict[int, tuple[int, int]],
+                     data: dict[int, DataSource]) -> tuple[GPTLayout, GPTLayout]:
+        """The 4096-byte GPT (its arrays in the system area and before the backup header
+        block) and the 512-byte one derived from it (arrays in the ISO's gap and below the
+        4K backup array; its backup header in the last 512 bytes of the device)."""
         first_usable = align_up(gap.end, 4096)
         last_usable_end = device_size - BACKUP_AREA_BYTES
-        g4 = self.gpt
-        g4.primary_entries_offset = GPT4K_ARRAY_OFFSET
-        g4.backup_header_offset = device_size - 4096
-        g4.backup_entries_offset = device_size - 4096 - GPT_ARRAY_BYTES
-        g4.first_usable_lba = first_usable // 4096
-        g4.last_usable_lba = last_usable_end // 4096 - 1
-        g4.layout(device_size)
-        g5: GPT = g4.derive(512)
-        g5.primary_entries_offset = gap.device_offset
-        g5.backup_header_offset = device_size - 512
-        g5.backup_entries_offset = device_size - 4096 - 2 * GPT_ARRAY_BYTES
-        g5.first_usable_lba = first_usable // 512
-        g5.last_usable_lba = last_usable_end // 512 - 1
-        g5.layout(device_size)
-        self.gpt512 = g5
-        # 4. Point every shared ISO file at its FAT extent; the EFI entry at the ESP.
-        placed: dict[tuple[int, int], int] = {}
-        place_node = getattr(self.iso, "place_node", None)
-        for fat_node in self._shared:
+        gpt4k = self.gpt.layout(device_size, extents=extents, data=data,
+                                primary_entries_offset=GPT4K_ARRAY_OFFSET,
+                                backup_header_offset=device_size - 4096,
+                                backup_entries_offset=device_size - 4096 - GPT_ARRAY_BYTES,
+                                first_usable_lba=first_usable // 4096,
+                                last_usable_lba=last_usable_end // 4096 - 1)
+        gpt512 = self.gpt.derive(512).layout(device_size, primary_entries_offset=gap.device_offset,
+                                             backup_header_offset=device_size - 512,
+                                             backup_entries_offset=device_size - 4096 - 2 * GPT_ARRAY_BYTES,
+                                             first_usable_lba=first_usable // 512,
+                                             last_usable_lba=last_usable_end // 512 - 1)
+        return gpt4k, gpt512
+
+    def _shared_placements(self, esp: VFATPlan) -> Iterator[tuple[Node, int]]:
+        """(ISO node, device offset) of every shared file: where the FAT put its bytes.
+        A hard-link group is placed once (its members share one ISO payload)."""
+        placed: set[tuple[int, int]] = set()
+        for fat_node, iso_node in zip(self._shared_fat, self._shared_iso):
             info = fat_node.info
-            offset = self.esp.device_offset_of(fat_node)
+            offset = esp.device_offset_of(fat_node)
             if offset is None or offset % SHARED_FILE_ALIGN:
                 raise InternalError(f"{info.name}: FAT placed it at {offset}, not 2 KiB aligned")
             key = info.link_key
-            if key is not None and key in placed:
-                continue
             if key is not None:
-                placed[key] = offset
-            if place_node is not None:      # no name normalisation per file
-                place_node(self.iso.tree.find(info.name), offset, info.name)
-            else:
-                self.iso.place_file(info.name, offset)
-        if self.efi_catalog_entry is not None:
-            self.efi_catalog_entry.extent = Extent(esp_offset, esp_size, "ESP")
-        self.iso.volume_size_bytes = device_size
-        self._check_layout(device_size, gap, iso_end)
-        self.device_size_bytes = device_size
-        self.summary = HybridSummary(
-            image_size_bytes=device_size, iso_metadata_end=iso_end, esp_offset=esp_offset,
-            esp_size_bytes=esp_size, fat_type=getattr(self.esp, "fat_type", None),
-            partitions=[(p.name, p.device_offset, p.size_bytes) for p in self.gpt.partitions],
-            file_count=self._files, shared_file_count=len(self._shared),
-            data_bytes=sum(n.info.size for n in self._shared))
-        return device_size
+                if key in placed:
+                    continue
+                placed.add(key)
+            yield iso_node, offset
 
-    def _check_layout(self, device_size: int, gap: Extent, iso_end: int) -> None:
+    def _check_layout(self, device_size: int, gap: Extent, iso_end: int, gpt4k: GPTLayout) -> tuple[Extent, ...]:
         pieces = [Extent(0, 512, "protective MBR"),
                   Extent(GPT512_HEADER_OFFSET, 512, "512-byte GPT header"),
                   Extent(GPT4K_HEADER_OFFSET, 4096, "4K GPT header"),
@@ -319,42 +425,43 @@ class ISO9660Hybrid:
                   Extent(device_size - 4096 - 2 * GPT_ARRAY_BYTES, GPT_ARRAY_BYTES, "512-byte backup array"),
                   Extent(device_size - 4096 - GPT_ARRAY_BYTES, GPT_ARRAY_BYTES, "4K backup array"),
                   Extent(device_size - 4096, 4096, "backup GPT headers")]
-        pieces += [Extent(p.device_offset, p.size_bytes, f"partition {p.name!r}") for p in self.gpt.partitions]
+        pieces += [Extent(p.device_offset, p.size_bytes, f"partition {p.name!r}") for p in gpt4k.partitions]
         check_no_overlap(pieces, device_size)
+        return tuple(pieces)
 
     # -- writing ---------------------------------------------------------------------------
     def finish(self) -> HybridSummary:
-        """Lay out and write the image (see the module docstring for the layout)."""
-        if self._finished:
-            raise InvalidInputError("finish(): this image was already finished")
+        """Lay out and write the image (see the module docstring for the layout), once."""
+        self._require_unfinished("finish()")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("ISO9660Hybrid: set filename or filehandle before finish()")
         self._boot_code()                   # bad boot code: an error before any work
         with _gc_paused():
-            return self._finish()
+            plan = self.plan()
+            with Output(self.filename, self.filehandle) as out:
+                out.set_size(plan.device_size_bytes)
+                self.write(out.fd, plan)
+        self._mark_finished()
+        return plan.summary
 
-    def _finish(self) -> HybridSummary:
-        from .partition.mbr import MBR
+    def write(self, fd: int, plan: HybridPlan) -> None:
+        """Write everything ``plan`` describes into ``fd`` (already sized): ISO metadata and
+        the ESP with the file data, the 4K GPT with the partitions' data, the 512-byte GPT,
+        and the protective MBR with its boot code."""
+        if not isinstance(plan, HybridPlan):
+            raise InvalidInputError(f"ISO9660Hybrid.write(): expected a HybridPlan, found {type(plan).__name__}")
+        if self._stage == "open":
+            raise CallOrderError("ISO9660Hybrid.write(): call plan() first")
+        self._write_iso_and_esp(fd, plan)
+        self.gpt.write(fd, plan.gpt4k)                   # 4K GPT (and data of the caller's partitions)
+        for offset, blob in self.gpt.structures(plan.gpt512):   # then the 512-byte one
+            os.pwrite(fd, blob, offset)
+        mbr = MBR.protective(plan.device_size_bytes, 512, bootable=plan.mbr_bootable)
+        if plan.mbr_boot_code:
+            mbr.set_boot_code(plan.mbr_boot_code)
+        os.pwrite(fd, mbr.to_bytes(), 0)
 
-        device_size = self.plan()
-        for hook in self.before_write:
-            hook(self)
-        boot_code = self._boot_code()
-        with Output(self.filename, self.filehandle) as out:
-            out.set_size(device_size)
-            fd = out.fd
-            self._write_iso_and_esp(fd)
-            self.gpt.write(fd)                      # 4K GPT (and data of the caller's partitions)
-            for offset, blob in self.gpt512.structures():  # then the 512-byte one
-                os.pwrite(fd, blob, offset)
-            mbr = MBR.protective(device_size, 512, bootable=self.mbr_bootable)
-            if boot_code:
-                mbr.set_boot_code(boot_code)
-            os.pwrite(fd, mbr.to_bytes(), 0)
-        self._finished = True
-        return self.summary
-
-    def _write_iso_and_esp(self, fd: int) -> None:
+    def _write_iso_and_esp(self, fd: int, plan: HybridPlan) -> None:
         """Write the ISO metadata and the ESP (with the file data) at the same time.
 
         They fill disjoint parts of the device, so the order does not matter; the ESP's
@@ -367,14 +474,14 @@ class ISO9660Hybrid:
 
         def write_esp() -> None:
             try:
-                context.run(self.esp.write, fd)
+                context.run(self.esp.write, fd, plan.esp)
             except BaseException as e:              # re-raised in the calling thread
                 failure.append(e)
 
         worker = threading.Thread(target=write_esp, name="sysexport-esp-write")
         worker.start()
         try:
-            self.iso.write(fd)
+            self.iso.write(fd, plan.iso)
         finally:
             worker.join()
         if failure:
@@ -387,9 +494,14 @@ class ISO9660Hybrid:
         if isinstance(code, (str, os.PathLike)):
             with open(code, "rb") as f:
                 code = f.read(512)
-        code = bytes(code)
-        if len(code) > 440 and any(code[440:min(len(code), 510)]):
-            raise InvalidInputError(f"mbr_boot_code: {len(code)} bytes with data past byte 440; only 440 bytes "
-                                    "of boot code fit before the partition table (disk signature and "
-                                    "entries at 440..511 belong to the MBR)")
-        return code[:440]
+        return _check_boot_code(bytes(code), "mbr_boot_code")
+
+
+def _check_boot_code(code: bytes, where: str) -> bytes:
+    """Legacy boot code for the MBR: at most 440 bytes, or a whole sector whose bytes past
+    440 (signature, entries) are zero; returns the first 440."""
+    if len(code) > BOOT_CODE_MAX_BYTES and any(code[BOOT_CODE_MAX_BYTES:min(len(code), 510)]):
+        raise InvalidInputError(f"{where}: {len(code)} bytes with data past byte {BOOT_CODE_MAX_BYTES}; only "
+                                f"{BOOT_CODE_MAX_BYTES} bytes of boot code fit before the partition table "
+                                "(disk signature and entries at 440..511 belong to the MBR)")
+    return code[:BOOT_CODE_MAX_BYTES]

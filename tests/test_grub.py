@@ -222,52 +222,21 @@ def test_grub_cfg_passes_grub_script_check(tmp_path):
 
 # ------------------------------------------------------------------------------ make_bootable
 
-class FakeCatalog:
-    def __init__(self):
-        self.entries = []
-
-    def add_boot_catalog_entry(self, **kw):
-        self.entries.append(kw)
-
-
-class FakePartition:
-    def __init__(self, type_guid, size_bytes, name, data):
-        self.type_guid, self.size_bytes, self.name, self.data = type_guid, size_bytes, name, data
-        self.device_offset = None
-        self.where = f"partition {name!r}"
-
-
-class FakeGPT:
-    def __init__(self):
-        self.partitions = []
-
-    def add_partition(self, type_guid, size_bytes=None, *, name="", data=None):
-        p = FakePartition(type_guid, size_bytes, name, data)
-        self.partitions.append(p)
-        return p
-
-
-class FakeHybrid:
-    """Records what make_bootable asks of an ISO9660Hybrid (the interface it is written against)."""
-
-    def __init__(self):
-        self.iso, self.gpt = FakeCatalog(), FakeGPT()
-        self.added, self.before_write = [], []
-        self.efi_boot, self.mbr_boot_code, self.volume_label = False, None, "TESTLIVE"
-
-    def add(self, spec):
-        from sysexport.fileinfo import to_fileinfo
-        self.added.append(to_fileinfo(spec))
-
-
-def test_make_bootable_records_everything(tmp_path, sde):
+def test_boot_contribution_records_everything(tmp_path, sde):
+    """GRUB's contribution is a value: files, El Torito entry, EFI entry, the BIOS boot
+    partition, boot.img, and the patches made once the partition is placed."""
     need_grub()
+    from sysexport.contribution import PlacedBoot
+    from sysexport.fileinfo import to_fileinfo
+    from sysexport.iso9660.eltorito import BOOT_X86, EMU_NONE
+    from sysexport.partition.gpt import GPT_TYPE_BIOS_BOOT
     kernel = tmp_path / "vmlinuz"
     kernel.write_bytes(b"kernel" * 100)
-    h = FakeHybrid()
-    setup = grub.make_bootable(h, kernel=kernel, initrd=b"initrd-bytes", cmdline="console=ttyS0 quiet")
-    names = {i.name: i for i in h.added}
+    contribution, setup = grub.boot_contribution(kernel=kernel, initrd=b"initrd-bytes",
+                                                 cmdline="console=ttyS0 quiet", volume_label="TESTLIVE")
+    names = {i.name: i for i in map(to_fileinfo, contribution.files)}
     assert setup.marker.startswith("/boot/grub/sysexport-") and setup.marker.lstrip("/") in names
+    assert sorted(setup.files) == sorted(names)
     for name in ("boot/grub/grub.cfg", "boot/vmlinuz", "boot/initrd.img", "EFI/BOOT/BOOTX64.EFI",
                  "boot/grub/i386-pc/normal.mod", "boot/grub/x86_64-efi/normal.mod", "boot/grub/i386-pc/moddep.lst"):
         assert names[name].hybrid_target == "both", name
@@ -275,36 +244,37 @@ def test_make_bootable_records_everything(tmp_path, sde):
     assert names["boot/vmlinuz"].size == 600 and names["boot/initrd.img"].source.read_all() == b"initrd-bytes"
     cfg = names["boot/grub/grub.cfg"].source.read_all().decode()
     assert "linux /boot/vmlinuz console=ttyS0 quiet" in cfg and "initrd /boot/initrd.img" in cfg
-    assert h.efi_boot is True
-    from sysexport.iso9660.eltorito import BOOT_X86, EMU_NONE
-    assert h.iso.entries == [dict(platform=BOOT_X86, path="boot/grub/i386-pc/eltorito.img", media_type=EMU_NONE,
-                                  load_size=4, boot_info_table=True)]
-    from sysexport.partition.gpt import GPT_TYPE_BIOS_BOOT
-    (part,) = h.gpt.partitions
+    assert contribution.efi_from_esp is True
+    (entry,) = contribution.eltorito
+    assert (entry.platform, entry.path, entry.media_type, entry.load_size, entry.boot_info_table) == \
+        (BOOT_X86, "boot/grub/i386-pc/eltorito.img", EMU_NONE, 4, True)
+    (part,) = contribution.partitions
     assert part.type_guid == GPT_TYPE_BIOS_BOOT and part.size_bytes % 4096 == 0
     assert part.size_bytes >= len(part.data)
-    # The hook, run after layout, points boot code and core at the partition.
-    part.device_offset = 3 * MIB
-    (hook,) = h.before_write
-    hook(h)
-    assert struct.unpack_from("<Q", h.mbr_boot_code, 0x5C)[0] == 3 * MIB // 512
-    assert struct.unpack_from("<Q", part.data.read_all(1 << 24), 500)[0] == 3 * MIB // 512 + 1
+    assert contribution.mbr_boot_code is not None and len(contribution.mbr_boot_code) == 440
+    # Once placed, boot code and core point at the partition.
+    patches = contribution.finalize(PlacedBoot(((3 * MIB, part.size_bytes),), 64 * MIB))
+    assert struct.unpack_from("<Q", patches.mbr_boot_code, 0x5C)[0] == 3 * MIB // 512
+    (core,) = patches.partition_data
+    assert struct.unpack_from("<Q", core, 500)[0] == 3 * MIB // 512 + 1
     # Same input, same time: same marker and same images.
-    h2 = FakeHybrid()
-    assert grub.make_bootable(h2, kernel=kernel, initrd=b"initrd-bytes", cmdline="console=ttyS0 quiet").marker \
-        == setup.marker
-    efi = [i for i in h2.added if i.name == "EFI/BOOT/BOOTX64.EFI"][0]
+    again, setup2 = grub.boot_contribution(kernel=kernel, initrd=b"initrd-bytes", cmdline="console=ttyS0 quiet",
+                                           volume_label="TESTLIVE")
+    assert setup2.marker == setup.marker
+    efi = [i for i in map(to_fileinfo, again.files) if i.name == "EFI/BOOT/BOOTX64.EFI"][0]
     assert efi.source.read_all(1 << 24) == names["EFI/BOOT/BOOTX64.EFI"].source.read_all(1 << 24)
 
 
 def test_make_bootable_checks_before_adding(tmp_path):
-    h = FakeHybrid()
+    from sysexport import ISO9660Hybrid
+    h = ISO9660Hybrid(str(tmp_path / "x.img"))
     with pytest.raises(SysExportError, match="grub-pc-bin"):
         grub.make_bootable(h, grub_lib_dir=tmp_path)
     need_grub()
     with pytest.raises(InvalidInputError, match="marker"):
         grub.make_bootable(h, marker="relative/path")
-    assert h.added == [] and h.before_write == [] and h.iso.entries == []
+    assert list(h.iso.tree.walk()) == [h.iso.tree.root] and h.iso.boot_entries == []
+    assert len(h.partitions) == 1 and not h.efi_boot
 
 
 # ------------------------------------------------------------------------------ firmware

@@ -23,7 +23,7 @@ from helpers import need, out, run
 
 from sysexport import BOOT_EFI, BOOT_X86, FLAG_HIDDEN, ISO9660
 from sysexport.data import DataSource
-from sysexport.errors import InternalError, InvalidInputError
+from sysexport.errors import CallOrderError, InternalError, InvalidInputError
 from sysexport.extent import Extent
 from sysexport.fileinfo import walk_host_tree
 
@@ -281,6 +281,7 @@ def test_dumpet(rich):
     assert "Entry is bootable" in text and "Load Sectors: 11" in text
 
 
+@pytest.mark.slow
 def test_linux_kernel_views(rich):
     """The Linux kernel's isofs, in its Rock Ridge, Joliet and plain views, in one boot."""
     from linuxvm import linux_views
@@ -424,6 +425,7 @@ def _boot_until(image: str, workdir: str, needle: bytes, deadline_s: float = 60,
     return open(log, "rb").read() if os.path.exists(log) else b""
 
 
+@pytest.mark.slow
 def test_grub_boots_from_cd_under_seabios(tmp_path, sde):
     need("grub-mkimage", "qemu-system-x86_64", "/usr/lib/grub/i386-pc/cdboot.img")
     eltorito = str(tmp_path / "eltorito.img")
@@ -448,19 +450,22 @@ def test_two_phase_api(tmp_path, sde):
     iso.add(("file", "own.txt", b"own data\n"))
     iso.add(("file", "shared.bin", b"S" * 5000), placed_later=True)
     iso.add(("file", "shared2.bin", b"T" * 10), placed_later=True)
-    efi = iso.add_boot_catalog_entry(BOOT_EFI, extent=Extent(0, 2048))
-    end = iso.plan(reserve_after_descriptors=16384)
-    gap = iso.reserved_extent
+    iso.add_boot_catalog_entry(BOOT_EFI, extent=Extent(0, 2048))
+    plan = iso.plan(reserve_after_descriptors=16384)
+    end = plan.end_bytes
+    gap = plan.reserved_extent
     assert gap.device_offset == 16 * 2048 + 4 * 2048 and gap.size_bytes == 16384
-    assert iso.lookup("shared.bin").device_offset is None
+    assert iso.lookup("shared.bin").device_offset is None and not plan.complete
+    with pytest.raises(CallOrderError):
+        iso.add(("file", "late.txt", b"too late"))
     shared_at = end + 8192
-    iso.place_file("shared.bin", shared_at)
-    iso.place_file("shared2.bin", shared_at + 6144)
-    efi.extent = Extent(shared_at, 8192)
-    iso.volume_size_bytes = shared_at + 16384
+    nodes = {n.info.name: n for n in iso.tree.walk()}
+    plan = iso.place(plan, [(nodes["shared.bin"], shared_at), (nodes["shared2.bin"], shared_at + 6144)],
+                     volume_size_bytes=shared_at + 16384, boot_extents={0: Extent(shared_at, 8192)})
+    assert plan.complete and plan.volume_size_bytes == shared_at + 16384
     path = str(tmp_path / "two.iso")
     with open(path, "wb") as f:
-        f.truncate(iso.volume_size_bytes)
+        f.truncate(plan.volume_size_bytes)
         f.seek(0)
         f.write(b"\xAA" * 32768)
         f.seek(gap.device_offset)
@@ -470,7 +475,7 @@ def test_two_phase_api(tmp_path, sde):
         f.seek(shared_at + 6144)
         f.write(b"T" * 10)
         f.flush()
-        iso.write(f.fileno())
+        iso.write(f.fileno(), plan)
     assert _read_at(path, 0, 32768) == b"\xAA" * 32768
     assert _read_at(path, gap.device_offset, gap.size_bytes) == b"\xBB" * gap.size_bytes
     assert iso.lookup("shared.bin").device_offset == shared_at
@@ -486,11 +491,15 @@ def test_two_phase_api(tmp_path, sde):
     # An unplaced "placed later" file is a bug of the caller's layout.
     iso2 = ISO9660()
     iso2.add(("file", "late.bin", b"x"), placed_later=True)
-    iso2.plan()
+    plan2 = iso2.plan()
     with open(tmp_path / "y.iso", "wb") as f:
         f.truncate(1 << 20)
         with pytest.raises(InternalError):
-            iso2.write(f.fileno())
+            iso2.write(f.fileno(), plan2)
+    # A plan made stale by a later plan() is refused.
+    iso2.plan()
+    with pytest.raises(CallOrderError):
+        iso2.write(0, plan2)
 
 
 def test_hard_links_share_an_extent(tmp_path, sde):
@@ -501,6 +510,7 @@ def test_hard_links_share_an_extent(tmp_path, sde):
     assert iso.lookup("a").device_offset == iso.lookup("b/c").device_offset
 
 
+@pytest.mark.slow
 def test_file_over_4gib(tmp_path, sde):
     """A sparse 4 GiB + 3000 byte file: multi-extent records, read back by bsdtar and listed by xorriso."""
     need("bsdtar", "xorriso", "isoinfo")
@@ -560,6 +570,7 @@ class _FakeBig(DataSource):
     size_bytes = 1 << 32
 
 
+@pytest.mark.slow
 def test_file_over_4gib_linux(tmp_path, sde):
     """The Linux kernel maps both extents of a multi-extent file: size, and the bytes at the
     start, across the 4 GiB line (the extent boundary) and at the end (reading all 4 GiB
@@ -588,6 +599,7 @@ def test_file_over_4gib_linux(tmp_path, sde):
         assert f"MARK {offset} {data.hex()}" in text, text
 
 
+@pytest.mark.slow
 def test_grub_efi_boots_from_cd_under_ovmf(tmp_path, sde):
     """An EFI catalog entry pointing at a FAT image (mkfs.fat + mtools) with GRUB's BOOTX64.EFI."""
     import shutil

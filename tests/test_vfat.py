@@ -174,7 +174,7 @@ def test_large_alignment_and_4k_sectors(tmp_path, sde):
     v = VFAT(str(tmp_path / "x.img"), sector_size=4096, volume_offset=8192)
     for name, data in files.items():
         v.add({"name": name, "mode": stat.S_IFREG | 0o644, "data": data, "device_align": 65536})
-    size = v.plan()
+    size = v.plan().size_bytes
     assert size % 4096 == 0
     for name in files:
         assert v.lookup(name).device_offset % 65536 == 0
@@ -346,13 +346,14 @@ def test_add_tree_refuses_symlink(tmp_path):
 def test_plan_then_write_into_fd(tmp_path, sde):
     v = VFAT(volume_offset=1 << 20)
     v.add(("file", "k.txt", b"kernel"))
-    size = v.plan()
+    plan = v.plan()
+    size = plan.size_bytes
     p = v.lookup("k.txt")
     assert p.device_offset >= (1 << 20) and p.size_bytes == 6
     dev = tmp_path / "dev"
     with open(dev, "wb") as f:
         f.truncate((1 << 20) + size)
-        v.write(f.fileno())
+        v.write(f.fileno(), plan)
     raw = dev.read_bytes()
     assert raw[p.device_offset:p.device_offset + 6] == b"kernel"
     vol = tmp_path / "vol"

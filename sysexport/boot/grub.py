@@ -25,14 +25,21 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from construct import Bytes, ConstructError, Int8ul, Int16ul, Int64ul, Struct
+from construct import ConstructError
 
-from ..data import make_source
-from ..errors import InternalError, InvalidInputError, SysExportError
+from ..contribution import BootContribution, BootPatches, ElToritoRequest, PartitionRequest, PlacedBoot
+from ..errors import InvalidInputError, SysExportError
 from ..extent import align_up
 from ..fileinfo import source_date_epoch
+from ..iso9660.eltorito import BOOT_X86, EMU_NONE
+from ..partition.gpt import GPT_TYPE_BIOS_BOOT, GPTPartition
+if TYPE_CHECKING:
+    from ..hybrid import ISO9660Hybrid
+from ._structs import (GRUB_BOOT_DRIVE_FROM_BIOS, GRUB_BOOT_MACHINE_KERNEL_ADDR,  # noqa: F401 (re-exported)
+                       GRUB_DRIVE_CHECK_NOPS, GRUB_FIRST_BLOCKLIST_OFFSET, GRUB_FIRST_BLOCKLIST_SEGMENT,
+                       MBR_BOOT_CODE_BYTES, SECTOR_BYTES, GrubBlocklist, GrubBootCode)
 
 GRUB_LIB_DIR = "/usr/lib/grub"
 """Where Debian's grub-pc-bin and grub-efi-amd64-bin put GRUB's images and modules."""
@@ -60,44 +67,6 @@ COMMON_MODULES = ("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_
                   "linux", "boot", "gzio", "ls", "cat", "halt", "reboot", "sleep", "minicmd")
 BIOS_MODULES = ("biosdisk",) + COMMON_MODULES
 EFI_MODULES = COMMON_MODULES + ("efi_gop", "efi_uga")
-
-# -- GRUB's BIOS boot sector and core image (facts from GRUB 2.06's sources) ---------------
-SECTOR_BYTES = 512
-MBR_BOOT_CODE_BYTES = 440
-"""Bytes of boot code before the MBR's disk signature (UEFI 2.x 5.2.1, Table 5-1)."""
-GRUB_BOOT_MACHINE_KERNEL_ADDR = 0x8000
-"""boot.img's load address of the first core sector (include/grub/i386/pc/boot.h)."""
-GRUB_BOOT_DRIVE_FROM_BIOS = 0xFF
-"""boot.img ``boot_drive``: 0xff means "the drive number the BIOS passed in DL"."""
-GRUB_DRIVE_CHECK_NOPS = b"\x90\x90"
-"""grub-bios-setup replaces the 2-byte ``jmp`` at boot_drive_check with two nops for a hard
-disk, enabling the workaround for BIOSes that pass a bogus DL (util/setup.c)."""
-GRUB_FIRST_BLOCKLIST_OFFSET = SECTOR_BYTES - 12
-"""diskboot.img's first blocklist entry occupies the last 12 bytes of core.img's first
-sector; further entries grow downwards (GRUB_BOOT_MACHINE_LIST_SIZE = 12)."""
-GRUB_FIRST_BLOCKLIST_SEGMENT = 0x820
-"""Load segment of core sector 1: GRUB_BOOT_I386_PC_KERNEL_SEG 0x800 + 512 >> 4."""
-
-GrubBootCode = Struct(
-    # GRUB's boot.img (grub-core/boot/i386/pc/boot.S, include/grub/i386/pc/boot.h), the
-    # first 440 bytes that go into the MBR.
-    "jump" / Bytes(3),                 # 0x00: jmp after_BPB; nop
-    "bpb" / Bytes(0x5A - 0x03),        # 0x03: room for a FAT BPB (GRUB_BOOT_MACHINE_BPB_START..END)
-    "kernel_address" / Int16ul,        # 0x5A: 0x8000, where the first core sector is loaded
-    "kernel_sector" / Int64ul,         # 0x5C: GRUB_BOOT_MACHINE_KERNEL_SECTOR, LBA of core's first sector
-    "boot_drive" / Int8ul,             # 0x64: GRUB_BOOT_MACHINE_BOOT_DRIVE, 0xff = use DL
-    "cli" / Bytes(1),                  # 0x65: cli
-    "boot_drive_check" / Bytes(2),     # 0x66: GRUB_BOOT_MACHINE_DRIVE_CHECK, jmp (nops on a hard disk)
-    "code" / Bytes(MBR_BOOT_CODE_BYTES - 0x68),  # 0x68..0x1B7: the rest of the loader
-)
-
-GrubBlocklist = Struct(
-    # struct grub_pc_bios_boot_blocklist (include/grub/offsets.h), packed, 12 bytes.
-    "start" / Int64ul,                 # +0: first sector (LBA, 512-byte units, from the disk's start)
-    "len" / Int16ul,                   # +8: number of sectors
-    "segment" / Int16ul,               # +10: real-mode segment to load them to
-)
-
 
 @dataclass(frozen=True)
 class GrubInstall:
@@ -359,8 +328,9 @@ class BootSetup:
     marker: str
     grub_cfg: str
     files: list[str] = field(default_factory=list)
-    bios_boot_partition: Any = None
+    bios_boot_partition: GPTPartition | None = None
     mbr_boot_code: bytes | None = None
+    """GRUB's boot.img: as built, then as patched once the image is planned."""
 
 
 def _file_spec(name: str, content: Any, target: str = "both") -> dict[str, Any]:
@@ -386,55 +356,45 @@ def _identity(content: Any) -> object:
     return (os.path.basename(os.fspath(content)), st.st_size)
 
 
-def make_bootable(hybrid: Any, *, kernel: str | os.PathLike | bytes | None = None,
-                  initrd: str | os.PathLike | bytes | None = None, cmdline: str = "",
-                  grub_cfg: str | bytes | None = None, marker: str | None = None,
-                  bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
-                  timeout_s: int = 5, modules: Sequence[str] = (),
-                  grub_lib_dir: str | os.PathLike | None = None) -> BootSetup:
-    """Make an :class:`~sysexport.hybrid.ISO9660Hybrid` boot five ways with GRUB.
+def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
+                      initrd: str | os.PathLike[str] | bytes | None = None, cmdline: str = "",
+                      grub_cfg: str | bytes | None = None, marker: str | None = None,
+                      bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
+                      timeout_s: int = 5, modules: Sequence[str] = (),
+                      grub_lib_dir: str | os.PathLike[str] | None = None,
+                      volume_label: str | None = None) -> tuple[BootContribution, BootSetup]:
+    """What GRUB contributes to a hybrid image so that it boots five ways, as a value.
 
-    Adds to both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
+    Files for both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
     :func:`make_grub_cfg` booting ``kernel``/``initrd`` with ``cmdline``), the marker file,
     ``boot/vmlinuz`` and ``boot/initrd.img`` (host paths or bytes), GRUB's modules
-    (``copy_modules``) and ``EFI/BOOT/BOOTX64.EFI``; to the ISO only, the El Torito image
-    ``boot/grub/i386-pc/eltorito.img``.  Sets up the El Torito BIOS entry (El Torito 2.2,
-    no emulation, boot info table), ``efi_boot`` (the EFI entry pointing at the ESP), a GPT
-    BIOS boot partition holding GRUB's core, and the MBR boot code, patched in a
-    ``before_write`` hook once the partition's offset is known.  ``modules`` are embedded
-    in every image besides the defaults.  See docs/booting.md.
+    (``copy_modules``) and ``EFI/BOOT/BOOTX64.EFI``; for the ISO only, the El Torito image
+    ``boot/grub/i386-pc/eltorito.img``.  The El Torito BIOS entry (El Torito 2.2, no
+    emulation, boot info table), the EFI entry naming the ESP, a GPT BIOS boot partition
+    holding GRUB's core and GRUB's boot.img as MBR boot code; once the partition is
+    placed, ``finalize`` patches both to name its LBA (:func:`patch_bios_boot`).
+    ``modules`` are embedded in every image besides the defaults.  Every GRUB image is
+    built here, so a missing GRUB piece fails before anything is added.  See docs/booting.md.
     """
     if not (bios or efi):
         raise InvalidInputError("make_bootable(): enable bios, efi or both")
     grub_bios = find_grub(PLATFORM_BIOS, lib_dir=grub_lib_dir) if bios else None
     grub_efi = find_grub(PLATFORM_EFI, lib_dir=grub_lib_dir) if efi else None
     if marker is None:
-        marker = default_marker("sysexport-grub", getattr(hybrid, "volume_label", None), source_date_epoch(),
+        marker = default_marker("sysexport-grub", volume_label, source_date_epoch(),
                                 _identity(kernel), _identity(initrd), cmdline,
                                 grub_cfg if not isinstance(grub_cfg, bytes) else grub_cfg.hex())
     check_marker(marker)
-    if grub_cfg is None:
-        cfg = make_grub_cfg(marker=marker, kernel=KERNEL_NAME if kernel is not None else None,
-                            initrd=INITRD_NAME if initrd is not None else None, cmdline=cmdline,
-                            serial=serial, timeout_s=timeout_s)
-    elif isinstance(grub_cfg, bytes):
-        try:
-            cfg = grub_cfg.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InvalidInputError(f"grub_cfg: not UTF-8 ({e})") from None
-    elif isinstance(grub_cfg, str):
-        cfg = grub_cfg
-    else:
-        raise InvalidInputError(f"grub_cfg: expected str or bytes, found {type(grub_cfg).__name__}")
+    cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline, serial, timeout_s)
     setup = BootSetup(marker=marker, grub_cfg=cfg)
+    eltorito = make_bios_eltorito_image(marker, extra_modules=modules, grub=grub_bios) if grub_bios else None
+    mbr_code, core = make_bios_disk_boot(marker, extra_modules=modules, grub=grub_bios) if grub_bios else (None, None)
+    efi_image = make_efi_image(marker, extra_modules=modules, grub=grub_efi) if grub_efi else None
 
-    # Build every image first: a missing GRUB piece fails before anything is recorded.
-    eltorito = make_bios_eltorito_image(marker, extra_modules=modules, grub=grub_bios) if bios else None
-    mbr_code, core = make_bios_disk_boot(marker, extra_modules=modules, grub=grub_bios) if bios else (None, None)
-    efi_image = make_efi_image(marker, extra_modules=modules, grub=grub_efi) if efi else None
+    files: list[dict[str, Any]] = []
 
     def add(name: str, content: Any, target: str = "both") -> None:
-        hybrid.add(_file_spec(name, content, target))
+        files.append(_file_spec(name, content, target))
         setup.files.append(name)
 
     add(f"{GRUB_DIR}/grub.cfg", cfg.encode("utf-8"))
@@ -449,29 +409,58 @@ def make_bootable(hybrid: Any, *, kernel: str | os.PathLike | bytes | None = Non
                 add(f"{GRUB_DIR}/{grub.platform}/{name}", grub.path(name))
     if efi_image is not None:
         add(EFI_LOADER_NAME, efi_image)
-        hybrid.efi_boot = True
-    if eltorito is not None:
-        from ..iso9660.eltorito import BOOT_X86, EMU_NONE
-        from ..partition.gpt import GPT_TYPE_BIOS_BOOT
+    if eltorito is None or mbr_code is None or core is None:
+        return BootContribution(files=tuple(files), efi_from_esp=efi_image is not None), setup
+    add(ELTORITO_NAME, eltorito, target="iso")     # the boot info table is written into it
+    setup.mbr_boot_code = mbr_code
+    bios_code, bios_core = mbr_code, core
 
-        add(ELTORITO_NAME, eltorito, target="iso")     # the boot info table is written into it
-        hybrid.iso.add_boot_catalog_entry(platform=BOOT_X86, path=ELTORITO_NAME, media_type=EMU_NONE,
-                                          load_size=ELTORITO_LOAD_SECTORS, boot_info_table=True)
-        part = hybrid.gpt.add_partition(GPT_TYPE_BIOS_BOOT, size_bytes=align_up(len(core), 4096),
-                                        name="BIOS boot partition", data=core)
-        hybrid.mbr_boot_code = mbr_code
-        setup.bios_boot_partition = part
-        setup.mbr_boot_code = mbr_code
-        hybrid.before_write.append(_bios_patch_hook(part, mbr_code, core, setup))
-    return setup
-
-
-def _bios_patch_hook(part: Any, mbr_code: bytes, core: bytes, setup: BootSetup) -> Callable[[Any], None]:
-    def patch(hybrid: Any) -> None:
-        if part.device_offset is None:
-            raise InternalError("BIOS boot partition was not placed before the write hooks ran")
-        code, patched = patch_bios_boot(mbr_code, core, part.device_offset)
-        part.data = make_source(data=patched, where=part.where if hasattr(part, "where") else "BIOS boot partition")
-        hybrid.mbr_boot_code = code
+    def finalize(placed: PlacedBoot) -> BootPatches:
+        (core_offset, _size), = placed.partitions
+        code, patched = patch_bios_boot(bios_code, bios_core, core_offset)
         setup.mbr_boot_code = code
-    return patch
+        return BootPatches(mbr_boot_code=code, partition_data=(patched,))
+
+    contribution = BootContribution(
+        files=tuple(files),
+        eltorito=(ElToritoRequest(platform=BOOT_X86, path=ELTORITO_NAME, media_type=EMU_NONE,
+                                  load_size=ELTORITO_LOAD_SECTORS, boot_info_table=True),),
+        efi_from_esp=efi_image is not None,
+        partitions=(PartitionRequest(GPT_TYPE_BIOS_BOOT, align_up(len(core), 4096), "BIOS boot partition", core),),
+        mbr_boot_code=mbr_code, finalize=finalize)
+    return contribution, setup
+
+
+def _config_text(grub_cfg: str | bytes | None, marker: str, kernel: bool, initrd: bool, cmdline: str,
+                 serial: bool, timeout_s: int) -> str:
+    if grub_cfg is None:
+        return make_grub_cfg(marker=marker, kernel=KERNEL_NAME if kernel else None,
+                             initrd=INITRD_NAME if initrd else None, cmdline=cmdline,
+                             serial=serial, timeout_s=timeout_s)
+    if isinstance(grub_cfg, bytes):
+        try:
+            return grub_cfg.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(f"grub_cfg: not UTF-8 ({e})") from None
+    if isinstance(grub_cfg, str):
+        return grub_cfg
+    raise InvalidInputError(f"grub_cfg: expected str or bytes, found {type(grub_cfg).__name__}")
+
+
+def make_bootable(hybrid: ISO9660Hybrid, *, kernel: str | os.PathLike[str] | bytes | None = None,
+                  initrd: str | os.PathLike[str] | bytes | None = None, cmdline: str = "",
+                  grub_cfg: str | bytes | None = None, marker: str | None = None,
+                  bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
+                  timeout_s: int = 5, modules: Sequence[str] = (),
+                  grub_lib_dir: str | os.PathLike[str] | None = None) -> BootSetup:
+    """Make an :class:`~sysexport.hybrid.ISO9660Hybrid` boot five ways with GRUB: the
+    :func:`boot_contribution` for these arguments, given to ``hybrid.contribute()``.
+    Returns what was added (:class:`BootSetup`)."""
+    contribution, setup = boot_contribution(
+        kernel=kernel, initrd=initrd, cmdline=cmdline, grub_cfg=grub_cfg, marker=marker, bios=bios, efi=efi,
+        copy_modules=copy_modules, serial=serial, timeout_s=timeout_s, modules=modules,
+        grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label)
+    parts = hybrid.contribute(contribution)
+    if parts:
+        setup.bios_boot_partition = parts[0]
+    return setup

@@ -8,22 +8,29 @@ Usage::
     iso.add_boot_catalog_entry(BOOT_X86, path="boot/grub/eltorito.img", boot_info_table=True, load_size=4)
     iso.finish()
 
-Two phases (DESIGN.md "Plan, then write"): ``plan()`` lays out every structure and file;
-``write(fd)`` writes them into an already sized file.  The hybrid writer uses the two
-phases directly, with files "placed later" inside its ESP.
+Two phases (docs/architecture.md, "Plan, then write"): ``plan()`` lays out every
+structure and file and returns an :class:`ISOPlan`; ``write(fd, plan)`` writes it into an
+already sized file.  The hybrid writer uses the two phases directly, with files "placed
+later" inside its ESP: :meth:`ISO9660.place` turns the plan into one whose placed-later
+files, catalog entries and volume size are known.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, BinaryIO, Iterator
 
 from construct import Container
 
-from ..errors import InternalError, InvalidInputError, LayoutError
+from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..output import Output
-from ..tree import Tree
+from ..tree import Node, Tree
+from ..writer import Lifecycle
 from . import eltorito as _et
 from . import layout as _lay
 from . import names as _names
@@ -33,7 +40,7 @@ from .eltorito import BootEntry
 from .layout import (FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT, FLAG_PROTECTION,  # noqa: F401
                      FLAG_RECORD, NodeState, Payload)
 
-__all__ = ["ISO9660", "FLAG_HIDDEN", "FLAG_DIRECTORY", "FLAG_ASSOCIATED", "FLAG_RECORD", "FLAG_PROTECTION",
+__all__ = ["ISO9660", "ISOPlan", "FLAG_HIDDEN", "FLAG_DIRECTORY", "FLAG_ASSOCIATED", "FLAG_RECORD", "FLAG_PROTECTION",
            "FLAG_MULTI_EXTENT"]
 
 PVD_LBA = 16
@@ -47,18 +54,57 @@ that ends right after its core image (measured under SeaBIOS)."""
 EXTRA_KEYS = frozenset({"placed_later"})
 
 
-class _Located:
-    """What lookup() returns: where a file's bytes are on the device."""
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What lookup() returns: where a file's (or directory's) bytes are on the device."""
 
-    def __init__(self, device_offset: int | None, size_bytes: int) -> None:
-        self.device_offset = device_offset
-        self.size_bytes = size_bytes
-
-    def __repr__(self) -> str:
-        return f"Located(device_offset={self.device_offset}, size_bytes={self.size_bytes})"
+    device_offset: int | None
+    size_bytes: int
 
 
-class ISO9660:
+PathTable = tuple[tuple[_lay.DirOut, ...], int, Extent, Extent]
+"""(directories in path table order, table size in bytes, L table extent, M table extent)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ISOPlan:
+    """The complete layout of an ISO 9660 image (what :meth:`ISO9660.plan` returns).
+
+    ``end_bytes`` is the end of everything the ISO placed itself; ``volume_size_bytes`` the
+    Volume Space Size the descriptors record (ECMA-119 8.4.8): ``end_bytes`` until
+    :meth:`ISO9660.place` or :meth:`ISO9660.finish` says otherwise.  ``reserved_extent`` is
+    the gap after the volume descriptors that is never written (the hybrid puts its
+    512-byte GPT entry array there).  ``complete`` is False while files added with
+    ``placed_later=True`` (or catalog entries given no extent) wait for :meth:`ISO9660.place`.
+
+    The directory hierarchies and payloads it refers to belong to this plan; a later
+    ``plan()`` of the same writer makes new ones (and this plan is then stale).
+    """
+
+    generation: int
+    end_bytes: int
+    volume_size_bytes: int
+    reserved_extent: Extent
+    descriptors: Extent
+    catalog: Extent | None
+    iso_dirs: tuple[_lay.DirOut, ...]
+    joliet_dirs: tuple[_lay.DirOut, ...]
+    tables: tuple[PathTable, ...]
+    owned: tuple[tuple[Payload, bytes | None], ...]
+    waiting: tuple[Payload, ...]
+    boot_extents: tuple[Extent | None, ...]
+    boot_own: tuple[Extent | None, ...]
+    rr_mod: ModuleType | None
+    extents: tuple[Extent, ...]
+
+    @property
+    def complete(self) -> bool:
+        """True when every file and catalog entry has its bytes placed."""
+        return (all(p.extent is not None for p in self.waiting)
+                and all(e is not None for e in self.boot_extents))
+
+
+class ISO9660(Lifecycle):
     """Writer of an ISO 9660 image (ECMA-119, 4th edition) with Joliet, Rock Ridge and El Torito.
 
     Attributes (settable): ``volume_label``, ``system``, ``volume_set``, ``publisher``,
@@ -92,12 +138,11 @@ class ISO9660:
         self.tree = Tree()
         self.tree.root.w = NodeState()
         self.boot_entries: list[BootEntry] = []
-        self.reserved_extent: Extent | None = None
         self.padding_bytes = DEFAULT_PADDING_BYTES
-        self.volume_size_bytes: int | None = None
-        self._planned = False
-        self._plan: dict[str, Any] = {}
-        self._catalog_node = None
+        self._generation = 0
+        self._last_plan: ISOPlan | None = None
+        self._catalog_node: Node | None = None
+        self._next_inode = 1
 
     # --- attributes ---------------------------------------------------------------------------
     @property
@@ -141,9 +186,11 @@ class ISO9660:
     def add(self, spec: Any, *, placed_later: bool = False) -> Any:
         """Record one entry (file-info mapping, shorthand tuple or FileInfo); no data is read.
 
-        ``placed_later=True``: the file's bytes live elsewhere on the device; place_file()
-        must point the file at them before write().  Returns the entry's tree node.
+        ``placed_later=True``: the file's bytes live elsewhere on the device; :meth:`place`
+        points the file at them before write().  Returns the entry's tree node (the handle
+        :meth:`place` takes).
         """
+        self._require_open("add()")
         info = to_fileinfo(spec, EXTRA_KEYS)
         where = info.name or "/"
         placed_later = placed_later or bool(info.extra.get("placed_later"))
@@ -168,7 +215,6 @@ class ISO9660:
         node = self.tree.add(info)
         # No per-entry state until plan(); a shared marker records "placed later".
         node.w = _lay.PLACED_LATER if placed_later else None
-        self._planned = False
         return node
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
@@ -185,10 +231,11 @@ class ISO9660:
         """Add an El Torito catalog entry (El Torito 1.0, 2.2-2.4); the first is the default entry.
 
         The image is ``data`` (stored as an extent in no directory), ``path`` (a file added
-        to this image) or ``extent`` (device bytes, settable on the returned entry until
-        write()).  ``load_size`` counts 512-byte sectors (default: the whole image, 0 past
+        to this image) or ``extent`` (device bytes; ``Extent(0, 0)`` or any placeholder when
+        a coordinator gives the real one to :meth:`place`).  ``load_size`` counts 512-byte sectors (default: the whole image, 0 past
         65535).  ``boot_info_table`` patches bytes 8..63 of the image (mkisofs convention).
         """
+        self._require_open("add_boot_catalog_entry()")
         if isinstance(data, str):
             data = data.encode()
         if path is not None:
@@ -201,96 +248,144 @@ class ISO9660:
         if entry.boot_info_table and entry.data is not None and len(entry.data) < 64:
             raise InvalidInputError("boot catalog entry: a boot info table needs an image of at least 64 bytes")
         self.boot_entries.append(entry)
-        self._planned = False
         return entry
 
     # --- plan -----------------------------------------------------------------------------------
-    def plan(self, reserve_after_descriptors: int = 0) -> int:
-        """Lay out everything (ECMA-119 6.2, 6.8, 6.9; El Torito 2.0); returns the planned end in bytes.
+    def plan(self, reserve_after_descriptors: int = 0) -> ISOPlan:
+        """Lay out everything (ECMA-119 6.2, 6.8, 6.9; El Torito 2.0); returns the :class:`ISOPlan`.
 
         Order: 16-sector system area, PVD, boot record (with a catalog), Joliet SVD,
         terminator, a reserved gap of ``reserve_after_descriptors`` bytes (never written),
         the catalog, path tables, directories of both trees, continuation areas, boot
-        images given as data, then file data (except files placed later).
+        images given as data, then file data (except files placed later).  After it,
+        :meth:`add` is refused; ``plan()`` itself may be called again (a new plan).
         """
-        end = self._plan_image(reserve_after_descriptors)
-        self._planned = True
-        return end
+        self._require_unfinished("plan()")
+        plan = self._plan_image(reserve_after_descriptors)
+        self._mark_planned()
+        self._last_plan = plan
+        return plan
 
-    def place_file(self, name: str, device_offset: int) -> None:
-        """Point a placed-later file (and its hard links) at its bytes, 2048-aligned."""
-        node = self.tree.find(to_fileinfo({"name": name, "mode": 0o40755}).name)
-        self.place_node(node, device_offset, name)
+    def place(self, plan: ISOPlan, files: Iterable[tuple[Node, int]] = (), *,
+              volume_size_bytes: int | None = None,
+              boot_extents: Mapping[int, Extent] | None = None) -> ISOPlan:
+        """The plan with its placed-later files at their bytes, for a coordinator.
 
-    def place_node(self, node: Any, device_offset: int, name: str | None = None) -> None:
-        """:meth:`place_file` for a tree node that :meth:`add` returned (no name lookup)."""
-        if name is None and node is not None:
-            name = node.info.name
-        if node is None or not isinstance(node.w, NodeState) or node.w.payload is None:
-            raise InvalidInputError(f"place_file({name!r}): no such regular file with data in the image")
-        payload: Payload = node.w.payload
+        ``files``: (node that :meth:`add` returned, device offset) for files added with
+        ``placed_later=True`` (a hard link places its whole group).  ``volume_size_bytes``:
+        the Volume Space Size to record (the hybrid records its whole device).
+        ``boot_extents``: {index in :attr:`boot_entries`: Extent} for catalog entries given
+        by ``extent`` (the hybrid points its EFI entry at the ESP).  Returns a new plan.
+        """
+        self._check_current(plan, "place()")
+        for node, device_offset in files:
+            self._place_node(node, device_offset)
+        changes: dict[str, Any] = {}
+        if volume_size_bytes is not None:
+            if volume_size_bytes < plan.end_bytes or volume_size_bytes % SECTOR_BYTES:
+                raise InvalidInputError(f"ISO9660.place(): volume_size_bytes {volume_size_bytes} must be a "
+                                        f"multiple of 2048 and at least the planned end {plan.end_bytes}")
+            changes["volume_size_bytes"] = volume_size_bytes
+        if boot_extents:
+            located = list(plan.boot_extents)
+            for index, extent in boot_extents.items():
+                if not 0 <= index < len(located) or self.boot_entries[index].extent is None:
+                    raise InvalidInputError(f"ISO9660.place(): boot catalog entry {index} is not one given "
+                                            "by extent")
+                if extent.device_offset % SECTOR_BYTES:
+                    raise InvalidInputError(f"boot catalog entry {index}: extent offset "
+                                            f"{extent.device_offset} is not 2048-aligned")
+                located[index] = extent
+            changes["boot_extents"] = tuple(located)
+        new = dataclasses.replace(plan, **changes) if changes else plan
+        self._last_plan = new
+        return new
+
+    def _place_node(self, node: Node, device_offset: int) -> None:
+        name = node.info.name if node is not None else "?"
+        st = node.w if node is not None else None
+        if not isinstance(st, NodeState) or st.payload is None:
+            raise InvalidInputError(f"place({name!r}): no such regular file with data in the image")
+        payload: Payload = st.payload
         if not payload.placed_later:
-            raise InvalidInputError(f"place_file({name!r}): this file was not added with placed_later=True")
+            raise InvalidInputError(f"place({name!r}): this file was not added with placed_later=True")
         if device_offset % SECTOR_BYTES or device_offset < SYSTEM_AREA_BYTES:
-            raise InvalidInputError(f"place_file({name!r}): device_offset {device_offset} must be a multiple of "
+            raise InvalidInputError(f"place({name!r}): device_offset {device_offset} must be a multiple of "
                                     f"2048 past the system area")
         payload.extent = Extent(device_offset, payload.size_bytes, name)
 
-    def lookup(self, name: str) -> _Located:
-        """Where a file's (or a directory's) bytes are: ``.device_offset``, ``.size_bytes``."""
+    def _check_current(self, plan: ISOPlan, call: str) -> None:
+        if not isinstance(plan, ISOPlan):
+            raise InvalidInputError(f"ISO9660.{call}: expected an ISOPlan, found {type(plan).__name__}")
+        if plan.generation != self._generation:
+            raise CallOrderError(f"ISO9660.{call}: this plan is stale (plan() was called again since)")
+
+    def lookup(self, name: str) -> Located:
+        """Where a file's (or a directory's) bytes are, from the last plan:
+        ``.device_offset`` (None for an empty or not yet placed file), ``.size_bytes``."""
+        if self._last_plan is None:
+            raise CallOrderError(f"lookup({name!r}): call plan() first")
         node = self.tree.find(to_fileinfo({"name": name, "mode": 0o40755}).name)
         if node is None:
             raise InvalidInputError(f"lookup({name!r}): not in the image")
-        st: NodeState = node.w
+        st = node.w
         if not isinstance(st, NodeState):
-            st = NodeState()
+            return Located(None, 0)
         if node.info.is_dir:
             d = st.iso_dir
             if d is None or d.extent is None:
-                raise InvalidInputError(f"lookup({name!r}): call plan() first")
-            return _Located(d.extent.device_offset, d.extent.size_bytes)
+                raise InternalError(f"lookup({name!r}): directory without an extent in the plan")
+            return Located(d.extent.device_offset, d.extent.size_bytes)
         if st.payload is None:
-            return _Located(None, 0)
+            return Located(None, 0)
         ext = st.payload.extent
-        return _Located(ext.device_offset if ext is not None else None, st.payload.size_bytes)
+        return Located(ext.device_offset if ext is not None else None, st.payload.size_bytes)
 
     # --- write ----------------------------------------------------------------------------------
-    def finish(self) -> None:
-        """plan(), then write the whole image to ``filename`` or ``filehandle`` (atomically)."""
+    def finish(self) -> ISOPlan:
+        """plan(), then write the whole image to ``filename`` or ``filehandle`` (atomically), once."""
+        self._require_unfinished("finish()")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("ISO9660: set filename or filehandle before finish()")
-        end = self.plan()
-        size = align_up(end + self.padding_bytes, SECTOR_BYTES)
-        self.volume_size_bytes = size
+        plan = self.plan()
+        size = align_up(plan.end_bytes + self.padding_bytes, SECTOR_BYTES)
+        plan = self.place(plan, volume_size_bytes=size)
         with Output(self.filename, self.filehandle) as out:
             out.set_size(size)
-            self.write(out.fd)
+            self.write(out.fd, plan)
+        self._mark_finished()
+        return plan
 
-    def write(self, fd: int) -> None:
+    def write(self, fd: int, plan: ISOPlan) -> None:
         """Write descriptors, catalog, boot images, path tables, directories, continuation
         areas and owned file data into ``fd`` (already sized).  Never touches bytes 0..32767
         nor the reserved gap."""
-        if not self._planned:
-            raise InternalError("ISO9660.write() before plan()")
-        for offset, blob in self._structures():      # made one by one, written at once
-            self._pwrite(fd, blob, offset)
-        for payload, patched in self._plan["owned"]:
+        self._check_current(plan, "write()")
+        for p in plan.waiting:
+            if p.extent is None:
+                raise InternalError(f"{p.info.name}: added with placed_later=True but never placed")
+        for offset, blob in self._structures(plan):      # made one by one, written at once
+            self._pwrite(fd, blob, offset, plan)
+        for payload, patched in plan.owned:
             ext = payload.extent
-            self._check_region(ext.device_offset, payload.size_bytes)
+            if ext is None:
+                raise InternalError(f"{payload.info.name}: no extent after plan()")
+            self._check_region(ext.device_offset, payload.size_bytes, plan)
             if patched is not None:
-                self._pwrite(fd, patched, ext.device_offset)
+                self._pwrite(fd, patched, ext.device_offset, plan)
             elif payload.info.source is not None:
                 payload.info.source.write_to(fd, ext.device_offset)
 
-    def _check_region(self, offset: int, size: int) -> None:
+    @staticmethod
+    def _check_region(offset: int, size: int, plan: ISOPlan) -> None:
         if size and offset < SYSTEM_AREA_BYTES:
             raise InternalError(f"ISO9660: write of {size} bytes at {offset} inside the system area")
-        r = self.reserved_extent
-        if size and r is not None and r.size_bytes and offset < r.end and r.device_offset < offset + size:
+        r = plan.reserved_extent
+        if size and r.size_bytes and offset < r.end and r.device_offset < offset + size:
             raise InternalError(f"ISO9660: write of {size} bytes at {offset} inside the reserved gap {r}")
 
-    def _pwrite(self, fd: int, blob: bytes, offset: int) -> None:
-        self._check_region(offset, len(blob))
+    def _pwrite(self, fd: int, blob: bytes, offset: int, plan: ISOPlan) -> None:
+        self._check_region(offset, len(blob), plan)
         view = memoryview(blob)
         while view:
             n = os.pwrite(fd, view, offset)
@@ -403,8 +498,8 @@ class ISO9660:
                                 "mtime": self.default_time})
             self._catalog_node = self.tree.add(info)
 
-    def _plan_image(self, reserve_after_descriptors: int) -> int:
-        if reserve_after_descriptors < 0:
+    def _plan_image(self, reserve_after_descriptors: int) -> ISOPlan:
+        if not isinstance(reserve_after_descriptors, int) or reserve_after_descriptors < 0:
             raise InvalidInputError(f"plan(): reserve_after_descriptors must be >= 0, found {reserve_after_descriptors}")
         rr_mod = self._rr_module()
         self._add_catalog_node()
@@ -424,9 +519,8 @@ class ISO9660:
         if desc.device_offset != PVD_LBA * SECTOR_BYTES:
             raise LayoutError(f"a file placed at a fixed device_offset overlaps the volume descriptors "
                               f"(sectors 16..{16 + n_desc - 1})")
-        self.reserved_extent = alloc.alloc(align_up(reserve_after_descriptors, SECTOR_BYTES), SECTOR_BYTES,
-                                           "reserved gap")
-        extents += [desc, self.reserved_extent]
+        reserved = alloc.alloc(align_up(reserve_after_descriptors, SECTOR_BYTES), SECTOR_BYTES, "reserved gap")
+        extents += [desc, reserved]
         catalog = None
         if self.boot_entries:
             catalog = alloc.alloc(_et.catalog_size_bytes(len(self.boot_entries)), SECTOR_BYTES, "boot catalog")
@@ -435,13 +529,32 @@ class ISO9660:
                 catalog_payload.size_bytes = catalog.size_bytes
                 catalog_payload.extent = catalog
                 catalog_payload.fixed = True
-        tables = []
+        tables = self._alloc_directories(alloc, extents, iso_dirs, joliet_dirs, dir_sizes)
+        boot_own = self._alloc_data(alloc, extents, payloads, catalog_payload)
+        end = align_up(max([alloc.next_free] + [e.end for e in extents]), SECTOR_BYTES)
+        check_no_overlap(extents)
+        patched = self._boot_patches()
+        owned = tuple((p, patched.get(id(p))) for p in payloads
+                      if p is not catalog_payload and not p.placed_later and p.size_bytes > 0)
+        self._generation += 1
+        return ISOPlan(generation=self._generation, end_bytes=end, volume_size_bytes=end,
+                       reserved_extent=reserved, descriptors=desc, catalog=catalog,
+                       iso_dirs=tuple(iso_dirs), joliet_dirs=tuple(joliet_dirs), tables=tuple(tables),
+                       owned=owned, waiting=tuple(p for p in payloads if p.placed_later),
+                       boot_extents=tuple(e.extent for e in self.boot_entries), boot_own=tuple(boot_own),
+                       rr_mod=rr_mod, extents=tuple(extents))
+
+    def _alloc_directories(self, alloc: Allocator, extents: list[Extent], iso_dirs: list[_lay.DirOut],
+                           joliet_dirs: list[_lay.DirOut],
+                           dir_sizes: list[tuple[_lay.DirOut, int]]) -> list[PathTable]:
+        """Path tables, ISO directories, their continuation areas, then Joliet directories."""
+        tables: list[PathTable] = []
         for dirs in ([iso_dirs] + ([joliet_dirs] if self.joliet else [])):
             size = _lay.path_table_size(dirs)
             l_ext = alloc.alloc(size, SECTOR_BYTES, "L path table")
             m_ext = alloc.alloc(size, SECTOR_BYTES, "M path table")
             extents += [l_ext, m_ext]
-            tables.append((dirs, size, l_ext, m_ext))
+            tables.append((tuple(dirs), size, l_ext, m_ext))
         n_iso = len(iso_dirs)
         for d, size in dir_sizes[:n_iso]:
             d.extent = alloc.alloc(size, SECTOR_BYTES, f"directory {d.info.name or '/'}")
@@ -463,11 +576,19 @@ class ISO9660:
         for d, size in dir_sizes[n_iso:]:
             d.extent = alloc.alloc(size, SECTOR_BYTES, f"Joliet directory {d.info.name or '/'}")
             extents.append(d.extent)
+        return tables
+
+    def _alloc_data(self, alloc: Allocator, extents: list[Extent], payloads: list[Payload],
+                    catalog_payload: Payload | None) -> list[Extent | None]:
+        """Boot images given as data (returned, per catalog entry), then the file data this
+        image owns: at its fixed device_offset or allocated, aligned to 2048 or more."""
+        boot_own: list[Extent | None] = []
         for entry in self.boot_entries:
-            entry.own_extent = None
+            own = None
             if entry.data is not None:
-                entry.own_extent = alloc.alloc(len(entry.data), SECTOR_BYTES, "boot image")
-                extents.append(entry.own_extent)
+                own = alloc.alloc(len(entry.data), SECTOR_BYTES, "boot image")
+                extents.append(own)
+            boot_own.append(own)
         for p in payloads:
             if p is catalog_payload or p.placed_later or p.size_bytes == 0:
                 continue
@@ -476,15 +597,7 @@ class ISO9660:
             else:
                 p.extent = alloc.alloc(p.size_bytes, max(SECTOR_BYTES, p.info.device_align or 1), p.info.name)
             extents.append(p.extent)
-        end = align_up(max([alloc.next_free] + [e.end for e in extents]), SECTOR_BYTES)
-        check_no_overlap(extents)
-        patched = self._boot_patches()
-        owned = [(p, patched.get(id(p))) for p in payloads
-                 if p is not catalog_payload and not p.placed_later and p.size_bytes > 0]
-        self._plan = dict(iso_dirs=iso_dirs, joliet_dirs=joliet_dirs, tables=tables, catalog=catalog,
-                          owned=owned, rr_mod=rr_mod)
-        self.volume_size_bytes = end
-        return end
+        return boot_own
 
     def _boot_payload(self, entry: BootEntry) -> Payload:
         node = self.tree.find(entry.path)
@@ -509,35 +622,31 @@ class ISO9660:
                 out[id(p)] = _et.patch_boot_info_table(image, PVD_LBA, p.extent.device_offset // SECTOR_BYTES)
         return out
 
-    def _locate_boot(self, entry: BootEntry) -> Extent:
-        if entry.data is not None:
-            return Extent(entry.own_extent.device_offset, len(entry.data))
+    def _locate_boot(self, entry: BootEntry, plan: ISOPlan) -> Extent:
+        index = self.boot_entries.index(entry)
+        own = plan.boot_own[index]
+        if entry.data is not None and own is not None:
+            return Extent(own.device_offset, len(entry.data))
         if entry.path is not None:
             p = self._boot_payload(entry)
             if p.extent is None:
                 raise InternalError(f"boot catalog entry: {entry.path} was never placed")
             return Extent(p.extent.device_offset, p.size_bytes)
-        if entry.extent is None:
+        extent = plan.boot_extents[index]
+        if extent is None:
             raise InternalError("boot catalog entry: extent was never set")
-        if entry.extent.device_offset % SECTOR_BYTES:
-            raise InvalidInputError(f"boot catalog entry: extent offset {entry.extent.device_offset} is not "
-                                    "2048-aligned")
-        return entry.extent
+        return extent
 
-    def _structures(self) -> Iterator[tuple[int, bytes]]:
+    def _structures(self, plan: ISOPlan) -> Iterator[tuple[int, bytes]]:
         """Every metadata block with its device offset, built from the plan, one at a time
         (the directories of 100,000 files are not all held in memory at once)."""
-        plan = self._plan
-        for p, _ in plan["owned"]:
-            if p.extent is None:
-                raise InternalError(f"{p.info.name}: no extent after plan()")
-        rr_mod, t = plan["rr_mod"], self.default_time
-        sectors = -(-max(self.volume_size_bytes or 0, 1) // SECTOR_BYTES)
+        rr_mod, t = plan.rr_mod, self.default_time
+        sectors = -(-max(plan.volume_size_bytes, 1) // SECTOR_BYTES)
         lba = PVD_LBA
         table_info = [(size, l_ext.device_offset // SECTOR_BYTES, m_ext.device_offset // SECTOR_BYTES)
-                      for _dirs, size, l_ext, m_ext in plan["tables"]]
+                      for _dirs, size, l_ext, m_ext in plan.tables]
         descriptors = []
-        for joliet, dirs in ((False, plan["iso_dirs"]), (True, plan["joliet_dirs"])):
+        for joliet, dirs in ((False, plan.iso_dirs), (True, plan.joliet_dirs)):
             if joliet and not self.joliet:
                 continue
             root = dirs[0]
@@ -545,22 +654,23 @@ class ISO9660:
             root_record = _lay.pack_record(b"\x00", root.lba, root.extent.size_bytes, _lay.dir_datetime(root_time),
                                            FLAG_DIRECTORY)
             descriptors.append(self.descriptor_bytes(joliet, root_record, table_info[joliet], sectors))
-            if not joliet and plan["catalog"] is not None:
-                descriptors.append(self.boot_record_bytes(plan["catalog"].device_offset // SECTOR_BYTES))
+            if not joliet and plan.catalog is not None:
+                descriptors.append(self.boot_record_bytes(plan.catalog.device_offset // SECTOR_BYTES))
         descriptors.append(self.terminator_bytes())
         yield lba * SECTOR_BYTES, b"".join(descriptors)
-        if plan["catalog"] is not None:
-            yield plan["catalog"].device_offset, _et.build_catalog(self.boot_entries, self._locate_boot)
-        for dirs, _size, l_ext, m_ext in plan["tables"]:
+        if plan.catalog is not None:
+            yield plan.catalog.device_offset, _et.build_catalog(self.boot_entries,
+                                                                lambda e: self._locate_boot(e, plan))
+        for dirs, _size, l_ext, m_ext in plan.tables:
             yield l_ext.device_offset, _lay.path_table_bytes(dirs, False)
             yield m_ext.device_offset, _lay.path_table_bytes(dirs, True)
         continuation: dict[int, bytes] = {}
-        for d in plan["iso_dirs"] + plan["joliet_dirs"]:
+        for d in plan.iso_dirs + plan.joliet_dirs:
             yield d.extent.device_offset, _lay.directory_bytes(d, rr_mod, self.rock_ridge, t, continuation)
         yield from sorted(continuation.items())
-        for entry in self.boot_entries:
-            if entry.data is not None:
+        for entry, own in zip(self.boot_entries, plan.boot_own):
+            if entry.data is not None and own is not None:
                 data = entry.data
                 if entry.boot_info_table:
-                    data = _et.patch_boot_info_table(data, PVD_LBA, entry.own_extent.device_offset // SECTOR_BYTES)
-                yield entry.own_extent.device_offset, data
+                    data = _et.patch_boot_info_table(data, PVD_LBA, own.device_offset // SECTOR_BYTES)
+                yield own.device_offset, data

@@ -1,13 +1,15 @@
 """The GUID Partition Table for one logical block size (UEFI 2.10 section 5.3).
 
 Plan, then write: :meth:`GPT.add_partition` records a partition, :meth:`GPT.layout`
-places and checks everything for a device size, :meth:`GPT.structures` builds the
-headers and entry arrays, :meth:`GPT.write` / :meth:`GPT.finish` put them on disk.
+(:meth:`GPT.plan`) places and checks everything for a device size and returns a
+:class:`GPTLayout`, :meth:`GPT.structures` builds the headers and entry arrays of a
+layout, :meth:`GPT.write` / :meth:`GPT.finish` put them on disk.
 
 A hybrid image holds a 512-byte and a 4096-byte GPT describing the same partitions
 (:meth:`GPT.derive`); the layout knobs (``primary_entries_offset``,
 ``backup_entries_offset``, ``backup_header_offset``, ``first_usable_lba``,
-``last_usable_lba``) let it keep the two tables' structures apart.
+``last_usable_lba``), given to the constructor or to :meth:`GPT.layout`, let it keep the
+two tables' structures apart, and ``extents``/``data`` let it place the partitions itself.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import hashlib
 import math
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 import crcmod.predefined
 from construct import ConstructError
@@ -25,6 +28,7 @@ from ..data import DataSource, _pwrite_all, make_source
 from ..errors import InvalidImageError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..output import Output
+from ..writer import Lifecycle
 from ._structs import (GPT_ENTRY_SIZE, GPT_HEADER, GPT_HEADER_SIZE, GPT_PARTITION_ENTRY, GPT_REVISION,
                        GPT_SIGNATURE)
 from .mbr import MBR
@@ -99,17 +103,6 @@ class GPTPartition:
     size_rule: str = field(default="given", repr=False, compare=False)
     auto_guid: bool = field(default=False, repr=False, compare=False)
 
-    def set_extent(self, device_offset: int, size_bytes: int) -> None:
-        """Fix the partition at ``device_offset`` for ``size_bytes`` (both in bytes).
-
-        For writers that place partitions themselves (the hybrid image): afterwards the
-        partition is neither moved by layout() nor grown to fill the disk.
-        """
-        self.device_offset = device_offset
-        self.size_bytes = size_bytes
-        self.auto_offset = False
-        self.size_rule = "given"
-
     @property
     def where(self) -> str:
         num = f" {self.index}" if self.index is not None else ""
@@ -173,12 +166,46 @@ class GPTPartition:
     @property
     def end_offset(self) -> int:
         """Byte offset just past the partition."""
+        if self.device_offset is None or self.size_bytes is None:
+            raise LayoutError(f"{self.where}: not placed yet (call GPT.layout())")
+        return self.device_offset + self.size_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedPartition:
+    """One partition as a layout places it (UEFI 5.3.3, Table 5-6), in bytes of the device."""
+
+    index: int
+    type_guid: uuid.UUID
+    unique_guid: uuid.UUID
+    name: str
+    attributes: int
+    device_offset: int
+    size_bytes: int
+    block_size: int
+    data: DataSource | None = None
+
+    @property
+    def first_lba(self) -> int:
+        """StartingLBA in this table's block size."""
+        return self.device_offset // self.block_size
+
+    @property
+    def last_lba(self) -> int:
+        """EndingLBA (inclusive) in this table's block size."""
+        return (self.device_offset + self.size_bytes) // self.block_size - 1
+
+    @property
+    def end_offset(self) -> int:
+        """Byte offset just past the partition."""
         return self.device_offset + self.size_bytes
 
 
 @dataclass(frozen=True)
 class GPTLayout:
-    """Where one GPT's structures lie on a device of ``device_size_bytes`` (all in bytes but the LBAs)."""
+    """One GPT placed on a device of ``device_size_bytes``: where its structures lie (all
+    in bytes but the LBAs), its disk GUID and its partitions (what :meth:`GPT.layout`
+    returns, and what :meth:`GPT.structures` and :meth:`GPT.write` take)."""
 
     block_size: int
     device_size_bytes: int
@@ -189,6 +216,32 @@ class GPTLayout:
     entries_reserved_bytes: int
     first_usable_lba: int
     last_usable_lba: int
+    disk_guid: uuid.UUID = uuid.UUID(int=0)
+    entry_count: int = DEFAULT_ENTRY_COUNT
+    partitions: tuple[PlacedPartition, ...] = ()
+
+    def extents(self) -> list[Extent]:
+        """The byte ranges of the headers and (reserved) entry arrays."""
+        bs = self.block_size
+        return [Extent(self.primary_header_offset, bs, f"GPT{bs} primary header"),
+                Extent(self.primary_entries_offset, self.entries_reserved_bytes, f"GPT{bs} primary entries"),
+                Extent(self.backup_entries_offset, self.entries_reserved_bytes, f"GPT{bs} backup entries"),
+                Extent(self.backup_header_offset, bs, f"GPT{bs} backup header")]
+
+
+@dataclass(frozen=True)
+class _Knobs:
+    """The layout knobs in force for one layout(): the constructor's, or layout()'s arguments."""
+
+    primary_entries_offset: int | None
+    backup_entries_offset: int | None
+    backup_header_offset: int | None
+    first_usable_lba: int | None
+    last_usable_lba: int | None
+
+
+KNOBS = ("primary_entries_offset", "backup_entries_offset", "backup_header_offset", "first_usable_lba",
+         "last_usable_lba")
 
 
 def _guid_from(base: bytes, what: bytes) -> uuid.UUID:
@@ -197,7 +250,7 @@ def _guid_from(base: bytes, what: bytes) -> uuid.UUID:
     return uuid.UUID(bytes=digest[:16], version=4)
 
 
-class GPT:
+class GPT(Lifecycle):
     """A GUID Partition Table for one block size (UEFI 5.3): headers, entry arrays, partitions.
 
     ``filename`` or ``filehandle`` is where :meth:`finish` writes a whole disk (protective
@@ -259,6 +312,7 @@ class GPT:
         the rest of the usable space (only for the last partition).  ``device_offset``
         None: placed after the previous partitions at ``alignment_bytes`` by :meth:`layout`.
         """
+        self._require_open("add_partition()")
         index = len(self.partitions) + 1
         if index > self.entry_count:
             raise InvalidInputError(f"GPT partition {index} ({name!r}): the entry array holds only "
@@ -281,6 +335,27 @@ class GPT:
         if self.guid_seed is not None:
             self._resolve_guids()
         return p
+
+    def add(self, spec: GPTPartition | Mapping[str, Any], /) -> GPTPartition:
+        """The Writer protocol's add(): a partition, as a GPTPartition (its type, name,
+        GUID, attributes, offset, size and data are taken) or a mapping of
+        :meth:`add_partition`'s arguments."""
+        if isinstance(spec, GPTPartition):
+            return self.add_partition(spec.type_guid, spec.size_bytes, name=spec.name, unique_guid=spec.unique_guid,
+                                      attributes=spec.attributes, device_offset=spec.device_offset, data=spec.data)
+        if isinstance(spec, Mapping):
+            args = dict(spec)
+            try:
+                type_guid = args.pop("type_guid")
+            except KeyError:
+                raise InvalidInputError("GPT.add: a partition needs type_guid") from None
+            return self.add_partition(type_guid, **args)
+        raise InvalidInputError(f"GPT.add: expected a GPTPartition or a mapping, found {type(spec).__name__}")
+
+    def add_tree(self, host_dir: str | os.PathLike[str], dest: str = "") -> None:
+        """A partition table holds partitions, not files: always an error."""
+        raise InvalidInputError(f"{os.fspath(host_dir)}: a GPT holds partitions, not files; add the tree to "
+                                "a file system writer and its image as a partition")
 
     # ------------------------------------------------------------------ GUIDs
 
@@ -307,77 +382,145 @@ class GPT:
 
     # ------------------------------------------------------------------ layout
 
+    def _knobs(self, overrides: Mapping[str, int | None] | None = None) -> _Knobs:
+        values: dict[str, Any] = {k: getattr(self, k) for k in KNOBS}
+        for key, value in (overrides or {}).items():
+            if key not in values:
+                raise InvalidInputError(f"GPT.layout: unknown layout knob {key!r}")
+            if value is not None:
+                values[key] = value
+        return _Knobs(**values)
+
     def _entries_reserved_bytes(self) -> int:
         return align_up(max(self.entry_count * GPT_ENTRY_SIZE, ENTRY_ARRAY_MIN_BYTES), self.block_size)
 
-    def _primary_entries_offset(self) -> int:
-        return 2 * self.block_size if self.primary_entries_offset is None else self.primary_entries_offset
+    def _primary_entries_offset(self, k: _Knobs) -> int:
+        return 2 * self.block_size if k.primary_entries_offset is None else k.primary_entries_offset
 
-    def _first_usable_lba(self) -> int:
-        if self.first_usable_lba is not None:
-            return self.first_usable_lba
-        end = max(2 * self.block_size, self._primary_entries_offset() + self._entries_reserved_bytes())
+    def _first_usable_lba(self, k: _Knobs) -> int:
+        if k.first_usable_lba is not None:
+            return k.first_usable_lba
+        end = max(2 * self.block_size, self._primary_entries_offset(k) + self._entries_reserved_bytes())
         return -(-end // self.block_size)
 
-    def _place(self) -> None:
+    def _fix_extents(self, extents: Mapping[int, tuple[int, int]]) -> None:
+        """Partitions a coordinator placed itself: {index: (device_offset, size_bytes)}; they
+        are neither moved by the layout nor grown to fill the disk."""
+        by_index = {p.index: p for p in self.partitions}
+        for index, (device_offset, size_bytes) in extents.items():
+            p = by_index.get(index)
+            if p is None:
+                raise InvalidInputError(f"GPT.layout: no partition {index} to place")
+            for fname, value in (("device_offset", device_offset), ("size_bytes", size_bytes)):
+                if not isinstance(value, int) or value < 0 or value % self.block_size:
+                    raise LayoutError(f"{p.where}: {fname} {value!r} is not a non-negative multiple of the "
+                                      f"block size {self.block_size}")
+            p.device_offset, p.size_bytes = device_offset, size_bytes
+            p.auto_offset = False
+            p.size_rule = "given"
+
+    def _place(self, k: _Knobs) -> None:
         """Give every partition recorded with device_offset None its place (device size not needed)."""
         fixed = [Extent(p.device_offset, p.size_bytes or self.block_size, p.where)
-                 for p in self.partitions if not p.auto_offset]
-        alloc = Allocator(self._first_usable_lba() * self.block_size, reserved=fixed)
+                 for p in self.partitions if not p.auto_offset and p.device_offset is not None]
+        alloc = Allocator(self._first_usable_lba(k) * self.block_size, reserved=fixed)
         for p in self.partitions:
             if p.auto_offset:
-                size = p.size_bytes if p.size_rule != "fill" else self.block_size
+                size = p.size_bytes if p.size_rule != "fill" and p.size_bytes is not None else self.block_size
                 p.device_offset = alloc.alloc(size, self.alignment_bytes, p.where).device_offset
             if p.size_rule == "fill":
                 p.size_bytes = None
 
-    def minimal_device_size(self) -> int:
+    def minimal_device_size(self, k: _Knobs | None = None) -> int:
         """Just enough bytes for the partitions and the backup structures, rounded up to alignment."""
-        self._place()
+        k = k or self._knobs()
+        self._place(k)
         fill = [p for p in self.partitions if p.size_rule == "fill"]
         if fill:
             raise LayoutError(f"{fill[0].where} fills the rest of the disk: give device_size_bytes")
-        end = max([self._first_usable_lba() * self.block_size] + [p.end_offset for p in self.partitions])
-        for knob in (self.primary_entries_offset, self.backup_entries_offset):
+        end = max([self._first_usable_lba(k) * self.block_size] + [p.end_offset for p in self.partitions])
+        for knob in (k.primary_entries_offset, k.backup_entries_offset):
             if knob is not None:
                 end = max(end, knob + self._entries_reserved_bytes())
-        if self.backup_header_offset is not None:
-            return align_up(max(end, self.backup_header_offset + self.block_size), self.block_size)
+        if k.backup_header_offset is not None:
+            return align_up(max(end, k.backup_header_offset + self.block_size), self.block_size)
         return align_up(end + self._entries_reserved_bytes() + self.block_size, self.alignment_bytes)
 
-    def layout(self, device_size_bytes: int | None = None) -> GPTLayout:
+    def plan(self) -> GPTLayout:
+        """:meth:`layout` for the constructor's device size and knobs (the Writer protocol)."""
+        return self.layout()
+
+    def layout(self, device_size_bytes: int | None = None, *,
+               extents: Mapping[int, tuple[int, int]] | None = None,
+               data: Mapping[int, DataSource] | None = None, **knobs: int | None) -> GPTLayout:
         """Place and check everything for a device of ``device_size_bytes`` (UEFI 5.3.1).
 
         Defaults: primary header at LBA 1, its entry array from LBA 2, the backup header at
         the last LBA with its array just before it, the usable range between the arrays.
-        Raises LayoutError naming the partition and the numbers when a partition leaves the
-        usable range or overlaps another partition or a GPT structure.
+        ``knobs`` (``primary_entries_offset``, ``backup_entries_offset``,
+        ``backup_header_offset``, ``first_usable_lba``, ``last_usable_lba``) override the
+        constructor's; ``extents`` ({partition index: (device_offset, size_bytes)}) fixes
+        partitions a coordinator placed; ``data`` ({index: DataSource}) gives partitions
+        their contents (replacing what add_partition() was given).  Raises LayoutError
+        naming the partition and the numbers when a partition leaves the usable range or
+        overlaps another partition or a GPT structure.
         """
+        self._require_unfinished("layout()")
+        k = self._knobs(knobs)
+        if extents:
+            self._fix_extents(extents)
         bs = self.block_size
         if device_size_bytes is None:
             device_size_bytes = self.device_size_bytes
         if device_size_bytes is None:
-            device_size_bytes = self.minimal_device_size()
+            device_size_bytes = self.minimal_device_size(k)
         if not isinstance(device_size_bytes, int) or device_size_bytes % bs:
             raise LayoutError(f"GPT: device size {device_size_bytes!r} is not a multiple of the block size {bs}")
         for knob in ("primary_entries_offset", "backup_entries_offset", "backup_header_offset"):
-            value = getattr(self, knob)
+            value = getattr(k, knob)
             if value is not None and (not isinstance(value, int) or value < 0 or value % bs):
                 raise LayoutError(f"GPT (block size {bs}): {knob} {value!r} is not a non-negative multiple of {bs}")
         self._resolve_guids()
-        self._place()
+        self._place(k)
+        self._mark_planned()
         reserved = self._entries_reserved_bytes()
-        primary_entries = self._primary_entries_offset()
-        backup_header = device_size_bytes - bs if self.backup_header_offset is None else self.backup_header_offset
-        backup_entries = backup_header - reserved if self.backup_entries_offset is None else self.backup_entries_offset
-        first_usable = self._first_usable_lba()
-        last_usable = (min(backup_entries, backup_header) // bs - 1 if self.last_usable_lba is None
-                       else self.last_usable_lba)
+        primary_entries = self._primary_entries_offset(k)
+        backup_header = device_size_bytes - bs if k.backup_header_offset is None else k.backup_header_offset
+        backup_entries = backup_header - reserved if k.backup_entries_offset is None else k.backup_entries_offset
+        first_usable = self._first_usable_lba(k)
+        last_usable = (min(backup_entries, backup_header) // bs - 1 if k.last_usable_lba is None
+                       else k.last_usable_lba)
         where = f"GPT (block size {bs}, device {device_size_bytes} bytes)"
         if backup_entries < 0 or first_usable > last_usable:
             raise LayoutError(f"{where}: no usable space: first usable LBA {first_usable}, "
                               f"last usable LBA {last_usable}")
+        placed = self._placed_partitions(where, first_usable, last_usable, data or {})
+        structures = [
+            Extent(0, bs, "protective MBR block (LBA 0)"),
+            Extent(bs, bs, "primary GPT header"),
+            Extent(primary_entries, reserved, "primary GPT entry array"),
+            Extent(backup_entries, reserved, "backup GPT entry array"),
+            Extent(backup_header, bs, "backup GPT header"),
+        ]
+        try:
+            check_no_overlap(structures + [Extent(p.device_offset, p.size_bytes, self.partitions[i].where)
+                                           for i, p in enumerate(placed)], device_size_bytes)
+        except LayoutError as e:
+            raise LayoutError(f"{where}: {e}") from None
+        if self.disk_guid is None:
+            raise LayoutError(f"{where}: no disk GUID")
+        self.resolved_layout = GPTLayout(bs, device_size_bytes, bs, primary_entries, backup_entries, backup_header,
+                                         reserved, first_usable, last_usable, self.disk_guid, self.entry_count,
+                                         tuple(placed))
+        return self.resolved_layout
+
+    def _placed_partitions(self, where: str, first_usable: int, last_usable: int,
+                           data: Mapping[int, DataSource]) -> list[PlacedPartition]:
+        bs = self.block_size
+        placed = []
         for p in self.partitions:
+            if p.device_offset is None:
+                raise LayoutError(f"{p.where}: not placed")
             if p.size_rule == "fill":
                 p.size_bytes = (last_usable + 1) * bs - p.device_offset
                 if p.size_bytes <= 0:
@@ -387,62 +530,55 @@ class GPT:
                 raise LayoutError(
                     f"{where}: {p.where} spans LBA {p.first_lba}..{p.last_lba} (bytes {p.device_offset}.."
                     f"{p.end_offset}), outside the usable LBAs {first_usable}..{last_usable}")
-        structures = [
-            Extent(0, bs, "protective MBR block (LBA 0)"),
-            Extent(bs, bs, "primary GPT header"),
-            Extent(primary_entries, reserved, "primary GPT entry array"),
-            Extent(backup_entries, reserved, "backup GPT entry array"),
-            Extent(backup_header, bs, "backup GPT header"),
-        ]
-        try:
-            check_no_overlap(structures + [Extent(p.device_offset, p.size_bytes, p.where)
-                                           for p in self.partitions], device_size_bytes)
-        except LayoutError as e:
-            raise LayoutError(f"{where}: {e}") from None
-        self.resolved_layout = GPTLayout(bs, device_size_bytes, bs, primary_entries, backup_entries, backup_header,
-                                         reserved, first_usable, last_usable)
-        return self.resolved_layout
+            if p.size_bytes is None or p.unique_guid is None or p.index is None:
+                raise LayoutError(f"{p.where}: not fully placed")
+            source = data.get(p.index, p.data)
+            if source is not None and not isinstance(source, DataSource):
+                raise InvalidInputError(f"{p.where}: data must be a DataSource")
+            if source is not None and source.size_bytes > p.size_bytes:
+                raise LayoutError(f"{p.where}: data ({source.describe()}) has {source.size_bytes} bytes, "
+                                  f"more than the partition's {p.size_bytes}")
+            placed.append(PlacedPartition(p.index, p.type_guid, p.unique_guid, p.name, p.attributes,
+                                          p.device_offset, p.size_bytes, bs, source))
+        return placed
 
     def extents(self) -> list[Extent]:
         """The byte ranges this GPT's headers and (reserved) entry arrays occupy."""
-        lay = self.resolved_layout or self.layout()
-        return [Extent(lay.primary_header_offset, self.block_size, f"GPT{self.block_size} primary header"),
-                Extent(lay.primary_entries_offset, lay.entries_reserved_bytes, f"GPT{self.block_size} primary entries"),
-                Extent(lay.backup_entries_offset, lay.entries_reserved_bytes, f"GPT{self.block_size} backup entries"),
-                Extent(lay.backup_header_offset, self.block_size, f"GPT{self.block_size} backup header")]
+        return (self.resolved_layout or self.layout()).extents()
 
     # ------------------------------------------------------------------ bytes
 
-    def _entry_array(self) -> bytes:
+    def _entry_array(self, lay: GPTLayout) -> bytes:
         entries = []
-        for p in self.partitions:
+        for p in lay.partitions:
             entries.append(GPT_PARTITION_ENTRY.build(dict(
                 PartitionTypeGUID=p.type_guid, UniquePartitionGUID=p.unique_guid,
                 StartingLBA=p.first_lba, EndingLBA=p.last_lba, Attributes=p.attributes,
                 PartitionName=p.name.encode("utf-16-le", "surrogatepass").ljust(72, b"\0"))))
-        return b"".join(entries).ljust(self.entry_count * GPT_ENTRY_SIZE, b"\0")
+        return b"".join(entries).ljust(lay.entry_count * GPT_ENTRY_SIZE, b"\0")
 
     def _header(self, my_lba: int, alternate_lba: int, entries_lba: int, entries_crc: int,
                 lay: GPTLayout) -> bytes:
         fields = dict(Revision=GPT_REVISION, HeaderSize=GPT_HEADER_SIZE, HeaderCRC32=0, Reserved=0,
                       MyLBA=my_lba, AlternateLBA=alternate_lba, FirstUsableLBA=lay.first_usable_lba,
-                      LastUsableLBA=lay.last_usable_lba, DiskGUID=self.disk_guid,
-                      PartitionEntryLBA=entries_lba, NumberOfPartitionEntries=self.entry_count,
+                      LastUsableLBA=lay.last_usable_lba, DiskGUID=lay.disk_guid,
+                      PartitionEntryLBA=entries_lba, NumberOfPartitionEntries=lay.entry_count,
                       SizeOfPartitionEntry=GPT_ENTRY_SIZE, PartitionEntryArrayCRC32=entries_crc)
         fields["HeaderCRC32"] = _crc32(GPT_HEADER.build(fields))
-        return GPT_HEADER.build(fields).ljust(self.block_size, b"\0")
+        return GPT_HEADER.build(fields).ljust(lay.block_size, b"\0")
 
-    def structures(self) -> list[tuple[int, bytes]]:
+    def structures(self, lay: GPTLayout | None = None) -> list[tuple[int, bytes]]:
         """(device_offset, bytes) of the primary header, primary array, backup array, backup header.
 
         CRC32s as UEFI 5.3.2 says: the header's over HeaderSize bytes with its CRC field
         zero, the array's over NumberOfPartitionEntries * SizeOfPartitionEntry bytes.
         Arrays are padded with zeros to a whole block; the rest of each reserved array
         region is left alone.  No protective MBR (see :meth:`MBR.protective`).
+        ``lay`` defaults to the last layout (or a new one).
         """
-        lay = self.resolved_layout or self.layout()
-        bs = self.block_size
-        array = self._entry_array()
+        lay = lay or self.resolved_layout or self.layout()
+        bs = lay.block_size
+        array = self._entry_array(lay)
         array_crc = _crc32(array)
         array_block = array.ljust(align_up(len(array), bs), b"\0")
         primary_lba, backup_lba = lay.primary_header_offset // bs, lay.backup_header_offset // bs
@@ -461,7 +597,7 @@ class GPT:
         types, names, attributes, byte ranges and data (layout knobs are not copied)."""
         _check_block_size(block_size, "GPT.derive")
         self._resolve_guids()
-        self._place()
+        self._place(self._knobs())
         fill = [p for p in self.partitions if p.size_bytes is None]
         if fill:
             raise LayoutError(f"{fill[0].where} fills the rest of the disk: call layout(device_size) before derive()")
@@ -481,13 +617,15 @@ class GPT:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, fd: int, *, with_data: bool = True) -> None:
-        """Write both GPT copies (and partition data unless ``with_data`` is False) into
-        ``fd``, which must already be as large as the device."""
-        for offset, blob in self.structures():
+    def write(self, fd: int, lay: GPTLayout | None = None, *, with_data: bool = True) -> None:
+        """Write both GPT copies of ``lay`` (default: the last layout) and, unless
+        ``with_data`` is False, the partitions' data into ``fd``, which must already be as
+        large as the device."""
+        lay = lay or self.resolved_layout or self.layout()
+        for offset, blob in self.structures(lay):
             _pwrite_all(fd, blob, offset)
         if with_data:
-            for p in self.partitions:
+            for p in lay.partitions:
                 if p.data is not None:
                     p.data.write_to(fd, p.device_offset)
 
@@ -496,6 +634,7 @@ class GPT:
         the ``mbr`` given), both GPT copies, partition data.  The device is
         ``device_size_bytes`` long, or just long enough (see :meth:`minimal_device_size`).
         Nothing is left behind when it fails."""
+        self._require_unfinished("finish()")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("GPT.finish: no filename or filehandle to write to")
         lay = self.layout(self.device_size_bytes)
@@ -504,7 +643,8 @@ class GPT:
         with Output(filename=self.filename, filehandle=self.filehandle) as out:
             out.set_size(lay.device_size_bytes)
             mbr.write(out.fd)
-            self.write(out.fd)
+            self.write(out.fd, lay)
+        self._mark_finished()
         return lay
 
     # ------------------------------------------------------------------ reading

@@ -2,8 +2,9 @@
 
 Implements the on-disk format of fatgen103 (Microsoft, "FAT: General Overview of On-Disk
 Format", 1.03).  ``add()`` records; ``plan()`` computes the whole layout (geometry, the
-cluster of every file and directory, short names) without writing; ``write(fd)`` writes it
-in one pass, leaving zero regions (the free part of the FAT, free clusters) as holes.
+cluster of every file and directory, short names) without writing and returns it as a
+:class:`VFATPlan`; ``write(fd, plan)`` writes it in one pass, leaving zero regions (the
+free part of the FAT, free clusters) as holes.
 """
 from __future__ import annotations
 
@@ -15,21 +16,23 @@ import time
 import zlib
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
-from ..errors import InternalError, InvalidInputError, LayoutError
+from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..output import Output
 from ..tree import Node, Tree
+from ..writer import Lifecycle
 from . import geometry as geo
 from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
                        ATTR_VOLUME_ID, BOOT_SECTOR_16, BOOT_SECTOR_32, DIR_ENTRY_FAST, FSINFO)
 from .names import (LFN_UNITS_PER_ENTRY, SHORT_CHARS, check_long_name, fold, lfn_entries,
                     make_short_names, parse_short_name)
 
-__all__ = ["VFAT", "Placement", "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_ARCHIVE"]
+__all__ = ["VFAT", "VFATPlan", "Placement", "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_ARCHIVE"]
 
 FAT_FLAGS_ALLOWED = ATTR_READ_ONLY | ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE
 MEDIA_FIXED = 0xF8                  # BPB_Media for fixed disks; low byte of FAT[0]
@@ -85,7 +88,117 @@ class _Dir:
         self.firsts = array(FAT32_TYPECODE)
 
 
-class VFAT:
+def _dir_state(node: Node) -> _Dir:
+    st = node.w
+    if not isinstance(st, _Dir):
+        raise InternalError(f"{node.path or '/'}: directory not planned")
+    return st
+
+
+@dataclass(frozen=True, eq=False)
+class VFATPlan:
+    """The complete layout of a FAT volume (what :meth:`VFAT.plan` returns).
+
+    ``geometry`` is the BPB's view (type, cluster size, FAT and root sizes);
+    ``volume_offset`` where the volume starts on the device; ``dirs`` every directory in
+    allocation order (breadth first), whose children carry their first clusters.  The
+    per-directory allocation belongs to this plan; a later ``plan()`` of the same writer
+    makes a new one (and this plan is then stale).
+    """
+
+    generation: int
+    geometry: geo.Geometry
+    volume_offset: int
+    dirs: tuple[Node, ...]
+
+    @property
+    def size_bytes(self) -> int:
+        """The volume's size in bytes (a multiple of 4096)."""
+        return self.geometry.size_bytes
+
+    @property
+    def fat_type(self) -> int:
+        """12, 16 or 32: the type the cluster count makes it (fatgen103)."""
+        return self.geometry.fat_type
+
+    def placement(self, node: Node, index: int | None = None) -> Placement:
+        """Where a planned entry lies (``index``: its position among its parent's sorted children)."""
+        g = self.geometry
+        voff = self.volume_offset
+        if node.children is not None:
+            st = _dir_state(node)
+            if node.parent is None and g.fat_type != 32:
+                return Placement(node.path, voff + g.root_offset, 0, 0, 0, True)
+            return Placement(node.path, voff + g.cluster_offset(st.first), 0, st.first, st.count, True)
+        if node.parent is None:
+            raise InternalError(f"{node.path}: a file without a parent directory")
+        pst = _dir_state(node.parent)
+        if index is None:
+            index = bisect_left(pst.names, node.name)
+        first = pst.firsts[index]
+        size = node.info.size
+        if not first:
+            return Placement(node.path, None, size, 0, 0, False)
+        return Placement(node.path, voff + g.cluster_offset(first), size, first,
+                         -(-size // g.cluster_size), False)
+
+    def device_offset_of(self, node: Node) -> int | None:
+        """Device offset of a planned file's first byte (None when empty)."""
+        return self.placement(node).device_offset
+
+    def chains(self) -> Iterator[tuple[int, int, Node]]:
+        """(first cluster, cluster count, node) of every used run, in allocation order."""
+        cs = self.geometry.cluster_size
+        for d in self.dirs:
+            st = _dir_state(d)
+            if st.count:
+                yield st.first, st.count, d
+        for d in self.dirs:
+            st = _dir_state(d)
+            firsts = st.firsts
+            for i, c in enumerate(st.children):
+                first = firsts[i]
+                if first and c.children is None:
+                    yield first, -(-c.info.size // cs), c
+
+
+def _allocator(dirs: list[Node], fat_type: int) -> Callable[[int, int], int]:
+    """The cluster allocation for one FAT type: directories first (the FAT12/16 root has
+    its own region), then files in directory order, each one contiguous run starting at
+    a cluster whose device offset honours the file's ``device_align``.  Returns the
+    function geometry.compute() calls with (data region device offset, cluster size)."""
+    chain_dirs = dirs if fat_type == 32 else dirs[1:]
+
+    def allocate(data_device_offset: int, cluster_size: int) -> int:
+        nxt = 2
+        for d in chain_dirs:
+            st = _dir_state(d)
+            n = max(1, -(-(st.slots * 32) // cluster_size))
+            st.first, st.count = nxt, n
+            nxt += n
+        for d in dirs:
+            st = _dir_state(d)
+            firsts = st.firsts
+            for i, c in enumerate(st.children):
+                if c.children is not None:
+                    continue
+                info = c.info
+                size = info.size
+                if not size:
+                    firsts[i] = 0
+                    continue
+                align = info.device_align or 1
+                if align > cluster_size:
+                    miss = (data_device_offset + (nxt - 2) * cluster_size) % align
+                    if miss:
+                        nxt += (align - miss) // cluster_size
+                firsts[i] = nxt
+                nxt += -(-size // cluster_size)
+        return nxt - 2
+    return allocate
+
+
+class VFAT(Lifecycle):
     """Writer of a FAT12/16/32 volume (fatgen103), into a file or inside a larger device.
 
     ``fat_type`` forces 12/16/32 (checked against the cluster-count rule),
@@ -127,9 +240,14 @@ class VFAT:
         self.tree = Tree(check_child=self._check_child)
         self._folded: dict[int, dict[str, str]] | None = {}
         self._checked_parent: str | None = None
-        self.geometry: geo.Geometry | None = None
-        self._dirs: list[Node] = []
+        self._generation = 0
+        self._last_plan: VFATPlan | None = None
         self._time_cache: dict[int, tuple[int, int, int]] = {}
+
+    @property
+    def geometry(self) -> geo.Geometry | None:
+        """The geometry of the last plan (None before plan())."""
+        return self._last_plan.geometry if self._last_plan is not None else None
 
     # --- input ------------------------------------------------------------------------------
     @property
@@ -171,6 +289,7 @@ class VFAT:
         FAT holds only regular files and directories (fatgen103 "FAT Directory Structure").
         Returns the entry's tree node.
         """
+        self._require_open("add()")
         info = to_fileinfo(spec)
         where = info.name or "/"
         if not (info.is_file or info.is_dir):
@@ -193,9 +312,7 @@ class VFAT:
             parse_short_name(info.FAT_shortname, where)
         if info.size > MAX_FILE_BYTES:
             raise InvalidInputError(f"{where}: FAT files hold at most {MAX_FILE_BYTES} bytes, found {info.size}")
-        node = self.tree.add(info)
-        self.geometry = None
-        return node
+        return self.tree.add(info)
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory recursively (sorted; see fileinfo.walk_host_tree)."""
@@ -233,71 +350,49 @@ class VFAT:
             st.slots = slots
         return dirs
 
-    def _file_columns(self):
-        """(directory state, child index, node) of every child, in allocation order."""
-        for d in self._dirs:
-            st = d.w
-            for i, c in enumerate(st.children):
-                yield st, i, c
+    def plan(self, volume_offset: int | None = None, *, min_size_bytes: int | None = None) -> VFATPlan:
+        """Compute the complete layout and return it (:class:`VFATPlan`); nothing is written.
 
-    def plan(self, volume_offset: int | None = None) -> int:
-        """Compute the complete layout; return the volume size in bytes (a multiple of 4096).
-
-        Nothing is written.  Afterwards :meth:`lookup` gives every entry's placement.
+        ``volume_offset`` (default: the attribute) is where the volume starts on the
+        device; ``min_size_bytes`` (default: ``size_bytes``) the least volume size.
+        Afterwards :meth:`add` is refused and :meth:`lookup` gives every entry's placement.
         """
-        if volume_offset is not None:
-            self.volume_offset = volume_offset
-        voff = self.volume_offset
+        self._require_unfinished("plan()")
+        voff = self.volume_offset if volume_offset is None else volume_offset
         if not isinstance(voff, int) or voff < 0 or voff % self.sector_size:
             raise LayoutError(f"volume_offset must be a multiple of sector_size {self.sector_size}, "
                               f"found {voff!r}")
-        self._folded = None                 # only add() needs it; rebuilt if add() is called again
-        self.geometry = None
-        dirs = self._dirs = self._assign_names()
-        root = self.tree.root
+        min_size = self.size_bytes if min_size_bytes is None else min_size_bytes
+        self._folded = None                 # only add() needs it
+        self._mark_planned()
+        dirs = self._assign_names()
+        g = self._choose_geometry(dirs, voff, min_size)
+        if geo.fat_type_of(g.cluster_count) != g.fat_type:
+            raise InternalError(f"FAT{g.fat_type} planned with {g.cluster_count} clusters")
+        if g.fat_type != 32:
+            root = _dir_state(self.tree.root)
+            root.first = root.count = 0
+        self._generation += 1
+        plan = VFATPlan(self._generation, g, voff, tuple(dirs))
+        _check_plan(plan)
+        self._last_plan = plan
+        return plan
+
+    def _choose_geometry(self, dirs: list[Node], voff: int, min_size: int | None) -> geo.Geometry:
+        """The first geometry that fits: the preferred cluster size for the estimated
+        content first, then the others; FAT12, 16, 32 in turn (or the forced ones)."""
         max_align = 1
         content = 0
         for d in dirs:
-            content += d.w.slots * 32
-            for c in d.w.children:
+            st = _dir_state(d)
+            content += st.slots * 32
+            for c in st.children:
                 if c.children is None:
                     info = c.info
                     content += info.size
                     if info.device_align and info.device_align > max_align:
                         max_align = info.device_align
-        estimate = max(self.size_bytes or 0, content + content // 10)
-
-        def allocator(fat_type: int):
-            chain_dirs = dirs if fat_type == 32 else dirs[1:]
-
-            def allocate(data_device_offset: int, cluster_size: int) -> int:
-                nxt = 2
-                for d in chain_dirs:
-                    st = d.w
-                    n = max(1, -(-(st.slots * 32) // cluster_size))
-                    st.first, st.count = nxt, n
-                    nxt += n
-                for d in dirs:
-                    st = d.w
-                    firsts = st.firsts
-                    for i, c in enumerate(st.children):
-                        if c.children is not None:
-                            continue
-                        info = c.info
-                        size = info.size
-                        if not size:
-                            firsts[i] = 0
-                            continue
-                        align = info.device_align or 1
-                        if align > cluster_size:
-                            miss = (data_device_offset + (nxt - 2) * cluster_size) % align
-                            if miss:
-                                nxt += (align - miss) // cluster_size
-                        firsts[i] = nxt
-                        nxt += -(-size // cluster_size)
-                return nxt - 2
-            return allocate
-
+        estimate = max(min_size or 0, content + content // 10)
         ss = self.sector_size
         if self.cluster_size:
             sizes = [self.cluster_size]
@@ -305,146 +400,99 @@ class VFAT:
             pref = geo.default_cluster_size(estimate, ss)
             sizes = [pref] + [ss << i for i in range(8) if (ss << i) <= 32768 and (ss << i) != pref]
         types = [self.fat_type] if self.fat_type else [12, 16, 32]
-        g = None
+        root_slots = _dir_state(self.tree.root).slots
         for cs in sizes:
             for ft in types:
-                g = geo.compute(ft, cs, ss, voff, root.w.slots, self.size_bytes or 0, max_align,
-                                allocator(ft))
+                g = geo.compute(ft, cs, ss, voff, root_slots, min_size or 0, max_align, _allocator(dirs, ft))
                 if g is not None:
-                    break
-            if g is not None:
-                break
-        if g is None:
-            raise LayoutError(f"no FAT{self.fat_type or ''} layout fits this content with cluster size "
-                              f"{self.cluster_size or 'any'}, size {self.size_bytes}: the cluster count "
-                              "would cross a FAT type boundary (fatgen103) or the type's limit")
-        if geo.fat_type_of(g.cluster_count) != g.fat_type:
-            raise InternalError(f"FAT{g.fat_type} planned with {g.cluster_count} clusters")
-        if g.fat_type != 32:
-            root.w.first = root.w.count = 0
-        # Check: in the volume, aligned, no overlap.  Allocation is sequential (directories,
-        # then files in directory order), so the runs must come in increasing order.
-        cs = g.cluster_size
-        end = 2
-        for first, count, node in self._chains(g):
-            if first < end:
-                raise InternalError(f"{node.path or '/'}: cluster {first} overlaps an earlier run")
-            end = first + count
-            if end - 2 > g.cluster_count:
-                raise InternalError(f"{node.path}: clusters past the end of the volume")
-            align = node.info.device_align
-            if align and node.children is None and (voff + g.cluster_offset(first)) % align:
-                raise InternalError(f"{node.path}: device offset {voff + g.cluster_offset(first)} "
-                                    f"not aligned to {align}")
-        if g.data_offset + (end - 2) * cs > g.size_bytes:
-            raise InternalError("FAT plan: data past the end of the volume")
-        self.geometry = g
-        return g.size_bytes
+                    return g
+        raise LayoutError(f"no FAT{self.fat_type or ''} layout fits this content with cluster size "
+                          f"{self.cluster_size or 'any'}, size {min_size}: the cluster count "
+                          "would cross a FAT type boundary (fatgen103) or the type's limit")
 
-    def _chains(self, g: geo.Geometry):
-        """(first cluster, cluster count, node) of every used run, in allocation order."""
-        cs = g.cluster_size
-        for d in self._dirs:
-            if d.w.count:
-                yield d.w.first, d.w.count, d
-        for d in self._dirs:
-            st = d.w
-            firsts = st.firsts
-            for i, c in enumerate(st.children):
-                first = firsts[i]
-                if first and c.children is None:
-                    yield first, -(-c.info.size // cs), c
-
-    def _placement(self, node: Node, index: int | None = None) -> Placement:
-        g = self.geometry
-        voff = self.volume_offset
-        if node.children is not None:
-            st = node.w
-            if node.parent is None and g.fat_type != 32:
-                return Placement(node.path, voff + g.root_offset, 0, 0, 0, True)
-            return Placement(node.path, voff + g.cluster_offset(st.first), 0, st.first, st.count, True)
-        pst = node.parent.w
-        if index is None:
-            index = bisect_left(pst.names, node.name)
-        first = pst.firsts[index]
-        size = node.info.size
-        if not first:
-            return Placement(node.path, None, size, 0, 0, False)
-        return Placement(node.path, voff + g.cluster_offset(first), size, first,
-                         -(-size // g.cluster_size), False)
+    def _current(self, plan: VFATPlan | None, call: str) -> VFATPlan:
+        if plan is None:
+            plan = self._last_plan
+            if plan is None:
+                raise CallOrderError(f"VFAT.{call}: call plan() or finish() first")
+        if not isinstance(plan, VFATPlan):
+            raise InvalidInputError(f"VFAT.{call}: expected a VFATPlan, found {type(plan).__name__}")
+        if plan.generation != self._generation:
+            raise CallOrderError(f"VFAT.{call}: this plan is stale (plan() was called again since)")
+        return plan
 
     def lookup(self, name: str) -> Placement:
-        """Placement of a planned file or directory (after :meth:`plan` or :meth:`finish`)."""
-        if self.geometry is None:
-            raise LayoutError("lookup(): call plan() or finish() first")
+        """Placement of a planned file or directory, from the last plan."""
+        plan = self._current(None, "lookup()")
         key = "/".join(p for p in str(name).split("/") if p not in ("", "."))
         node = self.tree.find(key)
         if node is None:
             raise InvalidInputError(f"{name}: not in this FAT volume")
-        return self._placement(node)
-
-    def device_offset_of(self, node: Node) -> int | None:
-        """Device offset of a planned file's first byte (None when empty), for a node that
-        :meth:`add` returned; cheaper than :meth:`lookup` by name."""
-        if self.geometry is None:
-            raise LayoutError("device_offset_of(): call plan() or finish() first")
-        return self._placement(node).device_offset
+        return plan.placement(node)
 
     # --- write ------------------------------------------------------------------------------
-    def finish(self) -> None:
-        """plan(), then write the volume to ``filename`` (atomically) or into ``filehandle``."""
-        size = self.plan()
+    def finish(self) -> VFATPlan:
+        """plan(), then write the volume to ``filename`` (atomically) or into ``filehandle``, once."""
+        self._require_unfinished("finish()")
+        plan = self.plan()
         with Output(filename=self.filename, filehandle=self.filehandle) as out:
             # A caller's file may hold old bytes where the volume goes: then the FAT and the
             # directories are written out in full (zeros included) instead of left as holes.
-            fresh = self.filehandle is None or os.fstat(out.fd).st_size <= self.volume_offset
-            out.set_size(self.volume_offset + size)
-            self.write(out.fd, zeroed=fresh)
+            fresh = self.filehandle is None or os.fstat(out.fd).st_size <= plan.volume_offset
+            out.set_size(plan.volume_offset + plan.size_bytes)
+            self.write(out.fd, plan, zeroed=fresh)
+        self._mark_finished()
+        return plan
 
-    def write(self, fd: int, zeroed: bool = True) -> None:
-        """Write the planned volume into ``fd`` at ``volume_offset``.
+    def write(self, fd: int, plan: VFATPlan, *, zeroed: bool = True) -> None:
+        """Write the planned volume into ``fd`` at the plan's volume offset.
 
         With ``zeroed`` (the region reads as zeros, e.g. freshly sized with truncate) zero
         regions are not written and stay holes; otherwise the whole FAT, root region and
         directory clusters are written, zeros included.  Free clusters are never written.
         """
-        g = self.geometry
-        if g is None:
-            self.plan()
-            g = self.geometry
-        voff = self.volume_offset
+        plan = self._current(plan, "write()")
+        g = plan.geometry
+        voff = plan.volume_offset
         ss = g.sector_size
         boot = self._boot_sector(g)
         _pwrite(fd, boot, voff)
         if g.fat_type == 32:
-            fsinfo = self._fsinfo(g)
+            fsinfo = _fsinfo(plan)
             _pwrite(fd, fsinfo, voff + ss)
             _pwrite(fd, boot, voff + 6 * ss)
             _pwrite(fd, fsinfo, voff + 7 * ss)
-        fat = self._fat_bytes(g)
+        fat = pack_fat(fat_table(plan), g.fat_type)
         fat_bytes = g.fat_sectors * ss
         for i in range(geo.NUM_FATS):
             _pwrite(fd, fat, voff + g.fat_offset + i * fat_bytes)
             if not zeroed:
                 _pwrite_zeros(fd, voff + g.fat_offset + i * fat_bytes + len(fat), fat_bytes - len(fat))
-        for d in self._dirs:
-            data = self._dir_bytes(d, g)
+        for d in plan.dirs:
+            data = self._dir_bytes(d)
+            st = _dir_state(d)
             if d.parent is None and g.fat_type != 32:
                 where, room = voff + g.root_offset, g.root_dir_sectors * ss
             else:
-                where, room = voff + g.cluster_offset(d.w.first), d.w.count * g.cluster_size
+                where, room = voff + g.cluster_offset(st.first), st.count * g.cluster_size
             _pwrite(fd, data, where)
             if not zeroed:
                 _pwrite_zeros(fd, where + len(data), room - len(data))
-        data_base = voff + g.cluster_offset(2)
+        self._write_data(fd, plan, zeroed)
+
+    @staticmethod
+    def _write_data(fd: int, plan: VFATPlan, zeroed: bool) -> None:
+        """File data, each file at its first cluster.  Small host files are gathered into
+        one buffer per run of nearby clusters and written with one pwrite (100,000 small
+        files: 100,000 fewer system calls)."""
+        g = plan.geometry
+        data_base = plan.volume_offset + g.cluster_offset(2)
         cs = g.cluster_size
-        # Small host files are gathered into one buffer per run of nearby clusters and
-        # written with one pwrite (100,000 small files: 100,000 fewer system calls).
         batch = bytearray()
         batch_at = 0
         max_gap = BATCH_GAP_BYTES if zeroed else 0      # never overwrite a caller's free space
-        for d in self._dirs:
-            st = d.w
+        for d in plan.dirs:
+            st = _dir_state(d)
             firsts = st.firsts
             for i, c in enumerate(st.children):
                 first = firsts[i]
@@ -452,6 +500,8 @@ class VFAT:
                     continue
                 at = data_base + (first - 2) * cs
                 source = c.info.source
+                if source is None:
+                    raise InternalError(f"{c.path}: a file of {c.info.size} bytes with no data source")
                 if isinstance(source, PathData) and source.size_bytes <= SMALL_FILE_BYTES:
                     gap = at - (batch_at + len(batch))
                     if not batch or not 0 <= gap <= max_gap or len(batch) >= BATCH_BYTES:
@@ -492,45 +542,6 @@ class VFAT:
         ext = dict(BS_FilSysType=b"FAT12   " if g.fat_type == 12 else b"FAT16   ", **common)
         return BOOT_SECTOR_16.build(dict(bpb=bpb, ext=ext, boot_code=BOOT_CODE.ljust(448, b"\0")))
 
-    def _used_clusters(self, g: geo.Geometry):
-        """(first cluster, count) of every used run, in increasing order (see plan())."""
-        return ((first, count) for first, count, _node in self._chains(g))
-
-    def _fsinfo(self, g: geo.Geometry) -> bytes:
-        used = 0
-        nxt = 2
-        contiguous = True
-        for first, count in self._used_clusters(g):
-            used += count
-            if contiguous and first == nxt:
-                nxt = first + count
-            else:
-                contiguous = False
-        if nxt >= g.cluster_count + 2:
-            nxt = 0xFFFFFFFF
-        return FSINFO.build(dict(FSI_Free_Count=g.cluster_count - used, FSI_Nxt_Free=nxt))
-
-    def fat_table(self, g: geo.Geometry | None = None) -> array:
-        """The used part of the FAT (entries 0..last used cluster) as an array of ints."""
-        g = g or self.geometry
-        end = 2
-        for f, c in self._used_clusters(g):
-            end = max(end, f + c)
-        eoc = EOC[g.fat_type]
-        code = FAT32_TYPECODE if g.fat_type == 32 else "H"
-        table = array(code, bytes(array(code).itemsize * end))
-        table[0] = (eoc & ~0xFF) | MEDIA_FIXED
-        table[1] = eoc
-        for first, count in self._used_clusters(g):
-            if count > 1:
-                table[first:first + count - 1] = array(table.typecode, range(first + 1, first + count))
-            table[first + count - 1] = eoc
-        return table
-
-    def _fat_bytes(self, g: geo.Geometry) -> bytes:
-        table = self.fat_table(g)
-        return pack_fat(table, g.fat_type)
-
     def _times(self, t: float | None) -> tuple[int, int, int]:
         """fat_datetime(t), cached by whole second (a cache by exact time would hold one
         entry per file: most host files have distinct sub-second times)."""
@@ -548,7 +559,7 @@ class VFAT:
             tenth += min(99, int((t - whole) * 100))
         return date, tod, tenth
 
-    def _dir_bytes(self, d: Node, g: geo.Geometry) -> bytes:
+    def _dir_bytes(self, d: Node) -> bytes:
         pack = DIR_ENTRY_FAST.pack
         out: list[bytes] = []
         wdate, wtime, tenth = self._times(d.info.mtime)
@@ -559,12 +570,12 @@ class VFAT:
         else:
             adate = self._times(d.info.atime if d.info.atime is not None else d.info.mtime)[0]
             attr = ATTR_DIRECTORY | d.info.FAT_flags
-            me = d.w.first
-            up = d.parent.w.first if d.parent.parent is not None else 0
+            me = _dir_state(d).first
+            up = _dir_state(d.parent).first if d.parent.parent is not None else 0
             for nm, c in ((b".          ", me), (b"..         ", up)):
                 out.append(pack(nm, attr, 0, tenth, wtime, wdate, adate, c >> 16, wtime, wdate,
                                 c & 0xFFFF, 0))
-        st = d.w
+        st = _dir_state(d)
         shorts, flags, firsts, names = st.shorts, st.flags, st.firsts, st.names
         times = self._times
         for i, c in enumerate(st.children):
@@ -572,7 +583,7 @@ class VFAT:
             wdate, wtime, tenth = times(info.mtime)
             adate = times(info.atime if info.atime is not None else info.mtime)[0]
             if c.children is not None:
-                attr, size, first = ATTR_DIRECTORY | info.FAT_flags, 0, c.w.first
+                attr, size, first = ATTR_DIRECTORY | info.FAT_flags, 0, _dir_state(c).first
             else:
                 attr, size, first = info.FAT_flags or ATTR_ARCHIVE, info.size, firsts[i]
             short = shorts[11 * i: 11 * i + 11]
@@ -583,6 +594,61 @@ class VFAT:
             out.append(pack(short, attr, ntres, tenth, wtime, wdate, adate, first >> 16,
                             wtime, wdate, first & 0xFFFF, size))
         return b"".join(out)
+
+
+def _check_plan(plan: VFATPlan) -> None:
+    """Every run in the volume, aligned as asked, no overlap.  Allocation is sequential
+    (directories, then files in directory order), so the runs come in increasing order."""
+    g = plan.geometry
+    voff = plan.volume_offset
+    end = 2
+    for first, count, node in plan.chains():
+        if first < end:
+            raise InternalError(f"{node.path or '/'}: cluster {first} overlaps an earlier run")
+        end = first + count
+        if end - 2 > g.cluster_count:
+            raise InternalError(f"{node.path}: clusters past the end of the volume")
+        align = node.info.device_align
+        if align and node.children is None and (voff + g.cluster_offset(first)) % align:
+            raise InternalError(f"{node.path}: device offset {voff + g.cluster_offset(first)} "
+                                f"not aligned to {align}")
+    if g.data_offset + (end - 2) * g.cluster_size > g.size_bytes:
+        raise InternalError("FAT plan: data past the end of the volume")
+
+
+def _fsinfo(plan: VFATPlan) -> bytes:
+    """The FAT32 FSInfo sector (fatgen103 "FAT32 FSInfo Sector Structure")."""
+    g = plan.geometry
+    used = 0
+    nxt = 2
+    contiguous = True
+    for first, count, _node in plan.chains():
+        used += count
+        if contiguous and first == nxt:
+            nxt = first + count
+        else:
+            contiguous = False
+    if nxt >= g.cluster_count + 2:
+        nxt = 0xFFFFFFFF
+    return FSINFO.build(dict(FSI_Free_Count=g.cluster_count - used, FSI_Nxt_Free=nxt))
+
+
+def fat_table(plan: VFATPlan) -> array:
+    """The used part of the FAT (entries 0..last used cluster) as an array of ints."""
+    g = plan.geometry
+    end = 2
+    for first, count, _node in plan.chains():
+        end = max(end, first + count)
+    eoc = EOC[g.fat_type]
+    code = FAT32_TYPECODE if g.fat_type == 32 else "H"
+    table = array(code, bytes(array(code).itemsize * end))
+    table[0] = (eoc & ~0xFF) | MEDIA_FIXED
+    table[1] = eoc
+    for first, count, _node in plan.chains():
+        if count > 1:
+            table[first:first + count - 1] = array(table.typecode, range(first + 1, first + count))
+        table[first + count - 1] = eoc
+    return table
 
 
 def fat_datetime(t: float) -> tuple[int, int, int]:
