@@ -14,6 +14,8 @@ import pytest
 from helpers import need, run
 from linuxvm import host_view, linux_views, need_linux, parse_views, run_linux, LIST_SCRIPT
 
+pytestmark = pytest.mark.slow      # every test boots Linux in qemu
+
 MTIME = 1_600_000_000
 IS_ROOT = os.geteuid() == 0
 

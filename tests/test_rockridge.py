@@ -640,6 +640,7 @@ done
 """
 
 
+@pytest.mark.slow
 def test_linux_kernel_reads_entries(tmp_path):
     """Linux isofs: SP + ER (in the root's continuation area) switch Rock Ridge on; PX, PN,
     SL (across entries and continuation areas), NM and TF come back exactly, 1.09 and 1.12."""

@@ -178,6 +178,7 @@ def test_cli_build_default_tree(tmp_path, sde):
     assert "README.txt" in listing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fat_sector_size", [512, 4096])
 def test_linux_kernel_reads_both_views(tmp_path, sde, fat_sector_size):
     """The Linux kernel mounts the ISO (Rock Ridge, Joliet, plain) and the ESP (vfat)."""

@@ -17,6 +17,8 @@ import pytest
 from helpers import need, out, sha256_file
 from qemuboot import MARKER_LINE, boot_firmware, boot_report, need_grub
 
+pytestmark = pytest.mark.slow      # the module's image holds Debian's kernel; its tests boot it in qemu
+
 MIB = 1 << 20
 
 INIT_SCRIPT = r"""
@@ -84,7 +86,6 @@ def test_live_image_structure(live_image):
     assert "EF00" in parts and "EF02" in parts, parts
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode,expected", [("bios-cd", ("pc", "cd")), ("bios-disk", ("pc", "hd0")),
                                            ("uefi-cd", ("efi", "cd0")), ("uefi-disk", ("efi", "hd0")),
                                            ("uefi-disk4k", ("efi", "hd0"))])
@@ -94,7 +95,6 @@ def test_live_boots_five_ways(live_image, tmp_path, mode, expected):
     assert boot_report(text) == expected
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["bios-disk", "uefi-disk"])
 def test_live_boots_linux_and_files_match(live_image, tmp_path, mode):
     import linuxvm
