@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .contribution import BootContribution, BootPatches, PlacedBoot
-from .data import DataSource, make_source
+from .data import BytesData, DataSource
 from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
-from .fileinfo import FileInfo, to_fileinfo, walk_host_fileinfo
+from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from .iso9660.eltorito import BOOT_EFI
 from .iso9660.writer import ISO9660, ISOPlan
 from .output import Output
@@ -187,13 +187,16 @@ class ISO9660Hybrid(Lifecycle):
         self.esp.volume_label = fat_label
 
     @property
-    def default_time(self) -> float | None:
+    def default_time(self) -> float:
+        """The time of every entry without one and of the volumes (SOURCE_DATE_EPOCH when set)."""
         return self.iso.default_time
 
     @default_time.setter
     def default_time(self, value: float | None) -> None:
+        if value is None:
+            value = source_date_epoch()
         self.iso.default_time = value
-        self.esp.default_time = value
+        self.esp.default_time = int(value)
 
     @property
     def partitions(self) -> list[GPTPartition]:
@@ -349,8 +352,9 @@ class ISO9660Hybrid(Lifecycle):
             if part.size_rule == "fill" or size is None:
                 raise InvalidInputError(f"partition {part.name!r}: give size_bytes or data "
                                         "(the hybrid places extra partitions after the ESP)")
-            if part.size_rule == "data" and part.data is not None:
-                size = align_up(part.data.size_bytes, 4096)
+            source = part.source
+            if part.size_rule == "data" and source is not None:
+                size = align_up(source.size_bytes, 4096)
             offset = align_up(next_free, align) if part.auto_offset else part.device_offset
             if offset is None or offset % 4096:
                 raise LayoutError(f"partition {part.name!r}: offset {offset} must be a multiple of 4096 "
@@ -375,7 +379,7 @@ class ISO9660Hybrid(Lifecycle):
                 boot_code = _check_boot_code(patches.mbr_boot_code, "boot contribution")
             for index, blob in zip(indices, patches.partition_data):
                 if blob is not None:
-                    data[index] = make_source(data=blob, where=f"partition {index}")
+                    data[index] = BytesData(bytes(blob))
         return boot_code, data
 
     def _gpt_layouts(self, device_size: int, gap: Extent, extents: dict[int, tuple[int, int]],

@@ -104,6 +104,12 @@ class ISOPlan:
                 and all(e is not None for e in self.boot_extents))
 
 
+def _extent(d: _lay.DirOut) -> Extent:
+    if d.extent is None:
+        raise InternalError(f"{d.info.name or '/'}: directory without an extent after plan()")
+    return d.extent
+
+
 class ISO9660(Lifecycle):
     """Writer of an ISO 9660 image (ECMA-119, 4th edition) with Joliet, Rock Ridge and El Torito.
 
@@ -490,7 +496,10 @@ class ISO9660(Lifecycle):
             node = self._catalog_node
             if want and node.info.name == to_fileinfo({"name": self.boot_catalog_path, "mode": 0o40755}).name:
                 return
-            del node.parent.children[node.name]
+            parent = node.parent
+            if parent is None or parent.children is None:
+                raise InternalError("the boot catalog node has no parent directory")
+            del parent.children[node.name]
             self.tree.count -= 1
             self._catalog_node = None
         if want:
@@ -508,10 +517,11 @@ class ISO9660(Lifecycle):
         iso_dirs = _lay.build_iso_hierarchy(self.tree, self.interchange_level, rr_mod is not None, self._next_inode)
         joliet_dirs = _lay.build_joliet_hierarchy(self.tree) if self.joliet else []
         t = self.default_time
-        dir_sizes = [(d, _lay.size_directory(d, rr_mod, self.rock_ridge, t)) for d in iso_dirs + joliet_dirs]
+        version = self.rock_ridge or ""
+        dir_sizes = [(d, _lay.size_directory(d, rr_mod, version, t)) for d in iso_dirs + joliet_dirs]
 
         fixed = [Extent(p.info.device_offset, align_up(p.size_bytes, SECTOR_BYTES), p.info.name)
-                 for p in payloads if p.fixed]
+                 for p in payloads if p.fixed and p.info.device_offset is not None]
         alloc = Allocator(SYSTEM_AREA_BYTES, reserved=fixed)
         extents: list[Extent] = [Extent(0, SYSTEM_AREA_BYTES, "system area")]
         n_desc = 2 + bool(self.boot_entries) + bool(self.joliet)
@@ -592,7 +602,7 @@ class ISO9660(Lifecycle):
         for p in payloads:
             if p is catalog_payload or p.placed_later or p.size_bytes == 0:
                 continue
-            if p.fixed:
+            if p.fixed and p.info.device_offset is not None:
                 p.extent = Extent(p.info.device_offset, p.size_bytes, p.info.name)
             else:
                 p.extent = alloc.alloc(p.size_bytes, max(SECTOR_BYTES, p.info.device_align or 1), p.info.name)
@@ -600,12 +610,15 @@ class ISO9660(Lifecycle):
         return boot_own
 
     def _boot_payload(self, entry: BootEntry) -> Payload:
-        node = self.tree.find(entry.path)
+        node = self.tree.find(entry.path) if entry.path is not None else None
         if node is None or not node.info.is_file:
             raise InvalidInputError(f"boot catalog entry: path {entry.path!r} is not a regular file of the image")
         if node.info.size == 0:
             raise InvalidInputError(f"boot catalog entry: {entry.path} is empty")
-        return node.w.payload
+        st = node.w
+        if not isinstance(st, NodeState) or st.payload is None:
+            raise InternalError(f"boot catalog entry: {entry.path} has no payload after plan()")
+        return st.payload
 
     def _boot_patches(self) -> dict[int, bytes]:
         """Boot images given by path that get a boot info table: their patched bytes."""
@@ -618,6 +631,8 @@ class ISO9660(Lifecycle):
                 if p.placed_later:
                     raise InvalidInputError(f"boot catalog entry: {entry.path} gets a boot info table, so it "
                                             "cannot be placed later (shared with another file system)")
+                if p.info.source is None or p.extent is None:
+                    raise InternalError(f"boot catalog entry: {entry.path} has no data or no extent")
                 image = p.info.source.read_all(64 << 20)
                 out[id(p)] = _et.patch_boot_info_table(image, PVD_LBA, p.extent.device_offset // SECTOR_BYTES)
         return out
@@ -651,8 +666,8 @@ class ISO9660(Lifecycle):
                 continue
             root = dirs[0]
             root_time = root.info.mtime if root.info.mtime is not None else t
-            root_record = _lay.pack_record(b"\x00", root.lba, root.extent.size_bytes, _lay.dir_datetime(root_time),
-                                           FLAG_DIRECTORY)
+            root_record = _lay.pack_record(b"\x00", root.lba, _extent(root).size_bytes,
+                                           _lay.dir_datetime(root_time), FLAG_DIRECTORY)
             descriptors.append(self.descriptor_bytes(joliet, root_record, table_info[joliet], sectors))
             if not joliet and plan.catalog is not None:
                 descriptors.append(self.boot_record_bytes(plan.catalog.device_offset // SECTOR_BYTES))
@@ -662,11 +677,12 @@ class ISO9660(Lifecycle):
             yield plan.catalog.device_offset, _et.build_catalog(self.boot_entries,
                                                                 lambda e: self._locate_boot(e, plan))
         for dirs, _size, l_ext, m_ext in plan.tables:
-            yield l_ext.device_offset, _lay.path_table_bytes(dirs, False)
-            yield m_ext.device_offset, _lay.path_table_bytes(dirs, True)
+            yield l_ext.device_offset, _lay.path_table_bytes(list(dirs), False)
+            yield m_ext.device_offset, _lay.path_table_bytes(list(dirs), True)
         continuation: dict[int, bytes] = {}
+        version = self.rock_ridge or ""
         for d in plan.iso_dirs + plan.joliet_dirs:
-            yield d.extent.device_offset, _lay.directory_bytes(d, rr_mod, self.rock_ridge, t, continuation)
+            yield _extent(d).device_offset, _lay.directory_bytes(d, rr_mod, version, t, continuation)
         yield from sorted(continuation.items())
         for entry, own in zip(self.boot_entries, plan.boot_own):
             if entry.data is not None and own is not None:

@@ -25,7 +25,7 @@ import crcmod.predefined
 from construct import ConstructError
 
 from ..data import DataSource, _pwrite_all, make_source
-from ..errors import InvalidImageError, InvalidInputError, LayoutError
+from ..errors import InternalError, InvalidImageError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..output import Output
 from ..writer import Lifecycle
@@ -148,6 +148,14 @@ class GPTPartition:
         if self.data is not None and self.size_bytes is not None and self.data.size_bytes > self.size_bytes:
             raise InvalidInputError(f"{where}: data ({self.data.describe()}) has {self.data.size_bytes} bytes, "
                                     f"more than size_bytes {self.size_bytes}")
+
+    @property
+    def source(self) -> DataSource | None:
+        """``data`` as the DataSource the constructor made of it."""
+        data = self.data
+        if data is not None and not isinstance(data, DataSource):
+            raise InternalError(f"{self.where}: data was not made a DataSource")
+        return data
 
     @property
     def first_lba(self) -> int:
@@ -320,14 +328,17 @@ class GPT(Lifecycle):
         if self.partitions and self.partitions[-1].size_rule == "fill":
             raise InvalidInputError(f"GPT partition {index} ({name!r}): partition {index - 1} already fills the "
                                     f"rest of the disk (size_bytes None without data); it must be the last one")
-        p = GPTPartition(type_guid, unique_guid, name, attributes, device_offset, size_bytes, data,
-                         block_size=self.block_size, index=index)
+        where = f"GPT partition {index} ({name!r})"
+        p = GPTPartition(_as_guid(type_guid, f"{where}: type_guid"),
+                         None if unique_guid is None else _as_guid(unique_guid, f"{where}: unique_guid"),
+                         name, attributes, device_offset, size_bytes, data, block_size=self.block_size, index=index)
         p.auto_offset = device_offset is None
         p.auto_guid = unique_guid is None
         if size_bytes is None:
-            if p.data is not None:
+            source = p.source
+            if source is not None:
                 p.size_rule = "data"
-                p.size_bytes = max(align_up(p.data.size_bytes, self.block_size), self.block_size)
+                p.size_bytes = max(align_up(source.size_bytes, self.block_size), self.block_size)
             else:
                 p.size_rule = "fill"
         self.partitions.append(p)
@@ -367,7 +378,7 @@ class GPT(Lifecycle):
         desc = []
         for p in self.partitions:
             size = {"given": str(p.size_bytes), "fill": "fill"}.get(
-                p.size_rule, f"data:{p.data.size_bytes if p.data is not None else 0}")
+                p.size_rule, f"data:{p.source.size_bytes if p.source is not None else 0}")
             desc.append("|".join((str(p.type_guid), p.name, str(p.attributes), size,
                                   "auto" if p.auto_offset else str(p.device_offset))))
         return b"sysexport-gpt-content\0" + hashlib.sha256("\n".join(desc).encode("utf-8")).digest()
@@ -532,7 +543,7 @@ class GPT(Lifecycle):
                     f"{p.end_offset}), outside the usable LBAs {first_usable}..{last_usable}")
             if p.size_bytes is None or p.unique_guid is None or p.index is None:
                 raise LayoutError(f"{p.where}: not fully placed")
-            source = data.get(p.index, p.data)
+            source = data.get(p.index, p.source)
             if source is not None and not isinstance(source, DataSource):
                 raise InvalidInputError(f"{p.where}: data must be a DataSource")
             if source is not None and source.size_bytes > p.size_bytes:
@@ -668,10 +679,11 @@ class GPT(Lifecycle):
         gpt.device_size_bytes = (primary.AlternateLBA + 1) * block_size
         if check_backup:
             backup, backup_array = _read_table(read, block_size, primary.AlternateLBA * block_size, "backup")
-            for f in ("DiskGUID", "FirstUsableLBA", "LastUsableLBA", "NumberOfPartitionEntries",
-                      "PartitionEntryArrayCRC32"):
-                if backup[f] != primary[f]:
-                    raise InvalidImageError(f"GPT backup header: {f} is {backup[f]}, the primary has {primary[f]}")
+            for key in ("DiskGUID", "FirstUsableLBA", "LastUsableLBA", "NumberOfPartitionEntries",
+                        "PartitionEntryArrayCRC32"):
+                if backup[key] != primary[key]:
+                    raise InvalidImageError(f"GPT backup header: {key} is {backup[key]}, "
+                                            f"the primary has {primary[key]}")
             if backup.AlternateLBA != 1:
                 raise InvalidImageError(f"GPT backup header: AlternateLBA is {backup.AlternateLBA}, expected 1")
             gpt.backup_entries_offset = backup.PartitionEntryLBA * block_size

@@ -274,7 +274,7 @@ class VFAT(Lifecycle):
         if self._folded is None:            # dropped by plan() to save memory: rebuild
             self._folded = {}
             for d in self.tree.directories_breadth_first():
-                self._folded[id(d)] = {fold(k): k for k in d.children}
+                self._folded[id(d)] = {fold(k): k for k in d.children or ()}
         folded = self._folded.setdefault(id(parent), {})
         key = fold(name)
         other = folded.get(key)
@@ -327,8 +327,9 @@ class VFAT(Lifecycle):
         label_slot = 1 if self._label else 0
         for d in dirs:
             st = d.w = _Dir()
-            names = st.names = sorted(d.children)
-            children = st.children = [d.children[k] for k in names]
+            kids = d.children or {}
+            names = st.names = sorted(kids)
+            children = st.children = [kids[k] for k in names]
             fixed = {i: parse_short_name(c.info.FAT_shortname, c.path)
                      for i, c in enumerate(children) if c.info.FAT_shortname is not None}
             shorts = make_short_names(names, fixed, d.path or "")
@@ -572,9 +573,9 @@ class VFAT(Lifecycle):
             attr = ATTR_DIRECTORY | d.info.FAT_flags
             me = _dir_state(d).first
             up = _dir_state(d.parent).first if d.parent.parent is not None else 0
-            for nm, c in ((b".          ", me), (b"..         ", up)):
-                out.append(pack(nm, attr, 0, tenth, wtime, wdate, adate, c >> 16, wtime, wdate,
-                                c & 0xFFFF, 0))
+            for nm, cluster in ((b".          ", me), (b"..         ", up)):
+                out.append(pack(nm, attr, 0, tenth, wtime, wdate, adate, cluster >> 16, wtime, wdate,
+                                cluster & 0xFFFF, 0))
         st = _dir_state(d)
         shorts, flags, firsts, names = st.shorts, st.flags, st.firsts, st.names
         times = self._times
@@ -699,7 +700,7 @@ def _pwrite_zeros(fd: int, offset: int, length: int) -> None:
         length -= n
 
 
-def _pwrite(fd: int, data: bytes, offset: int) -> None:
+def _pwrite(fd: int, data: bytes | bytearray, offset: int) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)
