@@ -2,7 +2,7 @@
 
 The firmware tests build reference media with standard tools (xorriso, mkfs.fat + mtools,
 sgdisk, fdisk) around the images this module makes, and boot them in qemu (TCG) with
-SeaBIOS and OVMF as in ../shared/TESTBED.md: BIOS from CD, BIOS from disk, UEFI from CD
+SeaBIOS and OVMF as in docs/testing.md: BIOS from CD, BIOS from disk, UEFI from CD
 (an ESP past El Torito's 32 MiB), UEFI from disk with 512- and 4096-byte sectors.  A run
 passes when GRUB prints the line of make_grub_cfg() on the serial port: platform, the root
 device its early config found, and the marker file seen there.
@@ -16,7 +16,7 @@ import struct
 import pytest
 
 from helpers import need, out, run
-from qemuboot import (BOOT_LINE, MARKER_LINE, OVMF_CODE, OVMF_VARS, QEMU, boot_firmware, boot_report,  # noqa: F401
+from helpers.qemuboot import (BOOT_LINE, MARKER_LINE, OVMF_CODE, OVMF_VARS, QEMU, boot_firmware, boot_report,  # noqa: F401
                       need_grub, serial_text)
 
 from sysexport.boot import grub
@@ -429,7 +429,7 @@ def test_grub_menu_boots_linux(tmp_path, mode):
     """make_bootable's own grub.cfg boots Debian's kernel with an initramfs written by CPIO,
     the command line arriving intact (a double-quoted word with a space included)."""
     need_grub()
-    import linuxvm
+    from helpers import linuxvm
     linuxvm.need_linux()
     from sysexport import ISO9660Hybrid
     kernel, _ = linuxvm.find_kernel()

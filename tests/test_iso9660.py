@@ -1,4 +1,4 @@
-"""sysexport.iso9660.ISO9660: whole images checked by readers nobody here wrote (TESTBED.md).
+"""sysexport.iso9660.ISO9660: whole images checked by readers nobody here wrote (docs/testing.md).
 
 One rich image (unicode names, 3000 entries in a directory, names colliding after
 mangling, depth 12, every file type, hard links, empty files and directories, sizes
@@ -284,7 +284,7 @@ def test_dumpet(rich):
 @pytest.mark.slow
 def test_linux_kernel_views(rich):
     """The Linux kernel's isofs, in its Rock Ridge, Joliet and plain views, in one boot."""
-    from linuxvm import linux_views
+    from helpers.linuxvm import linux_views
     os.makedirs(rich["base"] / "vm", exist_ok=True)
     views = linux_views(rich["base"] / "vm", rich["image"])
     rr = views["rr"]
@@ -575,7 +575,7 @@ def test_file_over_4gib_linux(tmp_path, sde):
     """The Linux kernel maps both extents of a multi-extent file: size, and the bytes at the
     start, across the 4 GiB line (the extent boundary) and at the end (reading all 4 GiB
     under TCG would take minutes; bsdtar reads it whole in test_file_over_4gib)."""
-    from linuxvm import run_linux
+    from helpers.linuxvm import run_linux
     big = str(tmp_path / "big.bin")
     size = (1 << 32) + 3000
     marks = {0: b"head", 0xFFFFF800 - 10: b"extent boundary crossed", (1 << 32) - 2: b"4 GiB line",

@@ -1,4 +1,4 @@
-"""Prove the Linux-kernel reader harness (tests/linuxvm.py) on images made by standard tools.
+"""Prove the Linux-kernel reader harness (tests/helpers/linuxvm.py) on images made by standard tools.
 
 Each view the kernel reports must equal the source tree: if these pass, a difference seen
 later on one of our own images is the image's fault, not the harness's.  The same boots
@@ -12,7 +12,7 @@ import random
 import pytest
 
 from helpers import need, run
-from linuxvm import host_view, linux_views, need_linux, parse_views, run_linux, LIST_SCRIPT
+from helpers.linuxvm import host_view, linux_views, need_linux, parse_views, run_linux, LIST_SCRIPT
 
 pytestmark = pytest.mark.slow      # every test boots Linux in qemu
 

@@ -644,7 +644,7 @@ done
 def test_linux_kernel_reads_entries(tmp_path):
     """Linux isofs: SP + ER (in the root's continuation area) switch Rock Ridge on; PX, PN,
     SL (across entries and continuation areas), NM and TF come back exactly, 1.09 and 1.12."""
-    from linuxvm import run_linux
+    from helpers.linuxvm import run_linux
     isos = {}
     for version, dev in ((RRIP_109, "sr0"), (RRIP_112, "sda")):
         isos[dev] = tmp_path / f"rr{version}.iso"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-import hybrid_checks as hc
+from helpers import hybrid_checks as hc
 from helpers import need, out, run, sha256_file
 
 from sysexport import ISO9660Hybrid, InvalidInputError
@@ -182,7 +182,7 @@ def test_cli_build_default_tree(tmp_path, sde):
 @pytest.mark.parametrize("fat_sector_size", [512, 4096])
 def test_linux_kernel_reads_both_views(tmp_path, sde, fat_sector_size):
     """The Linux kernel mounts the ISO (Rock Ridge, Joliet, plain) and the ESP (vfat)."""
-    import linuxvm
+    from helpers import linuxvm
     linuxvm.need_linux()
     src = str(tmp_path / "src")
     make_tree(src, "rootfs")

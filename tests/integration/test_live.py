@@ -15,7 +15,7 @@ import random
 import pytest
 
 from helpers import need, out, sha256_file
-from qemuboot import MARKER_LINE, boot_firmware, boot_report, need_grub
+from helpers.qemuboot import MARKER_LINE, boot_firmware, boot_report, need_grub
 
 pytestmark = pytest.mark.slow      # the module's image holds Debian's kernel; its tests boot it in qemu
 
@@ -41,7 +41,7 @@ echo "cmdline: $(cat /proc/cmdline)"
 @pytest.fixture(scope="module")
 def live_image(tmp_path_factory):
     need_grub()
-    import linuxvm
+    from helpers import linuxvm
     linuxvm.need_linux()
     d = tmp_path_factory.mktemp("live")
     payload = d / "payload"
@@ -97,7 +97,7 @@ def test_live_boots_five_ways(live_image, tmp_path, mode, expected):
 
 @pytest.mark.parametrize("mode", ["bios-disk", "uefi-disk"])
 def test_live_boots_linux_and_files_match(live_image, tmp_path, mode):
-    import linuxvm
+    from helpers import linuxvm
     text = boot_firmware(mode, live_image["image"], str(tmp_path), expect=linuxvm.END_RE, deadline_s=240)
     status, printed, problems = linuxvm.script_output(text)
     assert status == 0 and not problems, printed

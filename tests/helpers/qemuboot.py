@@ -1,4 +1,4 @@
-"""Booting images in qemu (TCG) the five ways of ../shared/TESTBED.md, judged by the serial port."""
+"""Booting images in qemu (TCG) the five ways of docs/testing.md, judged by the serial port."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import time
 
-from helpers import need
+from . import need
 
 BOOT_LINE = re.compile(r"sysexport-boot: platform=(\w+) root=([\w,]+) END")
 MARKER_LINE = "sysexport-boot: marker ok END"

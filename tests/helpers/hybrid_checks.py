@@ -1,4 +1,4 @@
-"""Independent readers applied to a hybrid image (../shared/TESTBED.md).
+"""Independent readers applied to a hybrid image (docs/testing.md).
 
 Each check uses tools nobody here wrote: sgdisk, fdisk, parted, blkid, fsck.fat, mtools,
 isoinfo, isovfy, xorriso, bsdtar, 7-Zip, pycdlib, GRUB's own drivers (grub-fstest).
@@ -9,7 +9,7 @@ import os
 import re
 import struct
 
-from helpers import cut, need, out, run, sha256_file, tree_digest
+from . import cut, need, out, run, sha256_file, tree_digest
 
 MIB = 1 << 20
 

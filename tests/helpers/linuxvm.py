@@ -2,7 +2,7 @@
 
 Boots Debian's kernel in qemu (TCG) with an initramfs written by :class:`sysexport.cpio.CPIO`
 and lets a shell script run against attached images; see "The Linux kernel as a reader" in
-../shared/TESTBED.md.
+docs/testing.md.
 
 Needs (Debian packages): ``qemu-system-x86`` (qemu-system-x86_64), ``linux-image-amd64``
 (a kernel /boot/vmlinuz-VERSION with its modules in /lib/modules/VERSION), and
@@ -28,15 +28,15 @@ import subprocess
 import sys
 from typing import Iterable, Sequence
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 from sysexport.cpio import CPIO  # noqa: E402
 
 import pytest  # noqa: E402
 
-from helpers import NO_SKIP, need  # noqa: E402
+from . import NO_SKIP, need  # noqa: E402
 
-# In this order (dependencies first), from TESTBED.md.
+# In this order (dependencies first); see docs/testing.md.
 MODULES = ("scsi_common scsi_mod libata ata_piix cdrom sr_mod crct10dif_common crct10dif_generic "
            "crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod isofs fat vfat nls_cp437 nls_iso8859-1 "
            "nls_utf8 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci "

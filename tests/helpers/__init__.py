@@ -1,4 +1,9 @@
-"""Helpers for tests that run external readers (see ../shared/TESTBED.md)."""
+"""Shared test code: running the external readers (docs/testing.md lists them and their packages).
+
+The package also holds :mod:`helpers.linuxvm` (the Linux kernel in qemu as a reader),
+:mod:`helpers.qemuboot` (booting images under SeaBIOS and OVMF) and
+:mod:`helpers.hybrid_checks` (every independent reader applied to a hybrid image).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +20,7 @@ def need(*tools: str) -> None:
     """Skip (on a user's machine) or fail (in CI) when a tool is missing."""
     missing = [t for t in tools if shutil.which(t) is None and not os.path.exists(t)]
     if missing:
-        msg = f"missing tools: {', '.join(missing)} (install the packages listed in ../shared/TESTBED.md)"
+        msg = f"missing tools: {', '.join(missing)} (install the packages listed in docs/testing.md, or run tools/test)"
         if NO_SKIP:
             pytest.fail(msg)
         pytest.skip(msg)
