@@ -11,10 +11,6 @@ def align_up(value: int, align: int) -> int:
     return -(-value // align) * align
 
 
-def align_down(value: int, align: int) -> int:
-    return value - value % align
-
-
 @dataclass(frozen=True, slots=True)
 class Extent:
     """A byte range of the output device: ``device_offset`` .. ``device_offset + size_bytes``."""
@@ -43,15 +39,11 @@ def check_no_overlap(extents: list[Extent], device_size: int | None = None) -> N
 
 
 class Allocator:
-    """Hands out consecutive aligned ranges from a starting offset, remembering reservations."""
+    """Hands out consecutive aligned ranges from a starting offset, around the ``reserved`` extents."""
 
     def __init__(self, start: int = 0, reserved: list[Extent] | None = None) -> None:
         self.next_free = start
         self.reserved: list[Extent] = list(reserved or [])
-
-    def reserve(self, extent: Extent) -> Extent:
-        self.reserved.append(extent)
-        return extent
 
     def alloc(self, size_bytes: int, align: int = 1, what: str = "") -> Extent:
         start = align_up(self.next_free, align)

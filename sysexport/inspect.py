@@ -14,23 +14,27 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterator, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Iterator, TextIO
 
 from .errors import InvalidImageError, InvalidInputError, SysExportError
 
+if TYPE_CHECKING:
+    from .iso9660.reader import ISO9660Reader, ISOEntry
+    from .partition.gpt import GPT
+    from .partition.mbr import MBR
+    from .vfat.reader import Entry as FATEntry
+    from .vfat.reader import VFATReader
+
+# The on-disk facts come from the formats' _structs.py and enums.py, imported where used
+# (importing a format package costs startup time the CLI's other commands need not pay).
 ESP_VIEW = "esp"
 ALL_VIEWS = ("rr", "joliet", "iso", ESP_VIEW)
-ESP_TYPE_GUID = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"   # UEFI 5.3.3, Table 5-7
-MBR_TYPE_ESP = 0xEF                                       # UEFI 5.2.2
-MBR_TYPE_PROTECTIVE = 0xEE                                # UEFI 5.2.3
 GPT_BLOCK_SIZES = (512, 4096)
+MBR_SECTOR_BYTES = 512                                    # MBR LBAs are in 512-byte sectors (UEFI 5.2.1)
 FAT_DIR_MODE = 0o40755
 FAT_FILE_MODE = 0o100644
 FAT_READONLY_FILE_MODE = 0o100444
-ATTR_READ_ONLY = 0x01                                     # fatgen103 DIR_Attr
 EXTRACT_MODE_MASK = 0o1777                                # never recreate setuid/setgid bits
-PLATFORMS = {0: "x86 BIOS", 1: "PowerPC", 2: "Mac", 0xEF: "UEFI"}
-MEDIA = {0: "no emulation", 1: "1.2M floppy", 2: "1.44M floppy", 3: "2.88M floppy", 4: "hard disk"}
 
 
 @dataclass
@@ -39,23 +43,37 @@ class Probe:
 
     path: str
     size_bytes: int
-    iso: Any = None
-    mbr: Any = None
-    gpts: dict[int, Any] = field(default_factory=dict)
-    fats: list[tuple[int, str, Any]] = field(default_factory=list)   # (offset, where, VFATReader)
+    iso: ISO9660Reader | None = None
+    mbr: MBR | None = None
+    gpts: dict[int, GPT] = field(default_factory=dict)
+    fats: list[tuple[int, str, VFATReader]] = field(default_factory=list)   # (offset, where, reader)
     errors: list[str] = field(default_factory=list)
-    file: Any = None
+    file: BinaryIO | None = None
 
     @property
-    def esp(self) -> tuple[int, Any] | None:
+    def esp(self) -> tuple[int, VFATReader] | None:
         """(offset, VFATReader) of the EFI system partition, else of the first FAT found."""
+        from .partition.enums import GPT_TYPE_ESP
         for gpt in self.gpts.values():
             for p in gpt.partitions:
-                if str(p.type_guid).lower() == ESP_TYPE_GUID:
+                if p.type_guid == GPT_TYPE_ESP:
                     for off, _, fat in self.fats:
                         if off == p.device_offset:
                             return off, fat
         return (self.fats[0][0], self.fats[0][2]) if self.fats else None
+
+    def esp_reader(self) -> tuple[int, VFATReader]:
+        """:attr:`esp`, or InvalidInputError naming the image when it has no FAT file system."""
+        esp = self.esp
+        if esp is None:
+            raise InvalidInputError(f"{self.path}: no FAT file system (ESP) in this image")
+        return esp
+
+    def iso_reader(self) -> ISO9660Reader:
+        """:attr:`iso`, or InvalidImageError naming the image when it has no ISO 9660 volume."""
+        if self.iso is None:
+            raise InvalidImageError(f"{self.path}: no ISO 9660 volume in this image")
+        return self.iso
 
     def __enter__(self) -> "Probe":
         return self
@@ -72,11 +90,13 @@ class Probe:
             self.file.close()
 
 
-def _try_fat(f: BinaryIO, offset: int) -> Any:
+def _try_fat(f: BinaryIO, offset: int) -> VFATReader | None:
+    from .vfat._structs import BOOT_SECTOR_16, BOOT_SIGNATURE, JMP_BOOT_OPCODES
     from .vfat.reader import VFATReader
     f.seek(offset)
-    head = f.read(512)
-    if len(head) < 512 or head[0] not in (0xEB, 0xE9) or head[510:512] != b"\x55\xaa":
+    n = BOOT_SECTOR_16.sizeof()
+    head = f.read(n)
+    if len(head) < n or head[0] not in JMP_BOOT_OPCODES or head[n - len(BOOT_SIGNATURE):n] != BOOT_SIGNATURE:
         return None
     try:
         return VFATReader(f, volume_offset=offset)
@@ -97,26 +117,29 @@ def probe(path: str) -> Probe:
 
 
 def _probe_into(pr: Probe, f: BinaryIO) -> None:
+    from .iso9660._structs import FIRST_DESCRIPTOR_LBA, SECTOR_BYTES
     from .iso9660.reader import ISO9660Reader, looks_like_iso9660
+    from .partition._structs import GPT_SIGNATURE, MBR_SIGNATURE, MBR_SIGNATURE_OFFSET, MBR_SIZE_BYTES
+    from .partition.enums import MBR_TYPE_GPT_PROTECTIVE
     from .partition.gpt import GPT
     from .partition.mbr import MBR
 
     size = pr.size_bytes
-    if size >= 17 * 2048 and looks_like_iso9660(f, 0):
+    if size >= (FIRST_DESCRIPTOR_LBA + 1) * SECTOR_BYTES and looks_like_iso9660(f, 0):
         try:
             pr.iso = ISO9660Reader(f, 0)
         except SysExportError as e:
             pr.errors.append(f"ISO 9660: {e}")
     f.seek(0)
-    lba0 = f.read(512)
-    if len(lba0) == 512 and lba0[510:512] == b"\x55\xaa":
+    lba0 = f.read(MBR_SIZE_BYTES)
+    if len(lba0) == MBR_SIZE_BYTES and lba0[MBR_SIGNATURE_OFFSET:] == MBR_SIGNATURE:
         try:
             pr.mbr = MBR.parse(lba0)
         except (InvalidImageError, InvalidInputError) as e:
             pr.errors.append(f"MBR: {e}")
     for bs in GPT_BLOCK_SIZES:
         f.seek(bs)
-        if f.read(8) == b"EFI PART":
+        if f.read(len(GPT_SIGNATURE)) == GPT_SIGNATURE:
             try:
                 pr.gpts[bs] = GPT.parse(f.fileno(), bs)
             except SysExportError as e:
@@ -125,14 +148,15 @@ def _probe_into(pr: Probe, f: BinaryIO) -> None:
     seen = {0}
     for bs, gpt in sorted(pr.gpts.items()):
         for p in gpt.partitions:
-            if p.device_offset not in seen:
+            if p.device_offset is not None and p.device_offset not in seen:
                 seen.add(p.device_offset)
                 candidates.append((p.device_offset, f"GPT partition {p.index}"))
     if pr.mbr is not None:
-        for i, p in enumerate(pr.mbr.partitions, 1):
-            if p is not None and p.type_id != MBR_TYPE_PROTECTIVE and p.first_lba * 512 not in seen:
-                seen.add(p.first_lba * 512)
-                candidates.append((p.first_lba * 512, f"MBR partition {i}"))
+        for i, mp in enumerate(pr.mbr.partitions, 1):
+            offset = mp.first_lba * MBR_SECTOR_BYTES if mp is not None else 0
+            if mp is not None and mp.type_id != MBR_TYPE_GPT_PROTECTIVE and offset not in seen:
+                seen.add(offset)
+                candidates.append((offset, f"MBR partition {i}"))
     for offset, where in candidates:
         if offset == 0 and pr.iso is not None and pr.gpts:
             continue
@@ -145,10 +169,15 @@ def _mib(n: int) -> str:
     return f"{n:,} bytes ({n / (1 << 20):.1f} MiB)"
 
 
+def _named(name: str | None) -> str:
+    return f" ({name})" if name else ""
+
+
 def inspect_lines(pr: Probe) -> list[str]:
     """The one-screen summary ``sysexport inspect`` prints."""
     out = [f"{pr.path}: {_mib(pr.size_bytes)}"]
     if pr.iso is not None:
+        from .iso9660.enums import MEDIA_TYPE_NAMES, PLATFORM_NAMES
         v = pr.iso.volume
         out.append(f"ISO 9660    label {v.volume_identifier!r}, {_mib(v.size_bytes)}, UUID {v.uuid}")
         out.append(f"  system {v.system_identifier!r}, publisher {v.publisher_identifier!r}, "
@@ -157,26 +186,29 @@ def inspect_lines(pr: Probe) -> list[str]:
         out.append(f"  Joliet {joliet}; Rock Ridge {('RRIP ' + v.rock_ridge) if v.rock_ridge else 'no'}")
         try:
             catalog = pr.iso.boot_catalog()
-        except SysExportError as e:
+        except SysExportError as err:
             catalog = []
-            pr.errors.append(f"El Torito: {e}")
+            pr.errors.append(f"El Torito: {err}")
         for i, e in enumerate(catalog):
-            out.append(f"  El Torito {i}: {PLATFORMS.get(e.platform_id, hex(e.platform_id))}, "
-                       f"{'bootable' if e.bootable else 'not bootable'}, {MEDIA.get(e.media_type, e.media_type)}, "
+            out.append(f"  El Torito {i}: {PLATFORM_NAMES.get(e.platform_id, hex(e.platform_id))}, "
+                       f"{'bootable' if e.bootable else 'not bootable'}, "
+                       f"{MEDIA_TYPE_NAMES.get(e.media_type, e.media_type)}, "
                        f"{e.sector_count} sectors of 512 at byte {e.device_offset:,} (LBA {e.load_rba})")
+    from .partition.enums import GPT_TYPE_NAMES, MBR_TYPE_NAMES
     if pr.mbr is not None:
-        parts = [(i, p) for i, p in enumerate(pr.mbr.partitions, 1) if p is not None]
+        parts = [(i, mp) for i, mp in enumerate(pr.mbr.partitions, 1) if mp is not None]
         out.append(f"MBR         disk signature {pr.mbr.disk_signature:#010x}, boot code "
                    f"{'yes' if pr.mbr.boot_code else 'none'}, {len(parts)} entr{'y' if len(parts) == 1 else 'ies'}")
-        for i, p in parts:
-            out.append(f"  {i}: type {p.type_id:#04x}{' active' if p.bootable else ''}, "
-                       f"{p.sector_count * 512:,} bytes at byte {p.first_lba * 512:,}")
+        for i, mp in parts:
+            out.append(f"  {i}: type {mp.type_id:#04x}{' active' if mp.bootable else ''}, "
+                       f"{mp.sector_count * MBR_SECTOR_BYTES:,} bytes at byte {mp.first_lba * MBR_SECTOR_BYTES:,}"
+                       + _named(MBR_TYPE_NAMES.get(mp.type_id)))
     for bs, gpt in sorted(pr.gpts.items()):
         out.append(f"GPT {bs:<4}    disk {gpt.disk_guid}, {gpt.entry_count} entries, "
                    f"usable LBAs {gpt.first_usable_lba}..{gpt.last_usable_lba}")
         for p in gpt.partitions:
             out.append(f"  {p.index}: {p.name!r} type {p.type_guid}, {p.size_bytes:,} bytes at byte "
-                       f"{p.device_offset:,}")
+                       f"{p.device_offset:,}" + _named(GPT_TYPE_NAMES.get(p.type_guid)))
     for offset, where, fat in pr.fats:
         out.append(f"FAT{fat.fat_type:<2}       ({where}, byte {offset:,}) label {fat.label!r}, "
                    f"volume id {fat.volume_id:08X}, sector {fat.sector_size}, cluster {fat.cluster_size}, "
@@ -222,10 +254,11 @@ class Item:
     gid: int = 0
     target: str | None = None
     rdev: tuple[int, int] | None = None
-    ref: Any = None
+    ref: ISOEntry | FATEntry | None = None
 
 
-def _fat_item(e) -> Item:
+def _fat_item(e: FATEntry) -> Item:
+    from .vfat._structs import ATTR_READ_ONLY
     if e.is_dir:
         mode = FAT_DIR_MODE
     else:
@@ -233,29 +266,43 @@ def _fat_item(e) -> Item:
     return Item(e.path, e.name, mode, 0 if e.is_dir else e.size_bytes, ref=e)
 
 
-def _iso_item(e) -> Item:
+def _iso_item(e: ISOEntry) -> Item:
     return Item(e.path, e.name, e.mode, e.size_bytes, e.mtime, e.atime, e.uid, e.gid, e.target, e.rdev, e)
+
+
+def _iso_entry(item: Item) -> ISOEntry:
+    from .iso9660.reader import ISOEntry
+    if not isinstance(item.ref, ISOEntry):
+        raise InvalidInputError(f"{item.path}: not an entry of an ISO 9660 view")
+    return item.ref
+
+
+def _fat_entry(item: Item) -> FATEntry:
+    from .vfat.reader import Entry
+    if not isinstance(item.ref, Entry):
+        raise InvalidInputError(f"{item.path}: not an entry of the esp view")
+    return item.ref
 
 
 def walk_view(pr: Probe, view: str) -> Iterator[Item]:
     """Every entry of a view, parents first; names are checked to be single path components."""
     if view == ESP_VIEW:
-        _, fat = pr.esp
-        for e in fat.walk():
-            if not e.name or "/" in e.name or "\0" in e.name or e.name in (".", ".."):
-                raise InvalidImageError(f"FAT directory entry {e.path!r}: name {e.name!r} is not a single path "
+        _, fat = pr.esp_reader()
+        for fe in fat.walk():
+            if not fe.name or "/" in fe.name or "\0" in fe.name or fe.name in (".", ".."):
+                raise InvalidImageError(f"FAT directory entry {fe.path!r}: name {fe.name!r} is not a single path "
                                         "component")
-            yield _fat_item(e)
+            yield _fat_item(fe)
     else:
-        for e in pr.iso.walk(view):
-            yield _iso_item(e)
+        for ie in pr.iso_reader().walk(view):
+            yield _iso_item(ie)
 
 
 def list_view(pr: Probe, view: str, path: str) -> tuple[Item, list[Item]]:
     """The entry at ``path`` and, for a directory, its children."""
     path = path.strip("/")
     if view == ESP_VIEW:
-        _, fat = pr.esp
+        _, fat = pr.esp_reader()
         if not path:
             return Item("", "", FAT_DIR_MODE, 0), [_fat_item(e) for e in fat.list_dir(0)]
         cluster, prefix = 0, ""
@@ -272,15 +319,16 @@ def list_view(pr: Probe, view: str, path: str) -> tuple[Item, list[Item]]:
         item = _fat_item(entry)
         kids = [_fat_item(e) for e in fat.list_dir(entry.first_cluster, entry.path)] if entry.is_dir else []
         return item, kids
-    e = pr.iso.find(path, view)
-    kids = [_iso_item(c) for c in pr.iso.listdir(e, view)] if e.is_dir else []
-    return _iso_item(e), kids
+    iso = pr.iso_reader()
+    found = iso.find(path, view)
+    kids = [_iso_item(c) for c in iso.listdir(found, view)] if found.is_dir else []
+    return _iso_item(found), kids
 
 
 def _content(pr: Probe, view: str, item: Item) -> Iterator[bytes]:
     if view == ESP_VIEW:
-        return pr.esp[1].iter_content(item.ref)
-    return pr.iso.iter_content(item.ref)
+        return pr.esp_reader()[1].iter_content(_fat_entry(item))
+    return pr.iso_reader().iter_content(_iso_entry(item))
 
 
 def ls_line(item: Item, name: str | None = None) -> str:
@@ -357,16 +405,18 @@ def _write_all(fd: int, data: bytes) -> None:
 def verify(pr: Probe) -> tuple[bool, str]:
     """Re-read every file of both views of a hybrid; each file in both must have one extent,
     the same in the ISO directory record and in the FAT chain, and the same bytes."""
-    if pr.iso is None or pr.esp is None:
+    esp = pr.esp
+    if pr.iso is None or esp is None:
         return False, "FAIL: not a hybrid (needs an ISO 9660 volume and a FAT ESP)"
-    view = pr.iso.views[0]
-    esp_offset, fat = pr.esp
+    iso = pr.iso
+    view = iso.views[0]
+    esp_offset, fat = esp
     iso_files = {i.path: i for i in walk_view(pr, view) if stat.S_ISREG(i.mode)}
     fat_files = {i.path: i for i in walk_view(pr, ESP_VIEW) if stat.S_ISREG(i.mode)}
     problems: list[str] = []
     shared = 0
     for path in sorted(set(iso_files) & set(fat_files)):
-        iso_e, fat_e = iso_files[path].ref, fat_files[path].ref
+        iso_e, fat_e = _iso_entry(iso_files[path]), _fat_entry(fat_files[path])
         if iso_e.size_bytes != fat_e.size_bytes:
             problems.append(f"{path}: ISO size {iso_e.size_bytes}, FAT size {fat_e.size_bytes}")
             continue
@@ -380,14 +430,14 @@ def verify(pr: Probe) -> tuple[bool, str]:
             problems.append(f"{path}: ISO extents {iso_ext}, FAT at byte {fat_start}"
                             f"{'' if contiguous else ' (fragmented chain)'}")
             continue
-        if _digest(pr.iso.iter_content(iso_e)) != _digest(fat.iter_content(fat_e)):
+        if _digest(iso.iter_content(iso_e)) != _digest(fat.iter_content(fat_e)):
             problems.append(f"{path}: the two views read different bytes")
             continue
         shared += 1
     for path in sorted(set(iso_files) - set(fat_files)):
-        _digest(pr.iso.iter_content(iso_files[path].ref))
+        _digest(iso.iter_content(_iso_entry(iso_files[path])))
     for path in sorted(set(fat_files) - set(iso_files)):
-        _digest(fat.iter_content(fat_files[path].ref))
+        _digest(fat.iter_content(_fat_entry(fat_files[path])))
     counts = (f"{shared} shared files, {len(iso_files) - len(set(iso_files) & set(fat_files))} ISO-only, "
               f"{len(fat_files) - len(set(iso_files) & set(fat_files))} ESP-only ({view} view)")
     if problems:
@@ -439,7 +489,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def add_cli_commands(subparsers: Any) -> None:
+def add_cli_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``inspect``, ``ls``, ``extract`` and ``verify`` on an argparse subparsers object."""
     p = subparsers.add_parser("inspect", help="summarise an image: ISO 9660, El Torito, MBR, GPTs, FAT")
     p.add_argument("image")

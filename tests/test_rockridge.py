@@ -306,30 +306,6 @@ def test_lengths_independent_of_numbers(kind, a, b, relocated, version):
     assert [len(e) for e in unknown] == lengths(a)
 
 
-@settings(max_examples=300, deadline=None)
-@given(mode=U32, nlink=U32, uid=U32, gid=U32, serial=st.one_of(st.none(), U32),
-       flags=st.integers(0, 255), name=st.binary(min_size=0, max_size=250),
-       seconds=st.integers(-3_000_000_000, 6_000_000_000))
-def test_fast_builders_equal_construct(mode, nlink, uid, gid, serial, flags, name, seconds):
-    assert R._px(mode, nlink, uid, gid, serial) == S.PX.build(dict(
-        file_mode=mode, file_links=nlink, file_user_id=uid, file_group_id=gid, file_serial_number=serial))
-    assert R._rr(flags) == S.RR.build(dict(flags=flags))
-    if name:
-        assert R._nm(name) == [S.NM.build(dict(flags=0, name_content=name))]
-    comps = [(f, b"" if f & 0x0E else c) for f, c in zip(name[::2], [name[i:i + 3] for i in range(0, 60, 3)])]
-    assert R._sl_entry(flags & 1, comps) == S.SL.build(dict(
-        flags=flags & 1, component_area=[dict(flags=f, content=c) for f, c in comps]))
-    d = R.date7(seconds)
-    f = FileInfo(name="f", mode=stat.S_IFREG, mtime=seconds, atime=seconds, ctime=seconds)
-    stamp = S.DATE7.parse(d)
-    assert R._tf(f, 0) == S.TF.build(dict(flags=0x0E, time_stamps=[stamp] * 3))
-    if -2_208_988_800 <= seconds <= 5_992_300_799:  # 1900-01-01 .. 2155-12-31 23:59:59
-        import datetime
-        t = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-        assert (stamp.years_since_1900 + 1900, stamp.month, stamp.day, stamp.hour, stamp.minute,
-                stamp.second) == (t.year, t.month, t.day, t.hour, t.minute, t.second)
-
-
 # --- real readers ------------------------------------------------------------------------------
 # The ISO9660 writer is built elsewhere; to prove these bytes against readers nobody here wrote,
 # the test assembles a minimal one-directory ISO image itself (ECMA-119 8.4, 9.1, 9.4) whose

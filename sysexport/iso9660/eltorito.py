@@ -10,31 +10,19 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
+from construct import Construct
+
 from ..errors import InvalidInputError
 from ..extent import Extent
-from ._structs import (BOOT_INFO_CHECKSUM_START, BOOT_INFO_TABLE_OFFSET, BootInfoTable, InitialEntry,
-                       SECTOR_BYTES, SectionEntry, SectionHeader, ValidationEntry)
+from ._structs import (BOOT_INFO_CHECKSUM_START, BOOT_INFO_TABLE_OFFSET, CATALOG_ENTRY_BYTES, SECTION_ID_BYTES,
+                       SECTOR_BYTES, VALIDATION_CHECKSUM_OFFSET, BootInfoTable, InitialEntry, SectionEntry,
+                       SectionHeader, ValidationEntry)
+from .enums import (BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, BOOTABLE, EMU_FLOPPY12,  # noqa: F401  (public here)
+                    EMU_FLOPPY144, EMU_FLOPPY288, EMU_HDD, EMU_NONE, HEADER_LAST, HEADER_MORE, MEDIA_TYPE_NAMES,
+                    NOT_BOOTABLE, VIRTUAL_SECTOR_BYTES)
 
-BOOT_X86 = 0      # El Torito 2.1: platform ID 80x86
-BOOT_PPC = 1      # Power PC
-BOOT_MAC = 2      # Mac
-BOOT_EFI = 0xEF   # UEFI 2.x, 12.3.2.1 (EFI platform ID)
-PLATFORMS = (BOOT_X86, BOOT_PPC, BOOT_MAC, BOOT_EFI)
-
-EMU_NONE = 0        # El Torito 2.2: no emulation
-EMU_FLOPPY12 = 1    # 1.2 MB diskette
-EMU_FLOPPY144 = 2   # 1.44 MB diskette
-EMU_FLOPPY288 = 3   # 2.88 MB diskette
-EMU_HDD = 4         # hard disk
-MEDIA_TYPES = (EMU_NONE, EMU_FLOPPY12, EMU_FLOPPY144, EMU_FLOPPY288, EMU_HDD)
-
-BOOTABLE = 0x88       # El Torito 2.2 boot indicator
-NOT_BOOTABLE = 0x00
-HEADER_MORE = 0x90    # El Torito 2.3 header indicator
-HEADER_LAST = 0x91
-ENTRY_BYTES = 32
-MAX_SECTOR_COUNT = 0xFFFF
-VIRTUAL_SECTOR_BYTES = 512
+MEDIA_TYPES = tuple(MEDIA_TYPE_NAMES)
+MAX_SECTOR_COUNT = 0xFFFF       # El Torito 2.2: sector_count is a 16-bit field
 
 
 @dataclass(eq=False)
@@ -71,15 +59,17 @@ class BootEntry:
                 raise InvalidInputError(f"{where}: {name} must be 0..{hi:#x}, found {value!r}")
         if self.load_size is not None and not 0 <= self.load_size <= MAX_SECTOR_COUNT:
             raise InvalidInputError(f"{where}: load_size is a 16-bit count of 512-byte sectors, found {self.load_size}")
-        if len(self.section_id) > 28:
-            raise InvalidInputError(f"{where}: section_id holds at most 28 bytes, found {len(self.section_id)}")
+        if len(self.section_id) > SECTION_ID_BYTES:
+            raise InvalidInputError(f"{where}: section_id holds at most {SECTION_ID_BYTES} bytes, "
+                                    f"found {len(self.section_id)}")
         if self.boot_info_table and self.extent is not None:
             raise InvalidInputError(f"{where}: a boot info table needs data or path, not a raw extent")
         if self.extent is not None and self.extent.device_offset % SECTOR_BYTES:
             raise InvalidInputError(f"{where}: extent offset {self.extent.device_offset} is not 2048-aligned")
 
     def sector_count(self, size_bytes: int) -> int:
-        """The 16-bit count of 512-byte sectors; 0 past 65535 (xorriso's convention, see DESIGN.md)."""
+        """The 16-bit count of 512-byte sectors; 0 past 65535 (xorriso's convention, docs/booting.md
+        "Each path": OVMF then reads from the entry to the end of the volume)."""
         if self.load_size is not None:
             return self.load_size
         if self.media_type != EMU_NONE:
@@ -90,15 +80,15 @@ class BootEntry:
 
 def validation_checksum(entry: bytes) -> int:
     """El Torito 2.1: the 16-bit word that makes the sum of the entry's 16 LE words zero."""
-    words = struct.unpack("<16H", entry[:32])
-    return (-(sum(words) - words[14])) & 0xFFFF
+    words = struct.unpack("<16H", entry[:CATALOG_ENTRY_BYTES])
+    return (-(sum(words) - words[VALIDATION_CHECKSUM_OFFSET // 2])) & 0xFFFF
 
 
 def catalog_size_bytes(entry_count: int) -> int:
     """Bytes of a catalog with ``entry_count`` entries (sector multiple)."""
     groups = max(0, entry_count - 1)
     n_records = 2 + groups * 2   # upper bound: one section header per further entry
-    return -(-n_records * ENTRY_BYTES // SECTOR_BYTES) * SECTOR_BYTES
+    return -(-n_records * CATALOG_ENTRY_BYTES // SECTOR_BYTES) * SECTOR_BYTES
 
 
 def build_catalog(entries: list[BootEntry], locate: Callable[[BootEntry], Extent]) -> bytes:
@@ -108,7 +98,7 @@ def build_catalog(entries: list[BootEntry], locate: Callable[[BootEntry], Extent
     first = entries[0]
     validation = bytearray(ValidationEntry.build(dict(platform_id=first.platform, id_string=bytes(24),
                                                       checksum=0)))
-    struct.pack_into("<H", validation, 28, validation_checksum(bytes(validation)))
+    struct.pack_into("<H", validation, VALIDATION_CHECKSUM_OFFSET, validation_checksum(bytes(validation)))
     out = [bytes(validation), _entry_bytes(first, locate(first), InitialEntry)]
     groups: dict[int, list[BootEntry]] = {}
     for entry in entries[1:]:
@@ -119,7 +109,7 @@ def build_catalog(entries: list[BootEntry], locate: Callable[[BootEntry], Extent
         out.append(SectionHeader.build(dict(
             header_indicator=HEADER_LAST if i == len(platforms) - 1 else HEADER_MORE,
             platform_id=platform, number_of_section_entries=len(members),
-            id_string=members[0].section_id.ljust(28, b"\x00"))))
+            id_string=members[0].section_id.ljust(SECTION_ID_BYTES, b"\x00"))))
         for entry in members:
             out.append(_entry_bytes(entry, locate(entry), SectionEntry))
     data = b"".join(out)
@@ -129,11 +119,11 @@ def build_catalog(entries: list[BootEntry], locate: Callable[[BootEntry], Extent
     return data.ljust(size, b"\x00")
 
 
-def _entry_bytes(entry: BootEntry, extent: Extent, struct_) -> bytes:
-    fields = dict(boot_indicator=BOOTABLE if entry.bootable else NOT_BOOTABLE, boot_media_type=entry.media_type,
-                  load_segment=entry.load_segment, system_type=entry.system_type,
-                  sector_count=entry.sector_count(extent.size_bytes),
-                  load_rba=extent.device_offset // SECTOR_BYTES)
+def _entry_bytes(entry: BootEntry, extent: Extent, struct_: Construct) -> bytes:
+    fields: dict[str, int | bytes] = dict(
+        boot_indicator=BOOTABLE if entry.bootable else NOT_BOOTABLE, boot_media_type=entry.media_type,
+        load_segment=entry.load_segment, system_type=entry.system_type,
+        sector_count=entry.sector_count(extent.size_bytes), load_rba=extent.device_offset // SECTOR_BYTES)
     if struct_ is SectionEntry:
         fields.update(selection_criteria_type=0, vendor_unique_selection_criteria=bytes(19))
     return struct_.build(fields)

@@ -23,34 +23,51 @@ import calendar
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Protocol
 
-from construct import ConstructError
+from construct import Construct, ConstructError, Container
 
 from ..errors import InvalidImageError, InvalidInputError
+from . import _rrstructs as _rs
 from . import rockridge as _rr
 from ._fastread import _Date, parse_directory_record, parse_su_entries  # noqa: F401  (re-exported)
-from ._structs import (SECTOR_BYTES, VD_TYPE_BOOT_RECORD, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY,
-                       VD_TYPE_TERMINATOR, BootRecordDescriptor, DirectoryRecord, InitialEntry,
-                       PathTableRecordL, SectionEntry, SectionHeader, ValidationEntry, VolumeDescriptor)
+from ._structs import (CATALOG_ENTRY_BYTES, DIRECTORY_RECORD_FIXED_BYTES, FIRST_DESCRIPTOR_LBA,
+                       PATH_TABLE_RECORD_FIXED_BYTES, SECTOR_BYTES, STANDARD_IDENTIFIER, BootRecordDescriptor,
+                       DirectoryRecord, InitialEntry, PathTableRecordL, SectionEntry, SectionHeader,
+                       ValidationEntry, VolumeDescriptor)
+from .enums import (BOOTABLE, EL_TORITO_ID, EXTENSION_INDICATOR, FLAG_ASSOCIATED, FLAG_DIRECTORY,  # noqa: F401
+                    FLAG_HIDDEN, FLAG_MULTI_EXTENT, HEADER_LAST, HEADER_MORE, JOLIET_ESCAPES, NOT_BOOTABLE,
+                    VD_TYPE_BOOT_RECORD, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY, VD_TYPE_TERMINATOR)
 
 VIEWS = ("rr", "joliet", "iso")
-FIRST_DESCRIPTOR_LBA = 16             # ECMA-119 6.2.1: after the 16-sector system area
 MAX_DESCRIPTORS = 64                  # guard against a set without terminator
-FLAG_HIDDEN = 0x01                    # ECMA-119 9.1.6 bit 0
-FLAG_DIRECTORY = 0x02                 # bit 1
-FLAG_ASSOCIATED = 0x04                # bit 2
-FLAG_MULTI_EXTENT = 0x80              # bit 7
-JOLIET_ESCAPES = {b"%/@": 1, b"%/C": 2, b"%/E": 3}   # Joliet specification, SVD escape sequences
-EL_TORITO_ID = b"EL TORITO SPECIFICATION"
-RR_ER_IDS = {b"RRIP_1991A": "1.09", b"IEEE_P1282": "1.12", b"IEEE_1282": "1.12"}  # RRIP 5 / SUSP 5.5
+RR_ER_IDS = {_rs.ER_ID_109: _rr.RRIP_109, _rs.ER_ID_112: _rr.RRIP_112, _rs.ER_ID_1282: _rr.RRIP_112}
+"""RRIP section 5 / SUSP 5.5: the ER identifiers of Rock Ridge, and the version each announces."""
 RR_MOVED_NAMES = ("rr_moved", ".rr_moved")
 MAX_CE_CHAIN = 32
 DEFAULT_DIR_MODE = 0o40555            # shown for the "iso"/"joliet" views (no POSIX data)
 DEFAULT_FILE_MODE = 0o100444
-CATALOG_ENTRY_BYTES = 32              # El Torito 2.0
-HEADER_MORE, HEADER_LAST = 0x90, 0x91  # El Torito 2.3
-EXTENSION_INDICATOR = 0x44            # El Torito 2.5
+ROOT_RECORD_OFFSET = 156             # BP 157 of a volume descriptor: the root's record (ECMA-119 8.4.18)
+
+
+class DirRecord(Protocol):
+    """A parsed directory record (ECMA-119 9.1): what _fastread's decoder and the
+    ``DirectoryRecord`` declaration both give, with the fields the reader uses."""
+
+    @property
+    def location_of_extent(self) -> int: ...
+    @property
+    def data_length(self) -> int: ...
+    @property
+    def extended_attribute_record_length(self) -> int: ...
+    @property
+    def file_flags(self) -> int: ...
+    @property
+    def file_identifier(self) -> bytes: ...
+    @property
+    def system_use(self) -> bytes: ...
+    @property
+    def recording_date_and_time(self) -> Container: ...
 
 
 @dataclass
@@ -176,17 +193,16 @@ class ISO9660Reader:
     not those of ECMA-119 8.  ``views`` lists the readable views among "rr", "joliet", "iso".
     """
 
-    def __init__(self, image: str | os.PathLike | BinaryIO, offset: int = 0) -> None:
-        self._own = not hasattr(image, "read")
-        self.f: BinaryIO = open(image, "rb") if self._own else image  # type: ignore[arg-type]
+    def __init__(self, image: str | os.PathLike[str] | BinaryIO, offset: int = 0) -> None:
+        self._own = isinstance(image, (str, os.PathLike))
+        self.f: BinaryIO = open(image, "rb") if isinstance(image, (str, os.PathLike)) else image
         self.offset = offset
         self.image_size_bytes = self.f.seek(0, os.SEEK_END)
-        self.pvd = None
-        self.svd = None
+        self.svd: Container | None = None
         self.joliet_level: int | None = None
         self.boot_catalog_lba: int | None = None
         try:
-            self._read_descriptors()
+            self.pvd: Container = self._read_descriptors()
             self.len_skp = 0
             self.rock_ridge = self._detect_rock_ridge()
         except BaseException:
@@ -218,20 +234,22 @@ class ISO9660Reader:
         return self.offset + lba * SECTOR_BYTES
 
     # -- descriptors (ECMA-119 8) ---------------------------------------------------------------
-    def _read_descriptors(self) -> None:
+    def _read_descriptors(self) -> Container:
+        """Read the volume descriptor set (ECMA-119 8); returns the primary descriptor."""
+        pvd = None
         for i in range(MAX_DESCRIPTORS):
             lba = FIRST_DESCRIPTOR_LBA + i
             at = self.lba_offset(lba)
             raw = self.read_at(at, SECTOR_BYTES, "volume descriptor")
-            if raw[1:6] != b"CD001":
+            if raw[1:6] != STANDARD_IDENTIFIER:
                 raise InvalidImageError(f"volume descriptor at byte {at}: standard identifier is {raw[1:6]!r}, "
-                                        "expected b'CD001' (ECMA-119 8.1.2)")
+                                        f"expected {STANDARD_IDENTIFIER!r} (ECMA-119 8.1.2)")
             kind = raw[0]
             try:
                 if kind == VD_TYPE_TERMINATOR:
                     break
-                if kind == VD_TYPE_PRIMARY and self.pvd is None:
-                    self.pvd = VolumeDescriptor.parse(raw)
+                if kind == VD_TYPE_PRIMARY and pvd is None:
+                    pvd = VolumeDescriptor.parse(raw)
                 elif kind == VD_TYPE_SUPPLEMENTARY and self.svd is None:
                     svd = VolumeDescriptor.parse(raw)
                     level = JOLIET_ESCAPES.get(bytes(svd.escape_sequences[:3]))
@@ -244,17 +262,18 @@ class ISO9660Reader:
         else:
             raise InvalidImageError(f"no volume descriptor set terminator in the {MAX_DESCRIPTORS} "
                                     f"sectors after byte {self.lba_offset(FIRST_DESCRIPTOR_LBA)}")
-        if self.pvd is None:
-            raise InvalidImageError(f"no primary volume descriptor (type 1) after byte "
+        if pvd is None:
+            raise InvalidImageError(f"no primary volume descriptor (type {VD_TYPE_PRIMARY}) after byte "
                                     f"{self.lba_offset(FIRST_DESCRIPTOR_LBA)}")
-        if self.pvd.logical_block_size != SECTOR_BYTES:
+        if pvd.logical_block_size != SECTOR_BYTES:
             raise InvalidImageError(f"primary volume descriptor: logical_block_size "
-                                    f"{self.pvd.logical_block_size}, expected {SECTOR_BYTES}")
+                                    f"{pvd.logical_block_size}, expected {SECTOR_BYTES}")
+        return pvd
 
-    def _root_record(self, joliet: bool):
-        vd = self.svd if joliet else self.pvd
+    def _root_record(self, joliet: bool) -> DirRecord:
+        vd = self.svd if joliet and self.svd is not None else self.pvd
         return self._parse_record(bytes(vd.directory_record_for_root_directory),
-                                  self.lba_offset(FIRST_DESCRIPTOR_LBA) + 156)
+                                  self.lba_offset(FIRST_DESCRIPTOR_LBA) + ROOT_RECORD_OFFSET)
 
     @property
     def volume(self) -> VolumeInfo:
@@ -291,14 +310,16 @@ class ISO9660Reader:
                 raise InvalidImageError(f"path table record at byte {at + pos}: {e}") from None
             out.append((rec.directory_identifier.decode("latin-1"), rec.location_of_extent,
                         rec.parent_directory_number))
-            pos += 8 + rec.length_of_directory_identifier + rec.length_of_directory_identifier % 2
+            pos += (PATH_TABLE_RECORD_FIXED_BYTES + rec.length_of_directory_identifier
+                    + rec.length_of_directory_identifier % 2)
         return out
 
     # -- Rock Ridge (SUSP 1.12, RRIP) --------------------------------------------------------
     def _detect_rock_ridge(self) -> str | None:
-        dot = self._records(self._root_record(False))[0][1]
+        root = self._root_record(False)
+        dot = self._records(root.location_of_extent, root.data_length)[0][1]
         su = bytes(dot.system_use)
-        if su[:2] != b"SP" or len(su) < 7 or su[4:6] != b"\xbe\xef":
+        if su[:2] != b"SP" or len(su) < _rs.SP.sizeof() or su[4:6] != _rs.SP_CHECK_BYTES:
             return None
         self.len_skp = su[6]
         entries = self._su_entries(su, self.lba_offset(dot.location_of_extent), skip=0)
@@ -308,7 +329,7 @@ class ISO9660Reader:
                 if version:
                     return version
         if any(sig in ("RR", "PX", "NM") for sig, _ in entries):
-            return "1.09"
+            return _rr.RRIP_109
         return None
 
     def _su_entries(self, system_use: bytes, where: int, skip: int | None = None) -> list[tuple[str, dict]]:
@@ -343,30 +364,32 @@ class ISO9660Reader:
 
     # -- directories -------------------------------------------------------------------------
     @staticmethod
-    def _parse_record(raw: bytes, where: int):
+    def _parse_record(raw: bytes, where: int) -> DirRecord:
         rec = parse_directory_record(raw)
         if rec is not None:
             return rec
         try:
-            return DirectoryRecord.parse(raw)
+            parsed: DirRecord = DirectoryRecord.parse(raw)
         except ConstructError as e:
             raise InvalidImageError(f"directory record at byte {where}: {e}") from None
+        return parsed
 
-    def _records(self, dir_record) -> list[tuple[int, object]]:
-        """(device offset, parsed record) of every record of a directory (ECMA-119 6.8.1.1)."""
-        start = self.lba_offset(dir_record.location_of_extent)
-        size = dir_record.data_length
+    def _records(self, lba: int, size: int) -> list[tuple[int, DirRecord]]:
+        """(device offset, parsed record) of every record of the directory extent at ``lba``
+        of ``size`` bytes (ECMA-119 6.8.1.1)."""
+        start = self.lba_offset(lba)
         if start + size > self.image_size_bytes:
             raise InvalidImageError(f"directory extent at byte {start} ({size} bytes) goes past the end "
                                     f"of the image ({self.image_size_bytes} bytes)")
         data = self.read_at(start, size, "directory")
-        out, pos = [], 0
+        out: list[tuple[int, DirRecord]] = []
+        pos = 0
         while pos < size:
             length = data[pos]
             if length == 0:                       # rest of this sector is padding (6.8.1.1)
                 pos = (pos // SECTOR_BYTES + 1) * SECTOR_BYTES
                 continue
-            if length < 34 or pos % SECTOR_BYTES + length > SECTOR_BYTES:
+            if length <= DIRECTORY_RECORD_FIXED_BYTES or pos % SECTOR_BYTES + length > SECTOR_BYTES:
                 raise InvalidImageError(f"directory record at byte {start + pos}: length_of_directory_record "
                                         f"{length} (expected 34..255, inside one sector)")
             out.append((start + pos, self._parse_record(data[pos:pos + length], start + pos)))
@@ -375,7 +398,7 @@ class ISO9660Reader:
             raise InvalidImageError(f"directory at byte {start}: first record is not '.' (ECMA-119 6.8.2.2)")
         return out
 
-    def _entry(self, view: str, parent: str, rec, where: int) -> ISOEntry | None:
+    def _entry(self, view: str, parent: str, rec: DirRecord, where: int) -> ISOEntry | None:
         """An ISOEntry from a record (None: hidden in this view)."""
         ident = bytes(rec.file_identifier)
         is_dir = bool(rec.file_flags & FLAG_DIRECTORY)
@@ -450,7 +473,7 @@ class ISO9660Reader:
             raise InvalidImageError(f"directory record at byte {where}: CL target's PX mode "
                                     f"{entry.mode:#o} is not a directory")
 
-    def _file_extents(self, recs: list[tuple[int, object]]) -> list[tuple[int, int]]:
+    def _file_extents(self, recs: list[tuple[int, DirRecord]]) -> list[tuple[int, int]]:
         out = []
         for where, r in recs:
             if r.data_length:
@@ -469,7 +492,7 @@ class ISO9660Reader:
                          mtime=_dir_time(rec.recording_date_and_time), flags=rec.file_flags,
                          dir_lba=rec.location_of_extent)
         if view == "rr":
-            dot_where, dot = self._records(rec)[0]
+            dot_where, dot = self._records(rec.location_of_extent, rec.data_length)[0]
             self._apply_rr(entry, self._su_entries(bytes(dot.system_use), dot_where), dot_where)
             entry.name = ""
         return entry
@@ -483,8 +506,7 @@ class ISO9660Reader:
         self._check_view(view)
         if directory.dir_lba is None:
             raise InvalidInputError(f"{directory.path or '/'}: not a directory")
-        fake = type("R", (), {"location_of_extent": directory.dir_lba, "data_length": directory.size_bytes})
-        recs = self._records(fake)[2:]
+        recs = self._records(directory.dir_lba, directory.size_bytes)[2:]
         out: list[ISOEntry] = []
         i = 0
         while i < len(recs):
@@ -564,41 +586,43 @@ class ISO9660Reader:
             return []
         at = self.lba_offset(self.boot_catalog_lba)
         raw = self.read_at(at, SECTOR_BYTES, "boot catalog")
+        n = CATALOG_ENTRY_BYTES
         try:
-            ValidationEntry.parse(raw[:32])
+            ValidationEntry.parse(raw[:n])
         except ConstructError as e:
             raise InvalidImageError(f"boot catalog validation entry at byte {at}: {e}") from None
-        words = [int.from_bytes(raw[i:i + 2], "little") for i in range(0, 32, 2)]
+        words = [int.from_bytes(raw[i:i + 2], "little") for i in range(0, n, 2)]
         if sum(words) & 0xFFFF:
             raise InvalidImageError(f"boot catalog validation entry at byte {at}: checksum does not sum to 0")
         platform = raw[1]
-        out = [self._catalog_entry(InitialEntry, raw[32:64], at + 32, platform, b"")]
-        pos = 64
-        while pos + 32 <= len(raw) and raw[pos] in (HEADER_MORE, HEADER_LAST):
-            h = SectionHeader.parse(raw[pos:pos + 32])
-            pos += 32
+        out = [self._catalog_entry(InitialEntry, raw[n:2 * n], at + n, platform, b"")]
+        pos = 2 * n
+        while pos + n <= len(raw) and raw[pos] in (HEADER_MORE, HEADER_LAST):
+            h = SectionHeader.parse(raw[pos:pos + n])
+            pos += n
             count = h.number_of_section_entries
-            while count and pos + 32 <= len(raw):
+            while count and pos + n <= len(raw):
                 if raw[pos] == EXTENSION_INDICATOR:
-                    pos += 32
+                    pos += n
                     continue
-                out.append(self._catalog_entry(SectionEntry, raw[pos:pos + 32], at + pos, h.platform_id,
+                out.append(self._catalog_entry(SectionEntry, raw[pos:pos + n], at + pos, h.platform_id,
                                                bytes(h.id_string).rstrip(b"\x00")))
-                pos += 32
+                pos += n
                 count -= 1
             if h.header_indicator == HEADER_LAST:
                 break
         return out
 
-    def _catalog_entry(self, struct_, raw: bytes, at: int, platform: int, ident: bytes) -> BootCatalogEntry:
+    def _catalog_entry(self, struct_: Construct, raw: bytes, at: int, platform: int,
+                       ident: bytes) -> BootCatalogEntry:
         try:
             e = struct_.parse(raw)
         except ConstructError as err:
             raise InvalidImageError(f"boot catalog entry at byte {at}: {err}") from None
-        if e.boot_indicator not in (0x00, 0x88):
+        if e.boot_indicator not in (NOT_BOOTABLE, BOOTABLE):
             raise InvalidImageError(f"boot catalog entry at byte {at}: boot_indicator {e.boot_indicator:#04x}, "
-                                    "expected 0x88 or 0x00")
-        return BootCatalogEntry(platform_id=platform, bootable=e.boot_indicator == 0x88,
+                                    f"expected {BOOTABLE:#04x} or {NOT_BOOTABLE:#04x}")
+        return BootCatalogEntry(platform_id=platform, bootable=e.boot_indicator == BOOTABLE,
                                 media_type=e.boot_media_type, load_segment=e.load_segment,
                                 system_type=e.system_type, sector_count=e.sector_count, load_rba=e.load_rba,
                                 device_offset=self.lba_offset(e.load_rba), id_string=ident,
@@ -608,16 +632,17 @@ class ISO9660Reader:
 def _apply_tf(entry: ISOEntry, f: dict) -> None:
     """RRIP 4.1.6: time stamps in flag-bit order (creation, modify, access, attributes, ...)."""
     stamps = list(f["time_stamps"])
-    conv = _long_time if f["flags"] & _rr.TF_LONG_FORM else _dir_time
+    conv = _long_time if f["flags"] & _rs.TF_LONG_FORM else _dir_time
     for bit in range(7):
-        if not f["flags"] & (1 << bit):
+        flag = 1 << bit
+        if not f["flags"] & flag:
             continue
         value = conv(_Date(stamps.pop(0))) if stamps else None
-        if bit == 1:
+        if flag == _rs.TF_MODIFY:
             entry.mtime = value
-        elif bit == 2:
+        elif flag == _rs.TF_ACCESS:
             entry.atime = value
-        elif bit == 3:
+        elif flag == _rs.TF_ATTRIBUTES:
             entry.ctime = value
 
 
@@ -628,13 +653,13 @@ def _check_name(name: str, where: int) -> None:
                                 "path component (empty, '.', '..', or containing '/' or NUL)")
 
 
-def looks_like_iso9660(image: str | os.PathLike | BinaryIO, offset: int = 0) -> bool:
+def looks_like_iso9660(image: str | os.PathLike[str] | BinaryIO, offset: int = 0) -> bool:
     """True if a volume descriptor with "CD001" sits at sector 16 of the volume at ``offset``."""
-    own = not hasattr(image, "read")
-    f = open(image, "rb") if own else image
+    own = isinstance(image, (str, os.PathLike))
+    f: BinaryIO = open(image, "rb") if isinstance(image, (str, os.PathLike)) else image
     try:
         f.seek(offset + FIRST_DESCRIPTOR_LBA * SECTOR_BYTES)
-        return f.read(6)[1:6] == b"CD001"
+        return f.read(1 + len(STANDARD_IDENTIFIER))[1:] == STANDARD_IDENTIFIER
     finally:
         if own:
             f.close()

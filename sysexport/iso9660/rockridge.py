@@ -12,9 +12,10 @@ The ISO9660 writer calls, for every directory record:
 Entry lengths never depend on numeric values (mode, ids, times, LBAs), so the writer can
 size its directories before allocating extents and rebuild the entries afterwards.
 
-The entry layouts are declared in :mod:`._rrstructs`; PX, TF, NM, SL and RR are built here
-with plain byte operations because they are made for every file (tests show equality
-with the declarations).
+The entry layouts and their constants are declared in :mod:`._rrstructs`; PX, TF, NM, SL
+and RR are built here with plain byte operations because they are made for every file
+(``_rrstructs.FAST_CODECS`` lists them; tests/test_fastcodecs.py shows they equal the
+declarations).
 """
 from __future__ import annotations
 
@@ -29,62 +30,31 @@ from construct import ConstructError, Container, ListContainer
 from ..errors import InternalError, InvalidImageError, InvalidInputError
 from ..fileinfo import FileInfo
 from . import _rrstructs as S
+from ._rrstructs import (  # noqa: F401  (the on-disk constants, declared there, importable here)
+    CE_LENGTH as CE_ENTRY_BYTES, ER_DES_109, ER_DES_112, ER_EXT_VERSION, ER_ID_109, ER_ID_112, ER_SRC_109,
+    ER_SRC_112, NM_FLAG_CONTINUE, NM_FLAG_CURRENT, NM_FLAG_PARENT, NM_HEADER_SIZE, PX_LENGTH_109, PX_LENGTH_112,
+    RR_FLAG_CL, RR_FLAG_NM, RR_FLAG_PL, RR_FLAG_PN, RR_FLAG_PX, RR_FLAG_RE, RR_FLAG_SL, RR_FLAG_TF, RR_LENGTH,
+    SL_COMPONENT_CONTINUE, SL_COMPONENT_CURRENT, SL_COMPONENT_PARENT, SL_COMPONENT_ROOT, SL_FLAG_CONTINUE,
+    SL_HEADER_SIZE, SUSP_ENTRY_MAX_BYTES, SUSP_ENTRY_VERSION, TF_ACCESS, TF_ATTRIBUTES, TF_BACKUP, TF_CREATION,
+    TF_EFFECTIVE, TF_EXPIRATION, TF_HEADER_SIZE, TF_LONG_FORM, TF_MODIFY,
+)
 
 RRIP_109 = "1.09"
 RRIP_112 = "1.12"
 RRIP_VERSIONS = (RRIP_109, RRIP_112)
 
-# SUSP 1.12 section 5.5 / RRIP section 5: the ER entry announcing the extension.
-# RRIP 1.09 (as written by mkisofs and xorriso -R):
-ER_ID_109 = b"RRIP_1991A"
-ER_DES_109 = b"THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS"
-ER_SRC_109 = (b"PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER "
-              b"IN PRIMARY VOLUME DESCRIPTOR FOR CONTACT INFORMATION.")
-# RRIP 1.12 (IEEE P1282 draft):
-ER_ID_112 = b"IEEE_P1282"
-ER_DES_112 = b"THE IEEE P1282 PROTOCOL PROVIDES SUPPORT FOR POSIX FILE SYSTEM SEMANTICS."
-ER_SRC_112 = b"PLEASE CONTACT THE IEEE STANDARDS DEPARTMENT, PISCATAWAY, NJ, USA FOR THE P1282 SPECIFICATION."
-ER_EXT_VERSION = 1  # both: extension version 1
-
-# RRIP 1.09 RR entry flag bits: which RRIP entries the record carries.
-RR_FLAG_PX = 0x01
-RR_FLAG_PN = 0x02
-RR_FLAG_SL = 0x04
-RR_FLAG_NM = 0x08
-RR_FLAG_CL = 0x10
-RR_FLAG_PL = 0x20
-RR_FLAG_RE = 0x40
-RR_FLAG_TF = 0x80
-
-# RRIP 1.12 section 4.1.3: SL entry flags (BP 5) and component record flags (4.1.3.1).
-SL_FLAG_CONTINUE = 0x01        # the link continues in the next SL entry
-SL_COMPONENT_CONTINUE = 0x01   # this component continues in the next component record
-SL_COMPONENT_CURRENT = 0x02    # "."
-SL_COMPONENT_PARENT = 0x04     # ".."
-SL_COMPONENT_ROOT = 0x08       # "/" (the root directory)
-
-# RRIP 1.12 section 4.1.4: NM entry flags.
-NM_FLAG_CONTINUE = 0x01
-NM_FLAG_CURRENT = 0x02
-NM_FLAG_PARENT = 0x04
-
-# RRIP 1.12 section 4.1.6: TF entry flags: which time stamps follow, in this order.
-TF_CREATION = 0x01
-TF_MODIFY = 0x02
-TF_ACCESS = 0x04
-TF_ATTRIBUTES = 0x08
-TF_BACKUP = 0x10
-TF_EXPIRATION = 0x20
-TF_EFFECTIVE = 0x40
-TF_LONG_FORM = S.TF_LONG_FORM
 TF_WRITTEN = TF_MODIFY | TF_ACCESS | TF_ATTRIBUTES  # mtime, atime, ctime (7-byte form)
-
-SUSP_ENTRY_MAX_BYTES = 255         # SUSP 1.12 section 4: LEN is one byte
-SL_COMPONENT_AREA_MAX_BYTES = SUSP_ENTRY_MAX_BYTES - 5
-NM_NAME_MAX_BYTES = SUSP_ENTRY_MAX_BYTES - 5
-CE_ENTRY_BYTES = 28                # SUSP 1.12 section 5.1
+SL_COMPONENT_AREA_MAX_BYTES = SUSP_ENTRY_MAX_BYTES - SL_HEADER_SIZE
+NM_NAME_MAX_BYTES = SUSP_ENTRY_MAX_BYTES - NM_HEADER_SIZE
 CONTINUATION_AREA_MAX_BYTES = 2048  # one logical block: Linux reads one block per CE
 UINT32_MAX = 0xFFFFFFFF
+
+# Entry headers of the entries built here by byte operations (SUSP 1.12 section 4: signature,
+# LEN, version); the lengths are the declarations'.
+_RR_HEAD = b"RR" + bytes((RR_LENGTH, SUSP_ENTRY_VERSION))
+_PX_HEAD_109 = b"PX" + bytes((PX_LENGTH_109, SUSP_ENTRY_VERSION))
+_PX_HEAD_112 = b"PX" + bytes((PX_LENGTH_112, SUSP_ENTRY_VERSION))
+_TF_WRITTEN_HEAD = b"TF" + bytes((TF_HEADER_SIZE + 3 * S.DATE7.sizeof(), SUSP_ENTRY_VERSION, TF_WRITTEN))
 
 # The 7-byte date (ISO 9660 section 9.1.5) holds years 1900-2155; times outside are clamped.
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -187,15 +157,15 @@ def split_system_use(entries: list[bytes], room: int, *, path: str | None = None
 
 def _rr(flags: int) -> bytes:
     """RR entry (RRIP 1.09), 5 bytes."""
-    return b"RR\x05\x01" + bytes((flags,))
+    return _RR_HEAD + bytes((flags,))
 
 
 def _px(mode: int, nlink: int, uid: int, gid: int, serial: int | None) -> bytes:
     """PX entry (RRIP 1.12 section 4.1.1): 36 bytes, or 44 with the file serial number."""
     body = _both32(mode) + _both32(nlink) + _both32(uid) + _both32(gid)
     if serial is None:
-        return b"PX\x24\x01" + body
-    return b"PX\x2c\x01" + body + _both32(serial)
+        return _PX_HEAD_109 + body
+    return _PX_HEAD_112 + body + _both32(serial)
 
 
 def _pn(info: FileInfo) -> bytes:
@@ -239,7 +209,7 @@ def _tf(info: FileInfo, default_time: float) -> bytes:
                           for t in (mtime, info.atime, info.ctime))
     except InvalidInputError as e:
         raise InvalidInputError(f"{info.name or '/'}: {e}") from None
-    return b"TF\x1a\x01" + bytes((TF_WRITTEN,)) + stamps
+    return _TF_WRITTEN_HEAD + stamps
 
 
 def _nm(name: bytes) -> list[bytes]:
@@ -248,7 +218,7 @@ def _nm(name: bytes) -> list[bytes]:
     out = []
     for i, piece in enumerate(pieces):
         flags = NM_FLAG_CONTINUE if i < len(pieces) - 1 else 0
-        out.append(b"NM" + bytes((5 + len(piece), 1, flags)) + piece)
+        out.append(b"NM" + bytes((NM_HEADER_SIZE + len(piece), SUSP_ENTRY_VERSION, flags)) + piece)
     return out
 
 
@@ -317,7 +287,7 @@ def _sl(target: bytes) -> list[bytes]:
 def _sl_entry(flags: int, components: list[tuple[int, bytes]]) -> bytes:
     """One SL entry (RRIP 1.12 section 4.1.3), byte for byte what ``_rrstructs.SL`` builds."""
     area = b"".join(bytes((f, len(c))) + c for f, c in components)
-    return b"SL" + bytes((5 + len(area), S.SUSP_ENTRY_VERSION, flags)) + area
+    return b"SL" + bytes((SL_HEADER_SIZE + len(area), SUSP_ENTRY_VERSION, flags)) + area
 
 
 def rrip_entries(info: FileInfo, *, version: str, name: bytes | None, nlink: int, inode: int | None,
@@ -434,7 +404,7 @@ def parse_entries(data: bytes) -> list[tuple[str, dict]]:
 
 def _fields_of(entries: Iterable[Any], signature: str) -> list[dict]:
     """Accept parse_entries() pairs, field dicts, or raw entry bytes; keep one signature."""
-    result = []
+    result: list[dict] = []
     for item in entries:
         if isinstance(item, (bytes, bytearray)):
             result.extend(f for s, f in parse_entries(bytes(item)) if s == signature)

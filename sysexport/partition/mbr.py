@@ -13,18 +13,10 @@ from construct import ConstructError
 
 from ..data import DataSource, _pwrite_all
 from ..errors import InvalidImageError, InvalidInputError
-from ._structs import LEGACY_MBR
-
-MBR_SIZE_BYTES = 512
-BOOT_CODE_MAX_BYTES = 440
-"""Bytes of boot code that fit before the disk signature (UEFI Table 5-1)."""
-
-MBR_TYPE_GPT_PROTECTIVE = 0xEE
-"""OSType of the protective MBR's single record (UEFI 5.2.3)."""
-MBR_TYPE_EFI_SYSTEM = 0xEF
-"""OSType of an EFI system partition in a legacy MBR (UEFI 5.2.2)."""
-
-BOOT_INDICATOR_ACTIVE = 0x80
+from ._structs import LEGACY_MBR, MBR_PARTITION_RECORDS, MBR_SIGNATURE_OFFSET, MBR_SIZE_BYTES
+from ._structs import MBR_BOOT_CODE_BYTES as BOOT_CODE_MAX_BYTES
+from .enums import (BOOT_INDICATOR_ACTIVE, BOOT_INDICATOR_INACTIVE, MBR_TYPE_EFI_SYSTEM,  # noqa: F401
+                    MBR_TYPE_EMPTY, MBR_TYPE_GPT_PROTECTIVE)
 
 CHS_HEADS = 255
 CHS_SECTORS_PER_TRACK = 63
@@ -89,7 +81,7 @@ class MBRPartition:
         """The construct container for MBR_PARTITION_RECORD."""
         last_lba = self.first_lba + max(self.sector_count, 1) - 1
         return dict(
-            BootIndicator=BOOT_INDICATOR_ACTIVE if self.bootable else 0,
+            BootIndicator=BOOT_INDICATOR_ACTIVE if self.bootable else BOOT_INDICATOR_INACTIVE,
             StartingCHS=bytes(self.start_chs) if self.start_chs is not None else lba_to_chs(self.first_lba),
             OSType=self.type_id,
             EndingCHS=bytes(self.end_chs) if self.end_chs is not None else lba_to_chs(last_lba),
@@ -98,8 +90,8 @@ class MBRPartition:
         )
 
 
-_EMPTY_RECORD = dict(BootIndicator=0, StartingCHS=bytes(3), OSType=0, EndingCHS=bytes(3),
-                     StartingLBA=0, SizeInLBA=0)
+_EMPTY_RECORD = dict(BootIndicator=BOOT_INDICATOR_INACTIVE, StartingCHS=bytes(3), OSType=MBR_TYPE_EMPTY,
+                     EndingCHS=bytes(3), StartingLBA=0, SizeInLBA=0)
 
 
 class MBR:
@@ -122,8 +114,9 @@ class MBR:
         self._check_partitions()
 
     def _check_partitions(self) -> None:
-        if len(self.partitions) > 4:
-            raise InvalidInputError(f"MBR partitions: at most 4 records, found {len(self.partitions)}")
+        if len(self.partitions) > MBR_PARTITION_RECORDS:
+            raise InvalidInputError(f"MBR partitions: at most {MBR_PARTITION_RECORDS} records, "
+                                    f"found {len(self.partitions)}")
         for i, p in enumerate(self.partitions):
             if p is not None and not isinstance(p, MBRPartition):
                 raise InvalidInputError(f"MBR partitions[{i}]: expected MBRPartition or None, found {type(p).__name__}")
@@ -181,7 +174,7 @@ class MBR:
         """The 512 bytes of LBA 0."""
         self._check_partitions()
         records = [p.to_record() if p is not None else _EMPTY_RECORD for p in self.partitions]
-        records += [_EMPTY_RECORD] * (4 - len(records))
+        records += [_EMPTY_RECORD] * (MBR_PARTITION_RECORDS - len(records))
         return LEGACY_MBR.build(dict(
             BootCode=self.boot_code.ljust(BOOT_CODE_MAX_BYTES, b"\0"),
             UniqueMBRDiskSignature=self.disk_signature,
@@ -193,18 +186,19 @@ class MBR:
     def parse(cls, data: bytes) -> "MBR":
         """Read an MBR from (at least) its 512 bytes; InvalidImageError when it is not one."""
         if len(data) < MBR_SIZE_BYTES:
-            raise InvalidImageError(f"MBR: expected 512 bytes, found {len(data)}")
+            raise InvalidImageError(f"MBR: expected {MBR_SIZE_BYTES} bytes, found {len(data)}")
         try:
             c = LEGACY_MBR.parse(bytes(data[:MBR_SIZE_BYTES]))
         except ConstructError as e:
             raise InvalidImageError(
-                f"MBR: no 0x55 0xAA signature at byte 510 (found {bytes(data[510:512]).hex()})") from e
+                f"MBR: no 0x55 0xAA signature at byte {MBR_SIGNATURE_OFFSET} "
+                f"(found {bytes(data[MBR_SIGNATURE_OFFSET:MBR_SIZE_BYTES]).hex()})") from e
         partitions: list[MBRPartition | None] = []
         for i, r in enumerate(c.PartitionRecord):
-            if r.OSType == 0:
+            if r.OSType == MBR_TYPE_EMPTY:
                 partitions.append(None)
                 continue
-            if r.BootIndicator not in (0, BOOT_INDICATOR_ACTIVE):
+            if r.BootIndicator not in (BOOT_INDICATOR_INACTIVE, BOOT_INDICATOR_ACTIVE):
                 raise InvalidImageError(f"MBR record {i}: BootIndicator must be 0x00 or 0x80, found {r.BootIndicator:#04x}")
             partitions.append(MBRPartition(r.OSType, r.StartingLBA, r.SizeInLBA,
                                            bootable=r.BootIndicator == BOOT_INDICATOR_ACTIVE,

@@ -2,16 +2,25 @@
 fatgen103, version 1.03), declared once with ``construct``.
 
 Field names follow fatgen103.  Offsets in the comments are bytes from the start of the
-structure.  The hot paths (directory entries, long-name entries, FAT tables) also have
-precompiled :class:`struct.Struct` / :mod:`array` equivalents here; tests/test_vfat_structs.py
-checks on many random samples that they give the same bytes as the declarations.
+structure; the values that fill the fields are beside them.  The hot paths (directory
+entries, long-name entries, FAT tables) also have precompiled :class:`struct.Struct` /
+:mod:`array` equivalents; :data:`FAST_CODECS` at the end lists each with what the property
+test (tests/test_fastcodecs.py) checks it against.
 """
 from __future__ import annotations
 
+import random
 import struct
+from array import array
 
-from construct import (Array, BitsInteger, BitStruct, Bytes, ByteSwapped, Const, Int8ul, Int16ul,
+from construct import (Array, BitsInteger, BitStruct, Bytes, ByteSwapped, Const, Construct, Int8ul, Int16ul,
                        Int32ul, Padding, Struct)
+
+from .._fastcodec import FastCodec, struct_twin
+
+BYTES_PER_SECTOR = (512, 1024, 2048, 4096)   # fatgen103: the legal values of BPB_BytsPerSec
+JMP_BOOT_OPCODES = (0xEB, 0xE9)    # fatgen103 BS_jmpBoot: a short (EB xx 90) or near (E9 xx xx) jump
+BOOT_SIGNATURE = b"\x55\xAA"       # fatgen103: bytes 510-511 of the boot sector
 
 # --- Boot sector and BPB (fatgen103 "Boot Sector and BPB") -------------------------------
 BPB_COMMON = Struct(
@@ -60,14 +69,14 @@ BOOT_SECTOR_16 = Struct(            # 512 bytes; with larger sectors the rest of
     "bpb" / BPB_COMMON,             # 0
     "ext" / BS_EXT_16,              # 36
     "boot_code" / Bytes(448),       # 62
-    "Signature_word" / Const(b"\x55\xAA"),  # 510
+    "Signature_word" / Const(BOOT_SIGNATURE),  # 510
 )
 
 BOOT_SECTOR_32 = Struct(
     "bpb" / BPB_COMMON,             # 0
     "ext" / BS_EXT_32,              # 36
     "boot_code" / Bytes(420),       # 90
-    "Signature_word" / Const(b"\x55\xAA"),  # 510
+    "Signature_word" / Const(BOOT_SIGNATURE),  # 510
 )
 
 FSINFO = Struct(                    # fatgen103 "FAT32 FSInfo Sector Structure"
@@ -96,6 +105,13 @@ DIR_ENTRY = Struct(
     "DIR_FileSize" / Int32ul,       # 28  bytes; 0 for directories
 )
 
+DIR_ENTRY_BYTES = DIR_ENTRY.sizeof()   # 32: every directory entry, long-name entries too
+DIR_NAME_END = 0x00         # DIR_Name[0]: this entry and all after it are free
+DIR_NAME_FREE = 0xE5        # DIR_Name[0]: this entry is free (deleted)
+DIR_NAME_KANJI = 0x05       # DIR_Name[0]: stands for a real first byte 0xE5
+DOT_NAME = b".          "   # DIR_Name of a directory's "." and ".." entries
+DOTDOT_NAME = b"..         "
+
 LFN_ENTRY = Struct(
     "LDIR_Ord" / Int8ul,            # 0   sequence number, 0x40 on the last (first stored) one
     "LDIR_Name1" / Bytes(10),       # 1   UTF-16LE units 1-5
@@ -112,22 +128,25 @@ LFN_ENTRY = Struct(
 FAT12_PAIR = ByteSwapped(BitStruct("odd" / BitsInteger(12), "even" / BitsInteger(12)))
 
 
-def fat12_table(entry_count: int) -> Struct:
+def fat12_table(entry_count: int) -> Construct:
     """FAT12 table of ``entry_count`` (even) entries as pairs."""
     return Array(entry_count // 2, FAT12_PAIR)
 
 
-def fat16_table(entry_count: int):
+def fat16_table(entry_count: int) -> Construct:
     return Array(entry_count, Int16ul)
 
 
-def fat32_table(entry_count: int):
+def fat32_table(entry_count: int) -> Construct:
     return Array(entry_count, Int32ul)     # high 4 bits reserved, written as 0
 
 
+FAT32_ENTRY_MASK = 0x0FFFFFFF   # fatgen103: a FAT32 entry is 28 bits, the high 4 are reserved
+EOC_MIN = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}   # fatgen103: an entry at least this ends a chain
+
 # --- Precompiled equivalents for hot paths ----------------------------------------------------
-DIR_ENTRY_FAST = struct.Struct("<11sBBBHHHHHHHI")
-LFN_ENTRY_FAST = struct.Struct("<B10sBBB12sH4s")
+DIR_ENTRY_FAST = struct.Struct("<11sBBBHHHHHHHI")   # DIR_ENTRY, field for field
+LFN_ENTRY_FAST = struct.Struct("<B10sBBB12sH4s")    # LFN_ENTRY, field for field
 
 # Attribute bits (fatgen103 "FAT 32 Byte Directory Entry Structure")
 ATTR_READ_ONLY = 0x01
@@ -137,6 +156,52 @@ ATTR_VOLUME_ID = 0x08
 ATTR_DIRECTORY = 0x10
 ATTR_ARCHIVE = 0x20
 ATTR_LONG_NAME = 0x0F
+ATTR_LONG_NAME_MASK = 0x3F          # the bits compared with ATTR_LONG_NAME (fatgen103)
 
 NTRES_LOWER_BASE = 0x08             # Windows NT: show the base name in lower case
 NTRES_LOWER_EXT = 0x10              # Windows NT: show the extension in lower case
+
+LFN_LAST_FLAG = 0x40                # LDIR_Ord: the last (first stored) long-name entry
+LFN_ORDINAL_MASK = 0x3F             # LDIR_Ord: the sequence number 1..20
+LFN_UNITS_PER_ENTRY = 13            # UTF-16 units in LDIR_Name1, 2 and 3
+
+
+# --- Fast copies: every hand-written codec of the declarations above ---------------------
+# tests/test_fastcodecs.py runs each entry on many random samples (docs/architecture.md).
+
+def _fat_codec(fat_type: int) -> "FastCodec[list[int]]":
+    bits = {12: 12, 16: 16, 32: 28}[fat_type]
+
+    def sample(rng: random.Random) -> list[int]:
+        return [rng.getrandbits(bits) for _ in range(2 * rng.randrange(1, 33))]
+
+    def declaration(values: list[int]) -> Construct:
+        return {12: fat12_table, 16: fat16_table, 32: fat32_table}[fat_type](len(values))
+
+    def construct_obj(values: list[int]) -> object:
+        if fat_type != 12:
+            return values
+        return [dict(even=values[i], odd=values[i + 1]) for i in range(0, len(values), 2)]
+
+    def encode(values: list[int]) -> bytes:
+        from .writer import FAT32_TYPECODE, pack_fat
+        return pack_fat(array(FAT32_TYPECODE if fat_type == 32 else "H", values), fat_type)
+
+    def decode(data: bytes) -> object:
+        from .reader import _unpack_fat
+        per_entry = {12: 1.5, 16: 2, 32: 4}[fat_type]
+        values = list(_unpack_fat(data, fat_type, int(len(data) / per_entry)))
+        return construct_obj(values)
+
+    return FastCodec(f"FAT{fat_type} table: writer.pack_fat, reader._unpack_fat", declaration, sample,
+                     construct_obj, encode, decode, decodes_any_bytes=fat_type != 32)
+
+
+FAST_CODECS = (
+    struct_twin("DIR_ENTRY: DIR_ENTRY_FAST (writer packs, reader unpacks)", DIR_ENTRY, DIR_ENTRY_FAST),
+    struct_twin("LFN_ENTRY: LFN_ENTRY_FAST (names.lfn_entries packs, reader unpacks)", LFN_ENTRY, LFN_ENTRY_FAST),
+    _fat_codec(12),
+    _fat_codec(16),
+    _fat_codec(32),
+)
+"""Each hand-written codec of a declaration in this module, with its samples (docs/architecture.md)."""

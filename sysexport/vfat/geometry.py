@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..errors import LayoutError
 from ..extent import align_up
+from ._structs import DIR_ENTRY_BYTES
 
 FAT12_MAX_CLUSTERS = 4084           # fatgen103: < 4085 clusters is FAT12
 FAT16_MAX_CLUSTERS = 65524          # < 65525 is FAT16, anything larger FAT32
@@ -69,7 +70,7 @@ class Geometry:
 
     @property
     def root_dir_sectors(self) -> int:
-        return (self.root_entries * 32 + self.sector_size - 1) // self.sector_size
+        return (self.root_entries * DIR_ENTRY_BYTES + self.sector_size - 1) // self.sector_size
 
     @property
     def root_offset(self) -> int:
@@ -115,7 +116,7 @@ def compute(fat_type: int, cluster_size: int, sector_size: int, volume_offset: i
 
     ``allocate(data_device_offset, cluster_size)`` places every file and directory and
     returns how many clusters (from cluster 2, alignment gaps included) they use.
-    ``root_slots`` is the number of 32-byte entries of the root directory.
+    ``root_slots`` is the number of 32-byte directory entries of the root directory.
     """
     spc = cluster_size // sector_size
     lo, hi = cluster_range(fat_type)
@@ -123,7 +124,7 @@ def compute(fat_type: int, cluster_size: int, sector_size: int, volume_offset: i
     if fat_type == 32:
         root_entries = 0
     else:
-        per_sector = sector_size // 32
+        per_sector = sector_size // DIR_ENTRY_BYTES
         root_entries = max(ROOT_ENTRIES_DEFAULT, align_up(root_slots, per_sector))
         if root_entries > 0xFFFF - per_sector + 1:
             return None
@@ -134,7 +135,7 @@ def compute(fat_type: int, cluster_size: int, sector_size: int, volume_offset: i
     for attempt in range(64):
         fat_entries = target + 2 + rounding_clusters
         fat_sectors = -(-(fat_entries * ENTRY_BITS[fat_type]) // (8 * sector_size))
-        root_sectors = (root_entries * 32 + sector_size - 1) // sector_size
+        root_sectors = (root_entries * DIR_ENTRY_BYTES + sector_size - 1) // sector_size
         meta = reserved_min + NUM_FATS * fat_sectors + root_sectors
         misalign = (volume_offset + meta * sector_size) % align
         reserved = reserved_min + ((align - misalign) % align) // sector_size

@@ -9,16 +9,14 @@ import re
 import zlib
 
 from ..errors import InvalidInputError
-from ._structs import ATTR_LONG_NAME, LFN_ENTRY_FAST, NTRES_LOWER_BASE, NTRES_LOWER_EXT
+from ._structs import (ATTR_LONG_NAME, DIR_NAME_FREE, DIR_NAME_KANJI, LFN_ENTRY_FAST, LFN_LAST_FLAG,  # noqa: F401
+                       LFN_UNITS_PER_ENTRY, NTRES_LOWER_BASE, NTRES_LOWER_EXT)
 
 MAX_LFN_UNITS = 255                 # UTF-16 code units in a long name
-LFN_UNITS_PER_ENTRY = 13
-LFN_LAST_FLAG = 0x40
 FORBIDDEN_CHARS = frozenset('"*/:<>?\\|')   # never in a long name (plus control characters)
 # Characters of a short name besides A-Z and 0-9 (fatgen103 "Short name character set").
 SHORT_EXTRA = frozenset("!#$%&'()-@^_`{}~")
 SHORT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | SHORT_EXTRA
-LFN_ONLY_CHARS = frozenset("+,;=[]")        # valid in long names, replaced by '_' in short names
 TAIL_LIMIT = 4                      # ~1..~4, then hashed tails (as Windows NT does)
 
 _UPPER_TABLE: dict[str, str] = {}
@@ -98,8 +96,8 @@ def exact_short_name(name: str) -> tuple[bytes, int] | None:
 
 def pack_short(base: str, ext: str) -> bytes:
     raw = base.ljust(8).encode("ascii") + ext.ljust(3).encode("ascii")
-    if raw[0] == 0xE5:              # fatgen103: 0xE5 as first byte is stored as 0x05
-        raw = b"\x05" + raw[1:]
+    if raw[0] == DIR_NAME_FREE:     # fatgen103: 0xE5 as first byte is stored as 0x05
+        raw = bytes((DIR_NAME_KANJI,)) + raw[1:]
     return raw
 
 
@@ -150,12 +148,12 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
     name (short name, NT case flags, needs long-name entries)."""
     result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
     used: dict[bytes, int] = {}
-    for i, short in fixed.items():
-        if short in used:
-            raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {_short_display(short)!r} is already used by "
-                                    f"{names[used[short]]!r} in the same directory")
-        used[short] = i
-        result[i] = (short, 0, _short_display(short) != names[i])
+    for i, given in fixed.items():
+        if given in used:
+            raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {_short_display(given)!r} is already used by "
+                                    f"{names[used[given]]!r} in the same directory")
+        used[given] = i
+        result[i] = (given, 0, _short_display(given) != names[i])
     for i, name in enumerate(names):
         if result[i] is not None:
             continue
@@ -171,7 +169,7 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
         if result[i] is not None:
             continue
         base, ext, needs_tail = basis_name(name)
-        short = None
+        short: bytes | None = None
         if not needs_tail:
             cand = pack_short(base, ext)
             if cand not in used:
@@ -195,7 +193,7 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
                 h += 1
         used[short] = i
         result[i] = (short, 0, True)
-    return result  # type: ignore[return-value]
+    return [r for r in result if r is not None]     # every entry has one by now
 
 
 def _short_display(short: bytes) -> str:

@@ -1,8 +1,9 @@
 """Read a FAT12/16/32 volume (fatgen103): list the tree with long names, read files.
 
 Independent of the writer's plan: everything is parsed from the image with the
-``construct`` declarations of _structs.py (directory entries with the precompiled
-equivalent).  Used by tests and tools; never the only check of an image.
+``construct`` declarations of _structs.py (directory entries and FAT tables with the
+precompiled equivalents listed in ``_structs.FAST_CODECS``).  Used by tests and tools;
+never the only check of an image.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from construct import ConstructError
 
 from ..errors import InvalidImageError
 from . import geometry as geo
-from ._structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID, BOOT_SECTOR_16, BOOT_SECTOR_32,
-                       DIR_ENTRY_FAST, LFN_ENTRY_FAST, NTRES_LOWER_BASE, NTRES_LOWER_EXT)
+from ._structs import (ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_LONG_NAME_MASK, ATTR_VOLUME_ID, BOOT_SECTOR_16,
+                       BOOT_SECTOR_32, BYTES_PER_SECTOR, DIR_ENTRY_BYTES, DIR_ENTRY_FAST, DIR_NAME_END,
+                       DIR_NAME_FREE, DIR_NAME_KANJI, DOT_NAME, DOTDOT_NAME, EOC_MIN, FAT32_ENTRY_MASK,
+                       LFN_ENTRY_FAST, LFN_LAST_FLAG, LFN_ORDINAL_MASK, NTRES_LOWER_BASE, NTRES_LOWER_EXT)
 from .names import lfn_checksum
 
 
@@ -40,9 +43,9 @@ class Entry:
 class VFATReader:
     """Open a FAT volume in ``image`` (a path or binary file) at ``volume_offset``."""
 
-    def __init__(self, image: str | os.PathLike | BinaryIO, volume_offset: int = 0) -> None:
-        self._own = not hasattr(image, "read")
-        self.f: BinaryIO = open(image, "rb") if self._own else image  # type: ignore[arg-type]
+    def __init__(self, image: str | os.PathLike[str] | BinaryIO, volume_offset: int = 0) -> None:
+        self._own = isinstance(image, (str, os.PathLike))
+        self.f: BinaryIO = open(image, "rb") if isinstance(image, (str, os.PathLike)) else image
         self.volume_offset = volume_offset
         raw = self._read(0, 512)
         try:
@@ -51,7 +54,7 @@ class VFATReader:
             raise InvalidImageError(f"boot sector: {e}") from None
         bpb = bs.bpb
         ss = bpb.BPB_BytsPerSec
-        if ss not in (512, 1024, 2048, 4096) or not bpb.BPB_SecPerClus or not bpb.BPB_NumFATs:
+        if ss not in BYTES_PER_SECTOR or not bpb.BPB_SecPerClus or not bpb.BPB_NumFATs:
             raise InvalidImageError(f"boot sector: BPB_BytsPerSec {ss}, BPB_SecPerClus "
                                     f"{bpb.BPB_SecPerClus}: not a FAT volume")
         fat_sectors = bpb.BPB_FATSz16
@@ -61,7 +64,7 @@ class VFATReader:
             fat_sectors = bs.ext.BPB_FATSz32
             self.root_cluster = bs.ext.BPB_RootClus
         total = bpb.BPB_TotSec16 or bpb.BPB_TotSec32
-        root_sectors = (bpb.BPB_RootEntCnt * 32 + ss - 1) // ss
+        root_sectors = (bpb.BPB_RootEntCnt * DIR_ENTRY_BYTES + ss - 1) // ss
         data_sector = bpb.BPB_RsvdSecCnt + bpb.BPB_NumFATs * fat_sectors + root_sectors
         self.cluster_count = (total - data_sector) // bpb.BPB_SecPerClus
         self.fat_type = geo.fat_type_of(self.cluster_count)     # fatgen103: by cluster count alone
@@ -100,7 +103,7 @@ class VFATReader:
         """Clusters of a chain (fatgen103 "FAT Data Structure"), checked for loops and range."""
         out: list[int] = []
         c = first
-        eoc_min = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.fat_type]
+        eoc_min = EOC_MIN[self.fat_type]
         while 2 <= c < self.cluster_count + 2:
             out.append(c)
             if len(out) > self.cluster_count:
@@ -130,23 +133,23 @@ class VFATReader:
         raw = self._dir_raw(first)
         out: list[Entry] = []
         lfn: list[tuple[int, bytes, int]] = []
-        for pos in range(0, len(raw), 32):
-            rec = raw[pos:pos + 32]
-            if rec[0] == 0:
+        for pos in range(0, len(raw), DIR_ENTRY_BYTES):
+            rec = raw[pos:pos + DIR_ENTRY_BYTES]
+            if rec[0] == DIR_NAME_END:
                 break
-            if rec[0] == 0xE5:
+            if rec[0] == DIR_NAME_FREE:
                 lfn = []
                 continue
-            if rec[11] & 0x3F == ATTR_LONG_NAME:
+            if rec[11] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME:
                 ordinal, n1, _, _, csum, n2, _, n3 = LFN_ENTRY_FAST.unpack(rec)
                 lfn.append((ordinal, n1 + n2 + n3, csum))
                 continue
             (name11, attr, ntres, _, _, _, _, hi, _, _, lo, size) = DIR_ENTRY_FAST.unpack(rec)
-            if attr & ATTR_VOLUME_ID or name11 in (b".          ", b"..         "):
+            if attr & ATTR_VOLUME_ID or name11 in (DOT_NAME, DOTDOT_NAME):
                 lfn = []
                 continue
-            if name11[0] == 5:
-                name11 = b"\xe5" + name11[1:]
+            if name11[0] == DIR_NAME_KANJI:
+                name11 = bytes((DIR_NAME_FREE,)) + name11[1:]
             base, ext = name11[:8].decode("latin-1").rstrip(), name11[8:].decode("latin-1").rstrip()
             short = base + ("." + ext if ext else "")
             name = _long_name(lfn, lfn_checksum(name11))
@@ -180,10 +183,10 @@ class VFATReader:
 
 def _long_name(parts: list[tuple[int, bytes, int]], csum: int) -> str | None:
     """Assemble long-name entries (stored last part first) if they match the short name."""
-    if not parts or not parts[0][0] & 0x40 or any(p[2] != csum for p in parts):
+    if not parts or not parts[0][0] & LFN_LAST_FLAG or any(p[2] != csum for p in parts):
         return None
-    count = parts[0][0] & 0x3F
-    if len(parts) != count or [p[0] & 0x3F for p in parts] != list(range(count, 0, -1)):
+    count = parts[0][0] & LFN_ORDINAL_MASK
+    if len(parts) != count or [p[0] & LFN_ORDINAL_MASK for p in parts] != list(range(count, 0, -1)):
         return None
     units = b"".join(p[1] for p in reversed(parts))
     for i in range(0, len(units), 2):
@@ -193,7 +196,9 @@ def _long_name(parts: list[tuple[int, bytes, int]], csum: int) -> str | None:
     return units.decode("utf-16-le", "replace")
 
 
-def _unpack_fat(raw: bytes, fat_type: int, entries: int) -> array | list[int]:
+def _unpack_fat(raw: bytes, fat_type: int, entries: int) -> array[int] | list[int]:
+    """The first ``entries`` entries of a FAT (fatgen103 "FAT Data Structure"), FAT32's
+    reserved high 4 bits cleared (``_structs.FAST_CODECS`` ties it to the declarations)."""
     if fat_type == 12:
         out = []
         for j in range(0, min(len(raw) - 2, (entries + 1) // 2 * 3), 3):
@@ -207,5 +212,5 @@ def _unpack_fat(raw: bytes, fat_type: int, entries: int) -> array | list[int]:
     if sys.byteorder != "little":
         table.byteswap()
     if fat_type == 32:
-        table = array(code, (v & 0x0FFFFFFF for v in table))
+        table = array(code, (v & FAT32_ENTRY_MASK for v in table))
     return table
