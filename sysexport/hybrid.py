@@ -38,6 +38,8 @@ from .data import BytesData, DataSource
 from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
 from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from .iso9660._structs import SECTOR_BYTES as ISO_SECTOR_BYTES
+from .iso9660._structs import SYSTEM_AREA_BYTES
 from .iso9660.eltorito import BOOT_EFI
 from .iso9660.writer import ISO9660, ISOPlan
 from .output import Output
@@ -48,8 +50,6 @@ from .vfat.writer import VFAT, VFATPlan
 from .writer import Lifecycle
 
 FOUR_GIB = 1 << 32
-ISO_SECTOR_BYTES = 2048
-SYSTEM_AREA_BYTES = 16 * ISO_SECTOR_BYTES
 GPT_ARRAY_BYTES = ENTRY_ARRAY_MIN_BYTES
 """Each GPT's entry array takes the minimum UEFI 5.3.1 reserves: 16 KiB, 128 entries."""
 GPT4K_HEADER_OFFSET = 4096

@@ -36,17 +36,16 @@ from . import layout as _lay
 from . import names as _names
 from ._structs import (SECTOR_BYTES, SYSTEM_AREA_BYTES, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY,
                        BootRecordDescriptor, TerminatorDescriptor, VolumeDescriptor)
+from ._structs import FIRST_DESCRIPTOR_LBA as PVD_LBA
 from .eltorito import BootEntry
-from .layout import (FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT, FLAG_PROTECTION,  # noqa: F401
-                     FLAG_RECORD, NodeState, Payload)
+from .enums import (EL_TORITO_ID, FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT,  # noqa: F401
+                    FLAG_PROTECTION, FLAG_RECORD, JOLIET_ESCAPE_LEVEL3)
+from .layout import NodeState, Payload
 
 __all__ = ["ISO9660", "ISOPlan", "FLAG_HIDDEN", "FLAG_DIRECTORY", "FLAG_ASSOCIATED", "FLAG_RECORD", "FLAG_PROTECTION",
            "FLAG_MULTI_EXTENT"]
 
-PVD_LBA = 16
 FOUR_GIB = 1 << 32
-JOLIET_ESCAPE_LEVEL3 = b"%/E"    # Joliet: UCS-2 level 3 escape sequence in the SVD (ECMA-119 8.5.6)
-EL_TORITO_ID = b"EL TORITO SPECIFICATION"
 DEFAULT_PADDING_BYTES = 300 * 1024
 """finish() adds this many zero bytes (holes) inside the volume after the last file, as
 xorriso does: GRUB's El Torito loader (cdboot) reads whole chunks and fails on a medium

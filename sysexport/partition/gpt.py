@@ -31,31 +31,14 @@ from ..output import Output
 from ..writer import Lifecycle
 from ._structs import (GPT_ENTRY_SIZE, GPT_HEADER, GPT_HEADER_SIZE, GPT_PARTITION_ENTRY, GPT_REVISION,
                        GPT_SIGNATURE)
+from ._structs import GPT_ENTRY_ARRAY_MIN_BYTES as ENTRY_ARRAY_MIN_BYTES
+from ._structs import GPT_NAME_MAX_UNITS as NAME_MAX_UNITS
+from .enums import (GPT_ATTR_LEGACY_BIOS_BOOTABLE, GPT_ATTR_NO_BLOCK_IO_PROTOCOL,  # noqa: F401  (public here)
+                    GPT_ATTR_REQUIRED_PARTITION, GPT_TYPE_BIOS_BOOT, GPT_TYPE_ESP, GPT_TYPE_LINUX_FS,
+                    GPT_TYPE_MS_BASIC_DATA)
 from .mbr import MBR
 
-# Partition type GUIDs (UEFI Table 5-7 and the registries of the systems named).
-GPT_TYPE_ESP = uuid.UUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
-"""EFI System Partition (UEFI 5.3.3, Table 5-7)."""
-GPT_TYPE_BIOS_BOOT = uuid.UUID("21686148-6449-6E6F-744E-656564454649")
-"""GRUB's BIOS boot partition ("Hah!IdontNeedEFI")."""
-GPT_TYPE_LINUX_FS = uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
-"""Linux filesystem data."""
-GPT_TYPE_MS_BASIC_DATA = uuid.UUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
-"""Microsoft basic data (FAT/NTFS data partitions)."""
-
-# Attribute bits (UEFI 5.3.3, Table 5-8).
-GPT_ATTR_REQUIRED_PARTITION = 1 << 0
-"""Bit 0: the platform needs this partition to function; do not delete or modify it."""
-GPT_ATTR_NO_BLOCK_IO_PROTOCOL = 1 << 1
-"""Bit 1: firmware must not produce an EFI_BLOCK_IO_PROTOCOL for this partition."""
-GPT_ATTR_LEGACY_BIOS_BOOTABLE = 1 << 2
-"""Bit 2: legacy BIOS bootable (the GPT equivalent of an active MBR entry)."""
-
-ENTRY_ARRAY_MIN_BYTES = 16384
-"""UEFI 5.3.1: at least 16,384 bytes must be reserved for each partition entry array."""
 DEFAULT_ENTRY_COUNT = 128
-NAME_MAX_UNITS = 36
-"""PartitionName holds 72 bytes: 36 UTF-16 code units."""
 _U64_MAX = (1 << 64) - 1
 _PARSE_ARRAY_MAX_BYTES = 16 << 20
 

@@ -29,6 +29,7 @@ from ..writer import Lifecycle
 from . import geometry as geo
 from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
                        ATTR_VOLUME_ID, BOOT_SECTOR_16, BOOT_SECTOR_32, DIR_ENTRY_FAST, FSINFO)
+from ._structs import BYTES_PER_SECTOR as SECTOR_SIZES
 from .names import (LFN_UNITS_PER_ENTRY, SHORT_CHARS, check_long_name, fold, lfn_entries,
                     make_short_names, parse_short_name)
 
@@ -47,7 +48,6 @@ FAT_TIME_MAX = calendar.timegm((2107, 12, 31, 23, 59, 59))
 EOC = {12: 0xFFF, 16: 0xFFFF, 32: 0x0FFFFFFF}
 # Boot code of a non-bootable volume: int 18h (boot failure, try the next device), then halt.
 BOOT_CODE = b"\xcd\x18\xf4\xeb\xfd"
-SECTOR_SIZES = (512, 1024, 2048, 4096)
 BATCH_BYTES = 1 << 20               # small files gathered per pwrite
 BATCH_GAP_BYTES = 64 << 10          # free space a batch may bridge with zeros
 FAT32_TYPECODE = "I" if array("I").itemsize == 4 else "L"
