@@ -4,13 +4,26 @@ ISO9660 (Joliet, Rock Ridge, El Torito), VFAT, GPT, MBR, CPIO (initramfs), and
 :class:`ISO9660Hybrid`, one image that is at once a CD image and a GPT disk whose EFI
 System Partition holds the same files, each file's bytes stored once.
 
-Names are imported lazily so that ``import sysexport`` stays cheap.
+Names are imported lazily so that ``import sysexport`` stays cheap (type checkers see
+them as the imports below).  How the package is put together: docs/architecture.md.
 """
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from .errors import InternalError, InvalidImageError, InvalidInputError, LayoutError, SysExportError
+
+if TYPE_CHECKING:
+    from .cpio import CPIO
+    from .hybrid import ISO9660Hybrid
+    from .iso9660.eltorito import (BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, EMU_FLOPPY12, EMU_FLOPPY144,
+                                   EMU_FLOPPY288, EMU_HDD, EMU_NONE)
+    from .iso9660.writer import FLAG_HIDDEN, ISO9660
+    from .partition.gpt import (GPT, GPT_TYPE_BIOS_BOOT, GPT_TYPE_ESP, GPT_TYPE_LINUX_FS, GPT_TYPE_MS_BASIC_DATA,
+                                GPTPartition)
+    from .partition.mbr import MBR
+    from .vfat.writer import VFAT
 
 __version__ = "0.1.0"
 
@@ -42,7 +55,8 @@ __all__ = ["SysExportError", "InvalidInputError", "LayoutError", "InvalidImageEr
            *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
+    """Import a public name of :data:`_LAZY` on first use (PEP 562)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sysexport' has no attribute {name!r}")

@@ -1,18 +1,28 @@
-"""The ``sysexport`` command: build, initramfs, live, inspect.
+"""The ``sysexport`` command: build, live, initramfs, inspect, ls, extract, verify.
 
 ``sysexport build [SRC_DIR] -o OUT`` writes a hybrid ISO9660 + GPT/ESP image of SRC_DIR
-(the bundled demo tree when SRC_DIR is omitted).
+(the bundled demo tree when SRC_DIR is omitted); ``live`` a hybrid that boots a Linux
+kernel with GRUB.  :data:`COMMANDS` is the one table of subcommands: each row names the
+commands and the function that adds their parsers (here, in :mod:`sysexport.cpio.cli` and
+in :mod:`sysexport.inspect`), imported normally, so a command cannot go missing silently.
+The user's view is in docs/guide.md; the layout in docs/architecture.md.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeAlias
 
 from . import __version__
-from .errors import SysExportError
+from .cpio.cli import add_cli_initramfs
+from .errors import InternalError, SysExportError
+from .inspect import add_cli_commands as add_inspect_commands
+
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
 
 DEFAULT_TREE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "default-tree")
 
@@ -45,13 +55,12 @@ def progress(total_bytes: int, label: str) -> Iterator[None]:
             bar.close()
 
 
-def _partition_type(name: str):
+def _partition_type(name: str) -> uuid.UUID:
     from .partition import gpt
     aliases = {"esp": gpt.GPT_TYPE_ESP, "bios": gpt.GPT_TYPE_BIOS_BOOT, "linux": gpt.GPT_TYPE_LINUX_FS,
                "msdata": gpt.GPT_TYPE_MS_BASIC_DATA, "basic": gpt.GPT_TYPE_MS_BASIC_DATA}
     if name.lower() in aliases:
         return aliases[name.lower()]
-    import uuid
     try:
         return uuid.UUID(name)
     except ValueError:
@@ -71,7 +80,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         type_name, sep, path = spec.partition(":")
         if not sep or not path:
             raise SysExportError(f"--partition {spec!r}: expected TYPE:FILE")
-        img.gpt.add_partition(_partition_type(type_name), data=PathData(path), name=os.path.basename(path)[:36])
+        img.add_partition(_partition_type(type_name), data=PathData(path), name=os.path.basename(path)[:36])
     img.add_tree(src)
     with progress(img.total_data_bytes, "writing"):
         summary = img.finish()
@@ -112,12 +121,9 @@ def cmd_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
-                                "and hybrid ISO/GPT images that store every file once.")
-    p.add_argument("--version", action="version", version=f"sysexport {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="write a hybrid ISO9660 + GPT/ESP image of a directory tree")
+def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Register ``sysexport build``."""
+    b = subparsers.add_parser("build", help="write a hybrid ISO9660 + GPT/ESP image of a directory tree")
     b.add_argument("src_dir", nargs="?", help="tree to put in the image (default: the bundled demo tree)")
     b.add_argument("-o", "--output", required=True, help="image file to write")
     b.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
@@ -125,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--partition", action="append", metavar="TYPE:FILE",
                    help="an extra GPT partition holding FILE (TYPE: esp, bios, linux, msdata or a GUID)")
     b.set_defaults(func=cmd_build)
-    lv = sub.add_parser("live", help="write a hybrid image that boots a Linux kernel five ways with GRUB")
+    return b
+
+
+def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Register ``sysexport live``."""
+    lv = subparsers.add_parser("live", help="write a hybrid image that boots a Linux kernel five ways with GRUB")
     lv.add_argument("--kernel", required=True, help="the kernel (e.g. /boot/vmlinuz-...)")
     lv.add_argument("--initrd", required=True, help="the initramfs (see `sysexport initramfs`)")
     lv.add_argument("--cmdline", default="", help="kernel command line")
@@ -135,21 +146,40 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
     lv.add_argument("-o", "--output", required=True, help="image file to write")
     lv.set_defaults(func=cmd_live)
-    for module, adder in (("sysexport.cpio", "add_cli_initramfs"), ("sysexport.inspect", "add_cli_commands")):
-        try:
-            mod = __import__(module, fromlist=[adder])
-        except ImportError:
-            continue
-        if hasattr(mod, adder):
-            getattr(mod, adder)(sub)
+    return lv
+
+
+COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
+    (("build",), add_cli_build),                                    # sysexport.cli
+    (("live",), add_cli_live),                                      # sysexport.cli
+    (("initramfs",), add_cli_initramfs),                            # sysexport.cpio.cli
+    (("inspect", "ls", "extract", "verify"), add_inspect_commands),  # sysexport.inspect
+)
+"""Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sysexport`` argument parser with every command of :data:`COMMANDS`."""
+    p = argparse.ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
+                                "and hybrid ISO/GPT images that store every file once.")
+    p.add_argument("--version", action="version", version=f"sysexport {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for names, add in COMMANDS:
+        before = set(sub.choices)
+        add(sub)
+        added = set(sub.choices) - before
+        if added != set(names):
+            raise InternalError(f"sysexport: {add.__module__}.{add.__name__} registered {sorted(added)}, "
+                                f"the command table says {sorted(names)}")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return args.func(args)
+        return func(args)
     except SysExportError as e:
         print(f"sysexport: error: {e}", file=sys.stderr)
         return 2

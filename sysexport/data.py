@@ -1,10 +1,10 @@
 """Where file bytes come from, and how they are streamed into an image.
 
 A file's content is described by a :class:`DataSource`; nothing is read when a file is
-added.  At write time :func:`copy_into` streams the source into the output file at a
+added.  At write time :meth:`DataSource.write_to` streams it into the output file at a
 given byte offset in large chunks, using ``os.copy_file_range`` where the kernel has it,
 skipping the holes of a sparse source (so the image keeps them as holes), and failing
-loudly on a short read.
+loudly on a short read (docs/architecture.md, "The rooms": data sources).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import io
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator, Union, cast
 
 from .errors import InvalidInputError, SysExportError
 
@@ -52,7 +52,7 @@ class DataSource:
         """Return the whole content; only for small sources (boot code, symlink targets)."""
         raise NotImplementedError
 
-    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES):
+    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         """Yield the content in chunks (for checksums and compressed output)."""
         raise NotImplementedError
 
@@ -77,13 +77,13 @@ class BytesData(DataSource):
         for pos in range(0, len(view), CHUNK_BYTES):
             n = min(CHUNK_BYTES, len(view) - pos)
             if self.data.count(0, pos, pos + n) != n:
-                _pwrite_all(out_fd, view[pos:pos + n], offset + pos)
+                pwrite_all(out_fd, view[pos:pos + n], offset + pos)
         report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         return self.data
 
-    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES):
+    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         for pos in range(0, len(self.data), chunk_bytes):
             yield self.data[pos:pos + chunk_bytes]
 
@@ -124,7 +124,7 @@ class PathData(DataSource):
         if self.size_bytes <= SMALL_FILE_BYTES:
             data = self.read_all(SMALL_FILE_BYTES)
             if data.count(0) != len(data):
-                _pwrite_all(out_fd, data, offset)
+                pwrite_all(out_fd, data, offset)
         else:
             fd = self._open()
             try:
@@ -162,7 +162,7 @@ class PathData(DataSource):
             os.close(fd)
         return data
 
-    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES):
+    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         fd = self._open()
         try:
             pos = 0
@@ -200,9 +200,9 @@ class FileObjData(DataSource):
     start: int = 0
 
     def describe(self) -> str:
-        return getattr(self.fileobj, "name", "file object")
+        return str(getattr(self.fileobj, "name", "file object"))
 
-    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES):
+    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         self.fileobj.seek(self.start)
         remaining = self.size_bytes
         while remaining:
@@ -226,7 +226,7 @@ class FileObjData(DataSource):
         pos = offset
         for piece in self.iter_chunks():
             if piece.count(0) != len(piece):
-                _pwrite_all(out_fd, piece, pos)
+                pwrite_all(out_fd, piece, pos)
             pos += len(piece)
         report_progress(self.size_bytes)
 
@@ -244,18 +244,19 @@ def make_source(data: object = None, data_path: object = None, size: int | None 
     if data_path is not None:
         if not isinstance(data_path, (str, bytes, os.PathLike)):
             raise InvalidInputError(f"{where}: data_path must be a path, found {type(data_path).__name__}")
-        src = PathData(os.fsdecode(data_path), -1 if size is None else size)
+        path_src = PathData(os.fsdecode(data_path), -1 if size is None else size)
         if size is None:
-            return src
+            return path_src
         try:
-            actual = os.stat(src.path).st_size
+            actual = os.stat(path_src.path).st_size
         except OSError as e:
-            raise InvalidInputError(f"{where}: data_path {src.path}: {e.strerror}") from e
+            raise InvalidInputError(f"{where}: data_path {path_src.path}: {e.strerror}") from e
         if actual != size:
-            raise InvalidInputError(f"{where}: size is {size} but data_path {src.path} has {actual} bytes")
-        return src
+            raise InvalidInputError(f"{where}: size is {size} but data_path {path_src.path} has {actual} bytes")
+        return path_src
     if data is None:
         return None
+    src: DataSource
     if isinstance(data, DataSource):
         src = data
     elif isinstance(data, str):
@@ -263,12 +264,13 @@ def make_source(data: object = None, data_path: object = None, size: int | None 
     elif isinstance(data, (bytes, bytearray, memoryview)):
         src = BytesData(bytes(data))
     elif hasattr(data, "read"):
+        fileobj = cast(BinaryIO, data)  # duck-typed: read(), and seek() when it is read
         if size is None:
             try:
-                size = os.fstat(data.fileno()).st_size - data.tell()
+                size = os.fstat(fileobj.fileno()).st_size - fileobj.tell()
             except (AttributeError, OSError, io.UnsupportedOperation):
                 raise InvalidInputError(f"{where}: a file object as data needs a size") from None
-        src = FileObjData(data, size, data.tell() if hasattr(data, "tell") else 0)
+        src = FileObjData(fileobj, size, fileobj.tell() if hasattr(fileobj, "tell") else 0)
     else:
         raise InvalidInputError(f"{where}: data must be bytes, str or a file object, found {type(data).__name__}")
     if size is not None and size != src.size_bytes:
@@ -300,7 +302,12 @@ def _open_source(path: str) -> int:
         raise SysExportError(f"{path}: cannot open source file: {e.strerror}") from e
 
 
-def _pwrite_all(fd: int, buf, offset: int) -> None:
+Buffer = Union[bytes, bytearray, memoryview]
+"""Bytes to write (os.pwrite takes any of them)."""
+
+
+def pwrite_all(fd: int, buf: Buffer, offset: int) -> None:
+    """Write all of ``buf`` at ``offset`` of ``fd`` (os.pwrite may write less at a time)."""
     view = memoryview(buf)
     while view:
         n = os.pwrite(fd, view, offset)
@@ -308,8 +315,12 @@ def _pwrite_all(fd: int, buf, offset: int) -> None:
         offset += n
 
 
+_pwrite_all = pwrite_all
+"""The former private name, still imported by the partition writers."""
+
+
 def _pread_all(fd: int, n: int, offset: int, name: str) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     got = 0
     while got < n:
         piece = os.pread(fd, min(n - got, CHUNK_BYTES), offset + got)
@@ -320,7 +331,7 @@ def _pread_all(fd: int, n: int, offset: int, name: str) -> bytes:
     return b"".join(parts)
 
 
-def _data_segments(fd: int, start: int, length: int):
+def _data_segments(fd: int, start: int, length: int) -> Iterator[tuple[int, int]]:
     """Yield (offset, length) of the data (non-hole) regions of fd in [start, start+length)."""
     end = start + length
     pos = start
@@ -371,6 +382,6 @@ def _copy_fd_range(src_fd: int, out_fd: int, out_offset: int, length: int, name:
                 chunk = os.pread(src_fd, min(want, CHUNK_BYTES), seg_start + done)
                 if not chunk:
                     raise SysExportError(f"{name}: short read at offset {seg_start + done}: file shrank while copying")
-                _pwrite_all(out_fd, chunk, dst + done)
+                pwrite_all(out_fd, chunk, dst + done)
                 n = len(chunk)
             done += n

@@ -3,7 +3,9 @@
 A port of Sys::Export's file-info hash.  A caller gives either a mapping with the same key
 names (``name``, ``mode``, ``data``, ``data_path``, ``size``, ``mtime``...) or a shorthand
 sequence such as ``("file644", "etc/motd", b"hi\\n")``; both become a :class:`FileInfo`.
-Unknown keys are an :class:`InvalidInputError`: a typo must not pass silently.
+Unknown keys are an :class:`InvalidInputError`: a typo must not pass silently.  The keys
+are listed in docs/guide.md ("The file-info record"); its place among the modules in
+docs/architecture.md.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 from .data import DataSource, TreeFileData, make_source
 from .errors import InvalidInputError
@@ -38,6 +40,11 @@ _DEFAULT_PERM = {"file": DEFAULT_FILE_PERM, "dir": DEFAULT_DIR_PERM, "sym": DEFA
                  "sock": DEFAULT_FILE_PERM}
 _SHORTHAND_RE = re.compile(r"^(file|dir|sym|chr|blk|fifo|sock)([0-7]{3,4})?$")
 
+HostPath = Union[str, "os.PathLike[str]"]
+"""A directory of the host, as ``add_tree()`` takes it."""
+FileInfoSpec = Union["FileInfo", Mapping[str, object], Sequence[object]]
+"""What ``add()`` takes: a FileInfo, a file-info mapping, or a shorthand tuple (or list)."""
+
 
 def source_date_epoch(fallback: int | None = None) -> int:
     """The build time: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else now."""
@@ -53,10 +60,11 @@ def source_date_epoch(fallback: int | None = None) -> int:
 def normalize_name(name: object) -> str:
     """Return the '/'-separated path relative to the root ('' is the root itself)."""
     if isinstance(name, (bytes, bytearray)):
+        raw = bytes(name)
         try:
-            name = bytes(name).decode("utf-8")
+            name = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InvalidInputError(f"{bytes(name)!r}: name is not valid UTF-8 ({e.reason})") from None
+            raise InvalidInputError(f"{raw!r}: name is not valid UTF-8 ({e.reason})") from None
     elif isinstance(name, os.PathLike):
         name = os.fsdecode(name)
     if not isinstance(name, str):
@@ -101,10 +109,10 @@ class FileInfo:
     device_align: int | None = None
     hybrid_target: str = "both"
     implicit: bool = False
-    _extra: dict[str, Any] | None = field(default=None, repr=False)
+    _extra: dict[str, object] | None = field(default=None, repr=False)
 
     @property
-    def extra(self) -> dict[str, Any]:
+    def extra(self) -> dict[str, object]:
         """Writer-specific keys (``extra_keys`` of :func:`to_fileinfo`).  The dict is stored
         only once a key is set, so that the common record without any costs no memory."""
         d = self._extra
@@ -152,7 +160,7 @@ class FileInfo:
         return (self.dev, self.ino)
 
 
-class _PendingExtra(dict):
+class _PendingExtra(dict[str, object]):
     """The empty ``extra`` of a FileInfo that has none yet: it attaches itself to the
     record when something is stored in it."""
 
@@ -160,7 +168,7 @@ class _PendingExtra(dict):
 
     def __init__(self, owner: FileInfo) -> None:
         super().__init__()
-        self._owner = owner
+        self._owner: FileInfo | None = owner
 
     def _attach(self) -> None:
         owner = self._owner
@@ -169,15 +177,15 @@ class _PendingExtra(dict):
                 owner._extra = self
             self._owner = None
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: object) -> None:
         self._attach()
         super().__setitem__(key, value)
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
+    def setdefault(self, key: str, default: object = None) -> object:
         self._attach()
         return super().setdefault(key, default)
 
-    def update(self, *args: Any, **kw: Any) -> None:
+    def update(self, *args: Any, **kw: object) -> None:  # dict.update's overloads, passed on
         self._attach()
         super().update(*args, **kw)
 
@@ -187,7 +195,7 @@ def implied_directory(name: str) -> FileInfo:
     return FileInfo(name=name, mode=stat.S_IFDIR | DEFAULT_DIR_PERM, implicit=True)
 
 
-def _int_field(where: str, key: str, value: Any, minimum: int = 0, maximum: int | None = None) -> int:
+def _int_field(where: str, key: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{where}: {key} must be an integer, found {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
@@ -196,7 +204,7 @@ def _int_field(where: str, key: str, value: Any, minimum: int = 0, maximum: int 
     return value
 
 
-def _time_field(where: str, key: str, value: Any) -> float | None:
+def _time_field(where: str, key: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -204,7 +212,12 @@ def _time_field(where: str, key: str, value: Any) -> float | None:
     return value
 
 
-def from_shorthand(spec: Sequence[Any]) -> dict[str, Any]:
+_SHORTHAND_ARGS = {"file": (1, 2), "dir": (1, 1), "sym": (2, 2), "chr": (2, 2), "blk": (2, 2),
+                   "fifo": (1, 1), "sock": (1, 1)}
+"""Arguments each shorthand kind takes between the kind and the attribute mapping (min, max)."""
+
+
+def from_shorthand(spec: Sequence[object]) -> dict[str, object]:
     """Expand ``("file644", name, data, {attrs})`` and friends into a mapping."""
     if not spec or not isinstance(spec[0], str):
         raise InvalidInputError(f"{spec!r}: shorthand must start with a kind such as 'file' or 'dir755'")
@@ -214,15 +227,16 @@ def from_shorthand(spec: Sequence[Any]) -> dict[str, Any]:
                                 "fifo or sock, optionally followed by octal permissions)")
     kind, perm = m.group(1), m.group(2)
     args = list(spec[1:])
-    attrs: dict[str, Any] = {}
-    if args and isinstance(args[-1], Mapping):
-        attrs = dict(args.pop())
-    n_args = {"file": (1, 2), "dir": (1, 1), "sym": (2, 2), "chr": (2, 2), "blk": (2, 2),
-              "fifo": (1, 1), "sock": (1, 1)}[kind]
+    attrs: dict[str, object] = {}
+    last = args[-1] if args else None
+    if isinstance(last, Mapping):
+        attrs = dict(last)
+        args.pop()
+    n_args = _SHORTHAND_ARGS[kind]
     if not n_args[0] <= len(args) <= n_args[1]:
         raise InvalidInputError(f"{spec!r}: '{kind}' takes {n_args[0]}..{n_args[1]} arguments before the attributes")
-    out: dict[str, Any] = {"name": args[0],
-                           "mode": _TYPE_BITS[kind] | (int(perm, 8) if perm else _DEFAULT_PERM[kind])}
+    mode = _TYPE_BITS[kind] | (int(perm, 8) if perm else _DEFAULT_PERM[kind])
+    out: dict[str, object] = {"name": args[0], "mode": mode}
     if kind in ("file", "sym") and len(args) > 1:
         out["data"] = args[1]
     elif kind in ("chr", "blk"):
@@ -232,35 +246,69 @@ def from_shorthand(spec: Sequence[Any]) -> dict[str, Any]:
         out["rdev_major"], out["rdev_minor"] = dev
     for k, v in attrs.items():
         if k == "mode" and isinstance(v, int) and not stat.S_IFMT(v):
-            v |= stat.S_IFMT(out["mode"])
+            v |= stat.S_IFMT(mode)
         out[k] = v
     return out
 
 
-def to_fileinfo(spec: Any, extra_keys: frozenset[str] = frozenset(), **overrides: Any) -> FileInfo:
-    """Turn a file-info mapping, a shorthand sequence or a FileInfo into a checked FileInfo."""
+_FILEINFO_KEYS = ("name", "mode", "size", "mtime", "atime", "ctime", "uid", "gid", "rdev_major", "rdev_minor",
+                  "dev", "ino", "nlink", "FAT_shortname", "FAT_flags", "ISO9660_shortname", "ISO9660_flags",
+                  "device_offset", "device_align", "hybrid_target")
+"""The FileInfo attributes that are file-info keys of the same name (data is the source or target)."""
+_U32_KEYS = ("uid", "gid", "rdev_major", "rdev_minor", "FAT_flags", "ISO9660_flags")
+_COUNT_KEYS = ("dev", "ino", "nlink")
+_TIME_KEYS = ("mtime", "atime", "ctime")
+_NAME_KEYS = ("FAT_shortname", "ISO9660_shortname")
+HYBRID_TARGETS = ("both", "iso", "esp")
+"""Values of ``hybrid_target``: in both file systems of a hybrid, or only one."""
+
+
+def to_fileinfo(spec: FileInfoSpec, extra_keys: frozenset[str] = frozenset(), **overrides: object) -> FileInfo:
+    """Turn a file-info mapping, a shorthand sequence or a FileInfo into a checked FileInfo.
+
+    ``extra_keys`` are writer-specific keys accepted besides :data:`COMMON_KEYS` (kept in
+    ``FileInfo.extra``); ``overrides`` replace keys of ``spec``.  Raises InvalidInputError
+    naming the path and the key for anything the record cannot hold.
+    """
+    if isinstance(spec, FileInfo) and not overrides:
+        return spec
+    d = _spec_mapping(spec, overrides)
+    _check_keys(d, extra_keys)
+    info = _new_record(d)
+    where = info.name or "/"
+    _set_attributes(info, d, where, extra_keys)
+    _set_content(info, d, where)
+    return info
+
+
+def _spec_mapping(spec: FileInfoSpec, overrides: Mapping[str, object]) -> dict[str, object]:
+    """The file-info mapping of ``spec`` (a mapping, a shorthand, or a FileInfo), overrides applied."""
+    d: dict[str, object]
     if isinstance(spec, FileInfo):
-        if not overrides:
-            return spec
-        spec = {k: getattr(spec, k) for k in ("name", "mode", "size", "mtime", "atime", "ctime", "uid", "gid",
-                                               "rdev_major", "rdev_minor", "dev", "ino", "nlink",
-                                               "FAT_shortname", "FAT_flags", "ISO9660_shortname",
-                                               "ISO9660_flags", "device_offset", "device_align",
-                                               "hybrid_target")} | {
-            "data": spec.source if spec.is_file else spec.target}
-    if isinstance(spec, Mapping):
+        d = {k: getattr(spec, k) for k in _FILEINFO_KEYS}
+        d["data"] = spec.source if spec.is_file else spec.target
+    elif isinstance(spec, Mapping):
         d = dict(spec)
     elif isinstance(spec, (list, tuple)):
         d = from_shorthand(spec)
     else:
         raise InvalidInputError(f"add(): expected a file-info mapping or a shorthand tuple, found {type(spec).__name__}")
     d.update(overrides)
-    where = str(d.get("name", "?"))
+    return d
+
+
+def _check_keys(d: Mapping[str, object], extra_keys: frozenset[str]) -> None:
+    """Unknown keys are an error (a typo must not pass silently); ``name`` is required."""
     unknown = set(d) - COMMON_KEYS - extra_keys
     if unknown:
+        where = str(d.get("name", "?"))
         raise InvalidInputError(f"{where}: unknown file-info key(s): {', '.join(sorted(unknown))}")
     if "name" not in d:
         raise InvalidInputError("add(): the file-info record has no 'name'")
+
+
+def _new_record(d: Mapping[str, object]) -> FileInfo:
+    """A FileInfo of the checked ``name`` and ``mode`` (valid file type; the root a directory)."""
     name = normalize_name(d["name"])
     where = name or "/"
     if "mode" not in d:
@@ -272,23 +320,28 @@ def to_fileinfo(spec: Any, extra_keys: frozenset[str] = frozenset(), **overrides
                                 "(expected S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK)")
     if name == "" and ftype != stat.S_IFDIR:
         raise InvalidInputError(f"/: the root must be a directory, found mode {mode:#o}")
-    info = FileInfo(name=name, mode=mode)
-    for key in ("uid", "gid", "rdev_major", "rdev_minor", "FAT_flags", "ISO9660_flags"):
+    return FileInfo(name=name, mode=mode)
+
+
+def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_keys: frozenset[str]) -> None:
+    """The stat fields, writer-specific keys and ``extra_keys`` of ``d``, each checked."""
+    for key in _U32_KEYS:
         if d.get(key) is not None:
             setattr(info, key, _int_field(where, key, d[key], 0, 0xFFFFFFFF))
     if d.get("rdev") is not None and "rdev_major" not in d:
         rdev = _int_field(where, "rdev", d["rdev"])
         info.rdev_major, info.rdev_minor = os.major(rdev), os.minor(rdev)
-    for key in ("dev", "ino", "nlink"):
+    for key in _COUNT_KEYS:
         if d.get(key) is not None:
             setattr(info, key, _int_field(where, key, d[key]))
-    for key in ("mtime", "atime", "ctime"):
+    for key in _TIME_KEYS:
         setattr(info, key, _time_field(where, key, d.get(key)))
-    for key in ("FAT_shortname", "ISO9660_shortname"):
-        if d.get(key) is not None:
-            if not isinstance(d[key], str):
-                raise InvalidInputError(f"{where}: {key} must be a str, found {d[key]!r}")
-            setattr(info, key, d[key])
+    for key in _NAME_KEYS:
+        value = d.get(key)
+        if value is not None:
+            if not isinstance(value, str):
+                raise InvalidInputError(f"{where}: {key} must be a str, found {value!r}")
+            setattr(info, key, value)
     if d.get("device_offset") is not None:
         info.device_offset = _int_field(where, "device_offset", d["device_offset"])
     if d.get("device_align") is not None:
@@ -297,16 +350,21 @@ def to_fileinfo(spec: Any, extra_keys: frozenset[str] = frozenset(), **overrides
             raise InvalidInputError(f"{where}: device_align must be a power of two, found {align}")
         info.device_align = align
     target = d.get("hybrid_target", "both")
-    if target not in ("both", "iso", "esp"):
+    if not isinstance(target, str) or target not in HYBRID_TARGETS:
         raise InvalidInputError(f"{where}: hybrid_target must be 'both', 'iso' or 'esp', found {target!r}")
     info.hybrid_target = target
     for k in extra_keys:
         if k in d:
             info.extra[k] = d[k]
 
+
+def _set_content(info: FileInfo, d: Mapping[str, object], where: str) -> None:
+    """``data``/``data_path``/``size``: a regular file's source, a symlink's target; no
+    other type carries data."""
     size = d.get("size")
     if size is not None:
         size = _int_field(where, "size", size)
+    ftype = stat.S_IFMT(info.mode)
     if ftype == stat.S_IFREG:
         info.source = make_source(d.get("data"), d.get("data_path"), size, where)
         info.size = info.source.size_bytes if info.source is not None else (size or 0)
@@ -324,11 +382,11 @@ def to_fileinfo(spec: Any, extra_keys: frozenset[str] = frozenset(), **overrides
         info.size = len(info.target)
     else:
         if d.get("data") not in (None, b"", "") or d.get("data_path") is not None:
-            raise InvalidInputError(f"{where}: only regular files and symlinks carry data, this is mode {mode:#o}")
-    return info
+            raise InvalidInputError(f"{where}: only regular files and symlinks carry data, "
+                                    f"this is mode {info.mode:#o}")
 
 
-def walk_host_tree(host_dir: str | os.PathLike, dest: str = "") -> Iterator[dict[str, Any]]:
+def walk_host_tree(host_dir: HostPath, dest: str = "") -> Iterator[dict[str, object]]:
     """Yield file-info mappings for a host directory, sorted, without reading file data.
 
     Uses lstat: symlinks stay symlinks; hard links carry (dev, ino) so writers recognise
@@ -338,7 +396,7 @@ def walk_host_tree(host_dir: str | os.PathLike, dest: str = "") -> Iterator[dict
         yield _info_from_stat(path, name, st)
 
 
-def walk_host_fileinfo(host_dir: str | os.PathLike, dest: str = "") -> Iterator[FileInfo]:
+def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]:
     """Like :func:`walk_host_tree`, but yield checked :class:`FileInfo` records directly.
 
     The same records as ``to_fileinfo(m) for m in walk_host_tree(...)``, made without the
@@ -375,18 +433,18 @@ def walk_host_fileinfo(host_dir: str | os.PathLike, dest: str = "") -> Iterator[
             yield to_fileinfo(_info_from_stat(path, name, st))
 
 
-def _walk_lstat(host_dir: str | os.PathLike, dest: str) -> Iterator[tuple[Any, str, os.stat_result]]:
+def _walk_lstat(host_dir: HostPath, dest: str) -> Iterator[tuple[str, str, os.stat_result]]:
     """(host path, normalised name, lstat result) of every entry, sorted, parents first."""
-    host_dir = os.fspath(host_dir)
+    top = os.fspath(host_dir)
     dest = normalize_name(dest)
     try:
-        st = os.lstat(host_dir)
+        st = os.lstat(top)
     except OSError as e:
-        raise InvalidInputError(f"{host_dir}: cannot read source tree: {e.strerror}") from e
+        raise InvalidInputError(f"{top}: cannot read source tree: {e.strerror}") from e
     if not stat.S_ISDIR(st.st_mode):
-        raise InvalidInputError(f"{host_dir}: add_tree expects a directory, found mode {st.st_mode:#o}")
-    yield host_dir, dest, st
-    stack = [(host_dir, dest)]
+        raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    yield top, dest, st
+    stack = [(top, dest)]
     s_isdir = stat.S_ISDIR
     while stack:
         path, rel = stack.pop()
@@ -395,7 +453,7 @@ def _walk_lstat(host_dir: str | os.PathLike, dest: str) -> Iterator[tuple[Any, s
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
             raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
-        subdirs = []
+        subdirs: list[tuple[str, str]] = []
         prefix = f"{rel}/" if rel else ""
         for entry in entries:
             child_rel = prefix + entry.name
@@ -409,8 +467,8 @@ def _walk_lstat(host_dir: str | os.PathLike, dest: str) -> Iterator[tuple[Any, s
         stack.extend(reversed(subdirs))
 
 
-def _info_from_stat(path: str, name: str, st: os.stat_result) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": name, "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid,
+def _info_from_stat(path: str, name: str, st: os.stat_result) -> dict[str, object]:
+    d: dict[str, object] = {"name": name, "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid,
                          "mtime": st.st_mtime, "ctime": st.st_ctime}
     # No atime: reading the tree (an earlier build, a checksum) changes it, so recording it
     # would make two builds of the same tree differ.  Writers use mtime in its place.

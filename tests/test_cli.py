@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import need, out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,3 +64,25 @@ def test_initramfs_command(tmp_path):
     need("bsdtar")
     listing = out(["bsdtar", "-tf", str(out_path)])
     assert "init" in listing and "bin" in listing
+
+
+def test_command_table_registers_every_command(monkeypatch):
+    import argparse
+
+    import sysexport.cli as cli
+    from sysexport.errors import InternalError
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(sub.choices) == [n for names, _ in cli.COMMANDS for n in names] == \
+        ["build", "live", "initramfs", "inspect", "ls", "extract", "verify"]
+    # a row whose function does not register what the table says is an error, not a missing command
+    monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ((("mkisofs",), lambda sub: None),))
+    with pytest.raises(InternalError, match="mkisofs"):
+        cli.build_parser()
+
+
+def test_a_command_module_that_fails_to_import_is_loud():
+    code = "import sys; sys.modules['sysexport.inspect'] = None; from sysexport.cli import main; main(['--help'])"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.returncode == 1 and "ModuleNotFoundError" in p.stderr and "sysexport.inspect" in p.stderr

@@ -6,6 +6,7 @@ The Linux kernel's own unpacker reads these archives in tests/test_linuxvm.py
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import io
 import lzma
@@ -17,8 +18,10 @@ import subprocess
 import pytest
 
 from helpers import need, out, run
-from sysexport.cpio import CPIO, NEWC_HEADER, FIELD_NAMES, add_cli_initramfs, build_header_fast, iter_newc
-from sysexport.errors import InvalidInputError, SysExportError
+from sysexport.cpio import (CPIO, FIELD_NAMES, NEWC_HEADER, CPIOEntry, CPIOPlan, add_cli_initramfs, build_header_fast,
+                            iter_newc)
+from sysexport.errors import CallOrderError, InvalidInputError, SysExportError
+from sysexport.writer import Writer
 
 IS_ROOT = os.geteuid() == 0
 RNG = random.Random(1234)
@@ -105,6 +108,99 @@ def test_layout_hard_links_inodes_padding():
     assert by["etc"]["c_nlink"] == 2 and by["hl"]["c_nlink"] == 3
     assert (by["etc/motd"]["c_uid"], by["etc/motd"]["c_gid"]) == (5, 6)
     assert "." not in names  # the root is written only when added
+
+
+def test_fast_header_is_registered():
+    """The generic fast-codec property test finds the header pair in _structs.FAST_CODECS."""
+    from sysexport.cpio._structs import FAST_CODECS
+    (codec,) = FAST_CODECS
+    assert codec.declaration(None) is NEWC_HEADER and codec.encode is build_header_fast
+    sample = codec.sample(random.Random(5))
+    assert set(sample) == set(FIELD_NAMES) and codec.encode(sample) == NEWC_HEADER.build(sample)
+
+
+# ------------------------------------------------------------------ plan and the Writer protocol
+
+def _planned(specs=SPECS, **kw) -> tuple[CPIO, CPIOPlan]:
+    c = CPIO(default_time=1_700_000_000, **kw)
+    for s in specs:
+        c.add(s)
+    return c, c.plan()
+
+
+def test_plan_is_what_gets_written():
+    c, plan = _planned()
+    assert isinstance(c, Writer) and isinstance(plan, CPIOPlan)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.size_bytes = 0  # type: ignore[misc]
+    data = io.BytesIO()
+    c.write_to_stream(data, plan)
+    data = data.getvalue()
+    assert data == build() and plan.size_bytes == len(data) and plan.compress is None
+    # every entry's header where the plan says, its inode, link count, mode and size in it
+    names = [n for _, n, _ in iter_newc(data)]
+    assert [e.name for e in plan.entries] == names + ["TRAILER!!!"]
+    for e in plan.entries:
+        assert isinstance(e, CPIOEntry)
+        assert data[e.offset:e.offset + len(e.head)] == e.head and e.head.startswith(b"070701")
+        hdr = NEWC_HEADER.parse(e.head)
+        assert (hdr.c_ino, hdr.c_nlink, hdr.c_mode, hdr.c_filesize) == (e.ino, e.nlink, e.mode, e.size_bytes)
+        assert data[e.data_offset:e.data_offset + e.size_bytes] == \
+            (e.inline or (e.source.read_all(1 << 24) if e.source else b""))
+    assert [b.offset for b in plan.entries[1:]] == [a.end_offset for a in plan.entries[:-1]]
+    assert plan.entries[-1].end_offset == plan.size_bytes
+    # hard links: one group, in archive order, the same inode, the data on the last name
+    (group,) = plan.hard_links
+    members = [plan.entries[i] for i in group]
+    assert [m.name for m in members] == ["hl/a", "hl/sub/b", "z-last"] and list(group) == sorted(group)
+    assert len({m.ino for m in members}) == 1 and {m.nlink for m in members} == {3}
+    assert [m.size_bytes for m in members] == [0, 0, 13] and members[-1].source is not None
+    assert plan.find("hl/sub/b") is members[1] and plan.find("missing") is None
+    # planning again gives an equal plan (add() is refused, so nothing changed)
+    assert c.plan() == plan
+
+
+def test_write_fd_sparse_and_streamed(tmp_path):
+    c, plan = _planned()
+    fd = os.open(tmp_path / "a.cpio", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+    try:
+        c.write(fd, plan)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "a.cpio").read_bytes() == build()
+    with open(tmp_path / "b.cpio", "wb") as f:
+        f.write(b"old bytes" * 10_000)
+    with open(tmp_path / "b.cpio", "r+b") as f:
+        c.write(f.fileno(), plan, sparse=False)         # every byte written, from the position
+    assert (tmp_path / "b.cpio").read_bytes()[:plan.size_bytes] == build()
+    gz, gz_plan = _planned(compress="gzip")
+    with open(tmp_path / "c.cpio.gz", "wb") as f:
+        gz.write(f.fileno(), gz_plan)
+    assert gz_plan.compress == "gzip" and gzip.decompress((tmp_path / "c.cpio.gz").read_bytes()) == build()
+
+
+def test_call_order(tmp_path):
+    c = CPIO(str(tmp_path / "x.cpio"), default_time=0)
+    c.add(("file", "a", b"1"))
+    old = c.plan()
+    with pytest.raises(CallOrderError, match="already planned"):
+        c.add(("file", "b", b"2"))
+    with pytest.raises(CallOrderError, match="already planned"):
+        c.add_tree(tmp_path)
+    new = c.plan()
+    assert new == old and new is not old
+    with pytest.raises(CallOrderError, match="stale"):
+        c.write_to_stream(io.BytesIO(), old)
+    assert c.finish() == new
+    with pytest.raises(CallOrderError, match="already finished"):
+        c.finish()
+    with pytest.raises(CallOrderError, match="already finished"):
+        c.add(("file", "b", b"2"))
+    with pytest.raises(CallOrderError, match="already finished"):
+        c.plan()
+    other, other_plan = _planned()
+    with pytest.raises(CallOrderError, match="not this writer's"):
+        CPIO(default_time=0).write_to_stream(io.BytesIO(), other_plan)
 
 
 def test_finish_file_equals_stream(tmp_path):
@@ -206,7 +302,7 @@ def test_compression_standard_tools(tmp_path, compress, tool):
 
 
 def test_zstd_unavailable_is_clear(monkeypatch):
-    import sysexport.cpio as m
+    import sysexport.cpio.writer as m
     monkeypatch.setattr(m, "_zstd", None)
     with pytest.raises(InvalidInputError, match="zstandard"):
         CPIO(compress="zstd")

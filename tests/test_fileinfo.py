@@ -47,11 +47,49 @@ def test_mapping_and_bytes_name():
     ({"name": "a", "mode": 0o100644, "device_align": 3}, "power of two"),
     (("weird", "a"), "unknown shorthand"),
     (("chr", "a", 5), "(major, minor)"),
+    (("dir", "a", "b"), "takes 1..1 arguments"),
+    ((), "shorthand must start"),
+    (42, "expected a file-info mapping"),
+    ({"name": "", "mode": 0o100644}, "the root must be a directory"),
+    ({"name": "a", "mode": 0o100644, "uid": -1}, "uid must be in 0..4294967295"),
+    ({"name": "a", "mode": 0o100644, "uid": True}, "uid must be an integer"),
+    ({"name": "a", "mode": 0o100644, "mtime": "now"}, "mtime must be seconds"),
+    ({"name": "a", "mode": 0o100644, "FAT_shortname": 5}, "FAT_shortname must be a str"),
+    ({"name": "a", "mode": 0o100644, "hybrid_target": "usb"}, "hybrid_target must be"),
+    ({"name": "a", "mode": 0o100644, "size": 3}, "neither data nor data_path"),
+    ({"name": "a", "mode": 0o120777, "data": "x\0y"}, "may not contain NUL"),
+    ({"name": "a", "mode": 0o040755, "data": b"x"}, "only regular files and symlinks carry data"),
+    ({"name": "zz", "mode": 0o100644, "bogus": 1, "junk": 2}, "zz: unknown file-info key(s): bogus, junk"),
 ])
 def test_bad_input(spec, fragment):
     with pytest.raises(InvalidInputError) as e:
         to_fileinfo(spec)
     assert fragment in str(e.value)
+
+
+def test_overrides_extra_keys_and_rdev():
+    f = to_fileinfo(("file600", "a/b", b"xyz", {"uid": 3, "mtime": 7}))
+    assert to_fileinfo(f) is f                              # a FileInfo without overrides: itself
+    g = to_fileinfo(f, hybrid_target="iso", name="c")
+    assert (g.name, g.mode, g.size, g.uid, g.mtime, g.hybrid_target) == ("c", f.mode, 3, 3, 7, "iso")
+    assert g.source is f.source and g is not f
+    s = to_fileinfo(to_fileinfo(("sym", "l", "t")), name="m")
+    assert (s.name, s.target) == ("m", b"t")
+    e = to_fileinfo({"name": "x", "mode": 0o100644, "placed_later": True}, frozenset({"placed_later"}))
+    assert e.extra == {"placed_later": True} and to_fileinfo(("file", "y")).extra == {}
+    d = to_fileinfo({"name": "dev/x", "mode": 0o20600, "rdev": os.makedev(8, 17)})
+    assert (d.rdev_major, d.rdev_minor) == (8, 17)
+    m = to_fileinfo(("file", "p", {"mode": 0o600}))        # permissions only: the type is kept
+    assert m.mode == stat.S_IFREG | 0o600
+    assert to_fileinfo({"name": "/", "mode": 0o40700}).name == ""
+
+
+def test_tree_nodes_are_slotted_and_generic():
+    t: Tree[int | None] = Tree()
+    n = t.add(to_fileinfo(("file", "a/b", b"")))
+    assert n.w is None and not hasattr(n, "__dict__")
+    n.w = 5
+    assert t.find("a/b").w == 5 and t.find("a").children == {"b": n} and t.count == 3
 
 
 def test_normalize_name():

@@ -1,0 +1,27 @@
+"""CPIO "newc" archives, as the Linux kernel unpacks them into its initramfs.
+
+Linux ``Documentation/driver-api/early-userspace/buffer-format.rst`` and
+``init/initramfs.c``; the newc variant of SVR4 cpio.  The package is split like the other
+formats (docs/architecture.md):
+
+* :mod:`._structs`: the 110-byte header declared with construct, its fast encoder, the
+  format's constants, and ``FAST_CODECS`` for the property test;
+* :mod:`.writer`: :class:`CPIO` (the :class:`~sysexport.writer.Writer`), its plan value
+  :class:`CPIOPlan` of :class:`CPIOEntry` rows, gzip/xz (CRC32)/zstd compression;
+* :mod:`.reader`: :func:`iter_newc`, the entries of an uncompressed archive;
+* :mod:`.cli`: the ``sysexport initramfs`` command.
+
+Everything is re-exported here: ``from sysexport.cpio import CPIO`` and friends.
+"""
+from __future__ import annotations
+
+from ._structs import (FIELD_NAMES, HEX8, MAX_FIELD, NEWC_ALIGN_BYTES, NEWC_HEADER, NEWC_HEADER_BYTES,
+                       NEWC_MAGIC, TRAILER_NAME, build_header_fast)
+from .cli import add_cli_initramfs, cli_initramfs
+from .reader import iter_newc
+from .writer import COMPRESSIONS, CPIO, GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CPIOEntry, CPIOPlan
+
+__all__ = ["CPIO", "CPIOPlan", "CPIOEntry", "NEWC_HEADER", "build_header_fast", "iter_newc",
+           "add_cli_initramfs", "cli_initramfs", "COMPRESSIONS", "FIELD_NAMES", "HEX8", "MAX_FIELD",
+           "NEWC_ALIGN_BYTES", "NEWC_HEADER_BYTES", "NEWC_MAGIC", "TRAILER_NAME", "GZIP_LEVEL", "XZ_PRESET",
+           "ZSTD_LEVEL"]
