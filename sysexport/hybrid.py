@@ -44,6 +44,7 @@ from .iso9660.eltorito import BOOT_EFI
 from .iso9660.writer import ISO9660, ISOPlan
 from .output import Output
 from .partition.gpt import ENTRY_ARRAY_MIN_BYTES, GPT, GPT_TYPE_ESP, GPTLayout, GPTPartition
+from .partition._structs import MBR_SIGNATURE_OFFSET
 from .partition.mbr import BOOT_CODE_MAX_BYTES, MBR
 from .tree import Node
 from .vfat.writer import VFAT, VFATPlan
@@ -504,7 +505,7 @@ class ISO9660Hybrid(Lifecycle):
 def _check_boot_code(code: bytes, where: str) -> bytes:
     """Legacy boot code for the MBR: at most 440 bytes, or a whole sector whose bytes past
     440 (signature, entries) are zero; returns the first 440."""
-    if len(code) > BOOT_CODE_MAX_BYTES and any(code[BOOT_CODE_MAX_BYTES:min(len(code), 510)]):
+    if len(code) > BOOT_CODE_MAX_BYTES and any(code[BOOT_CODE_MAX_BYTES:min(len(code), MBR_SIGNATURE_OFFSET)]):
         raise InvalidInputError(f"{where}: {len(code)} bytes with data past byte {BOOT_CODE_MAX_BYTES}; only "
                                 f"{BOOT_CODE_MAX_BYTES} bytes of boot code fit before the partition table "
                                 "(disk signature and entries at 440..511 belong to the MBR)")

@@ -1,7 +1,8 @@
 """Every hand-written fast copy of a construct declaration equals the declaration.
 
 One generic property test over the ``FAST_CODECS`` registries that stand beside the
-declarations (iso9660/_structs.py, iso9660/_rrstructs.py, vfat/_structs.py), after
+declarations (every module of the package that has one: the iso9660, vfat and cpio
+declarations today; found by walking the package, so a new registry is checked too), after
 construct's own ``tests/declarativeunittest.py`` helper ``common(format, data, obj, size)``:
 for many random field values, the fast encoder's bytes are the declaration's, the fast
 decoder gives what the declaration parses, the sizes agree; and on those bytes with one
@@ -9,17 +10,35 @@ byte changed, a fast decoder gives what construct parses or leaves the bytes to 
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import random
 
 import pytest
 from construct import Container, ListContainer, SizeofError
 from hypothesis import given, settings, strategies as st
 
+import sysexport
 from sysexport._fastcodec import FastCodec
-from sysexport.iso9660 import _rrstructs, _structs as iso_structs
-from sysexport.vfat import _structs as vfat_structs
 
-REGISTRIES = {"iso9660._structs": iso_structs, "iso9660._rrstructs": _rrstructs, "vfat._structs": vfat_structs}
+
+def _registries() -> dict[str, object]:
+    """Every module of the package with a FAST_CODECS registry (declaration modules only:
+    their names start with an underscore and end in "structs")."""
+    found = {}
+    for mod in pkgutil.walk_packages(sysexport.__path__, "sysexport."):
+        if mod.name.rsplit(".", 1)[-1].endswith("structs"):
+            module = importlib.import_module(mod.name)
+            if hasattr(module, "FAST_CODECS"):
+                found[mod.name.removeprefix("sysexport.")] = module
+    return found
+
+
+REGISTRIES = _registries()
+
+
+def test_every_registry_is_found():
+    assert {"iso9660._structs", "iso9660._rrstructs", "vfat._structs", "cpio._structs"} <= set(REGISTRIES)
 CODECS = [(f"{where}: {codec.name}", codec) for where, module in REGISTRIES.items() for codec in module.FAST_CODECS]
 
 

@@ -140,7 +140,7 @@ class ISO9660(Lifecycle):
         self.interchange_level = interchange_level
         self.boot_catalog_path = boot_catalog_path
         self.boot_catalog_hidden = boot_catalog_hidden
-        self.tree = Tree()
+        self.tree: Tree[NodeState | None] = Tree()
         self.tree.root.w = NodeState()
         self.boot_entries: list[BootEntry] = []
         self.padding_bytes = DEFAULT_PADDING_BYTES
@@ -481,11 +481,13 @@ class ISO9660(Lifecycle):
                 st.inode = inode
                 inode += 1
         for node in nodes:
-            st = node.w
-            if st.payload is not None:
-                st.nlink = st.payload.nlink
+            state = node.w
+            if state is None:
+                raise InternalError(f"{node.path or '/'}: no state after _prepare_nodes()")
+            if state.payload is not None:
+                state.nlink = state.payload.nlink
             elif node.children is not None:
-                st.nlink = 2 + sum(1 for c in node.children.values() if c.children is not None)
+                state.nlink = 2 + sum(1 for c in node.children.values() if c.children is not None)
         self._next_inode = inode
         return payloads
 

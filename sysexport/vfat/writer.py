@@ -237,7 +237,7 @@ class VFAT(Lifecycle):
         self.volume_offset = volume_offset
         self.default_time = source_date_epoch() if default_time is None else int(default_time)
         self.volume_label = volume_label
-        self.tree = Tree(check_child=self._check_child)
+        self.tree: Tree[_Dir | None] = Tree(check_child=self._check_child)
         self._folded: dict[int, dict[str, str]] | None = {}
         self._checked_parent: str | None = None
         self._generation = 0
