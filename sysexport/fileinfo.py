@@ -57,6 +57,27 @@ def source_date_epoch(fallback: int | None = None) -> int:
     return int(time.time()) if fallback is None else fallback
 
 
+def sde_limit() -> int | None:
+    """SOURCE_DATE_EPOCH as the latest time an entry may carry, or None when it is not set.
+
+    With it set, every time later than it is clamped to it, as ``tar --clamp-mtime`` and
+    xorriso do (reproducible-builds.org): touching the tree does not change the image."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or not value.strip():
+        return None
+    return source_date_epoch()
+
+
+def clamp_times(info: FileInfo, limit: int) -> None:
+    """Clamp ``info``'s mtime, atime and ctime to ``limit`` (see :func:`sde_limit`)."""
+    if info.mtime is not None and info.mtime > limit:
+        info.mtime = limit
+    if info.atime is not None and info.atime > limit:
+        info.atime = limit
+    if info.ctime is not None and info.ctime > limit:
+        info.ctime = limit
+
+
 def normalize_name(name: object) -> str:
     """Return the '/'-separated path relative to the root ('' is the root itself)."""
     if isinstance(name, (bytes, bytearray)):
@@ -278,6 +299,9 @@ def to_fileinfo(spec: FileInfoSpec, extra_keys: frozenset[str] = frozenset(), **
     where = info.name or "/"
     _set_attributes(info, d, where, extra_keys)
     _set_content(info, d, where)
+    limit = sde_limit()
+    if limit is not None:
+        clamp_times(info, limit)
     return info
 
 
@@ -411,13 +435,19 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]
     root = os.fspath(host_dir).rstrip("/")
     skip = len(normalize_name(dest))
     skip += bool(skip)
+    limit = sde_limit()
     for path, name, st in _walk_lstat(host_dir, dest):
         mode = st.st_mode
         kind = s_ifmt(mode)
         # No atime (see _info_from_stat); equal times share one float object (memory).
-        mtime = st.st_mtime
+        mtime: float = st.st_mtime
         atime = None
-        ctime = st.st_ctime
+        ctime: float = st.st_ctime
+        if limit is not None:               # SOURCE_DATE_EPOCH clamps (see sde_limit)
+            if mtime > limit:
+                mtime = limit
+            if ctime > limit:
+                ctime = limit
         if ctime == mtime:
             ctime = mtime
         if kind == stat.S_IFREG:

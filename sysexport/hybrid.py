@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import hashlib
 import os
 import re
 import stat
@@ -38,6 +39,7 @@ from .data import BytesData, DataSource
 from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
 from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from .identity import BuildIdentity, content_digest
 from .iso9660._structs import SECTOR_BYTES as ISO_SECTOR_BYTES
 from .iso9660._structs import SYSTEM_AREA_BYTES
 from .iso9660.eltorito import BOOT_EFI
@@ -200,6 +202,31 @@ class ISO9660Hybrid(Lifecycle):
         self.esp.default_time = int(value)
 
     @property
+    def reproducible(self) -> bool:
+        """True when identifiers (GUIDs, the FAT serial, the ISO's UUID, the GRUB marker)
+        derive from the content: SOURCE_DATE_EPOCH is set or ``default_time`` was given.
+        Otherwise every build's are its own (random)."""
+        return self.iso.reproducible
+
+    def content_identity(self) -> BuildIdentity:
+        """Where identifiers come from, for what has been added so far: a digest of both
+        file systems' entries, the label, the partitions and the time when reproducible,
+        else the system's random source."""
+        if not self.reproducible:
+            return BuildIdentity(None)
+        return BuildIdentity(self._content_digest(self.iso.digest(), self.esp.digest()))
+
+    def _content_digest(self, iso_digest: bytes | None, esp_digest: bytes | None) -> bytes:
+        parts = []
+        for p in self.gpt.partitions:
+            source = p.source
+            content = hashlib.sha256(source.data).hexdigest() if isinstance(source, BytesData) else ""
+            parts.append((str(p.type_guid), p.name, p.attributes, p.size_rule, p.size_bytes,
+                          source.size_bytes if source is not None else None, content))
+        return content_digest((), "hybrid", iso_digest, esp_digest, parts, self.mbr_bootable, self.efi_boot,
+                              self.esp_min_size_bytes, self.partition_align_bytes)
+
+    @property
     def partitions(self) -> list[GPTPartition]:
         """The GPT's partitions (the ESP is the first)."""
         return self.gpt.partitions
@@ -306,8 +333,11 @@ class ISO9660Hybrid(Lifecycle):
         # 3. What the contributions patch now that the partitions are placed.
         boot_code, data = self._finalize_contributions(extents, device_size, boot_code)
         # 4. Both GPTs: 4K arrays in the system area and before the backup header block,
-        #    512-byte arrays in the ISO's gap and below the 4K backup array.
-        gpt4k, gpt512 = self._gpt_layouts(device_size, gap, extents, data)
+        #    512-byte arrays in the ISO's gap and below the 4K backup array.  Their GUIDs
+        #    are random, or derive from both file systems' content (reproducible builds).
+        identity = BuildIdentity(self._content_digest(iso.content_digest, esp.content_digest)
+                                 if self.reproducible else None)
+        gpt4k, gpt512 = self._gpt_layouts(device_size, gap, extents, data, identity)
         # 5. Point every shared ISO file at its FAT extent; the EFI entry at the ESP.
         boot_extents = {}
         esp_offset, esp_size = extents[self._esp_index()]
@@ -384,13 +414,13 @@ class ISO9660Hybrid(Lifecycle):
         return boot_code, data
 
     def _gpt_layouts(self, device_size: int, gap: Extent, extents: dict[int, tuple[int, int]],
-                     data: dict[int, DataSource]) -> tuple[GPTLayout, GPTLayout]:
+                     data: dict[int, DataSource], identity: BuildIdentity) -> tuple[GPTLayout, GPTLayout]:
         """The 4096-byte GPT (its arrays in the system area and before the backup header
         block) and the 512-byte one derived from it (arrays in the ISO's gap and below the
         4K backup array; its backup header in the last 512 bytes of the device)."""
         first_usable = align_up(gap.end, 4096)
         last_usable_end = device_size - BACKUP_AREA_BYTES
-        gpt4k = self.gpt.layout(device_size, extents=extents, data=data,
+        gpt4k = self.gpt.layout(device_size, extents=extents, data=data, identity=identity,
                                 primary_entries_offset=GPT4K_ARRAY_OFFSET,
                                 backup_header_offset=device_size - 4096,
                                 backup_entries_offset=device_size - 4096 - GPT_ARRAY_BYTES,

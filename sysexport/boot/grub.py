@@ -33,6 +33,7 @@ from ..contribution import BootContribution, BootPatches, ElToritoRequest, Parti
 from ..errors import InvalidInputError, SysExportError
 from ..extent import align_up
 from ..fileinfo import source_date_epoch
+from ..identity import BuildIdentity, sde_is_set
 from ..iso9660.eltorito import BOOT_X86, EMU_NONE
 from ..partition.gpt import GPT_TYPE_BIOS_BOOT, GPTPartition
 if TYPE_CHECKING:
@@ -362,7 +363,8 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
                       bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
                       timeout_s: int = 5, modules: Sequence[str] = (),
                       grub_lib_dir: str | os.PathLike[str] | None = None,
-                      volume_label: str | None = None) -> tuple[BootContribution, BootSetup]:
+                      volume_label: str | None = None,
+                      identity: BuildIdentity | None = None) -> tuple[BootContribution, BootSetup]:
     """What GRUB contributes to a hybrid image so that it boots five ways, as a value.
 
     Files for both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
@@ -374,16 +376,25 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     holding GRUB's core and GRUB's boot.img as MBR boot code; once the partition is
     placed, ``finalize`` patches both to name its LBA (:func:`patch_bios_boot`).
     ``modules`` are embedded in every image besides the defaults.  Every GRUB image is
-    built here, so a missing GRUB piece fails before anything is added.  See docs/booting.md.
+    built here, so a missing GRUB piece fails before anything is added.  The marker file
+    that GRUB searches for is unique to the image: random, or when ``identity`` (the
+    hybrid's :meth:`~sysexport.hybrid.ISO9660Hybrid.content_identity`) is reproducible,
+    derived from it and from these arguments.  See docs/booting.md.
     """
     if not (bios or efi):
         raise InvalidInputError("make_bootable(): enable bios, efi or both")
     grub_bios = find_grub(PLATFORM_BIOS, lib_dir=grub_lib_dir) if bios else None
     grub_efi = find_grub(PLATFORM_EFI, lib_dir=grub_lib_dir) if efi else None
     if marker is None:
-        marker = default_marker("sysexport-grub", volume_label, source_date_epoch(),
-                                _identity(kernel), _identity(initrd), cmdline,
-                                grub_cfg if not isinstance(grub_cfg, bytes) else grub_cfg.hex())
+        if identity is None:
+            identity = BuildIdentity(b"" if sde_is_set() else None)
+        if identity.reproducible:
+            marker = default_marker("sysexport-grub", volume_label, source_date_epoch(),
+                                    _identity(kernel), _identity(initrd), cmdline,
+                                    grub_cfg if not isinstance(grub_cfg, bytes) else grub_cfg.hex(),
+                                    identity.token("GRUB marker"))
+        else:
+            marker = f"/{GRUB_DIR}/sysexport-{identity.token('GRUB marker')}.marker"
     check_marker(marker)
     cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline, serial, timeout_s)
     setup = BootSetup(marker=marker, grub_cfg=cfg)
@@ -459,7 +470,7 @@ def make_bootable(hybrid: ISO9660Hybrid, *, kernel: str | os.PathLike[str] | byt
     contribution, setup = boot_contribution(
         kernel=kernel, initrd=initrd, cmdline=cmdline, grub_cfg=grub_cfg, marker=marker, bios=bios, efi=efi,
         copy_modules=copy_modules, serial=serial, timeout_s=timeout_s, modules=modules,
-        grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label)
+        grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label, identity=hybrid.content_identity())
     parts = hybrid.contribute(contribution)
     if parts:
         setup.bios_boot_partition = parts[0]

@@ -17,6 +17,7 @@ files, catalog entries and volume size are known.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from construct import Container
 from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
 from ..tree import Node, Tree
 from ..writer import Lifecycle
@@ -95,6 +97,11 @@ class ISOPlan:
     boot_own: tuple[Extent | None, ...]
     rr_mod: ModuleType | None
     extents: tuple[Extent, ...]
+    centiseconds: int = 0
+    """The centiseconds of the volume dates (the UUID blkid shows): from the content
+    digest when reproducible, else random."""
+    content_digest: bytes | None = None
+    """Digest of everything added (reproducible builds only), for a coordinator's identifiers."""
 
     @property
     def complete(self) -> bool:
@@ -134,7 +141,10 @@ class ISO9660(Lifecycle):
         self.publisher = publisher
         self.preparer = preparer
         self.application = application
-        self.default_time = source_date_epoch() if default_time is None else default_time
+        self._default_time: float = source_date_epoch()
+        self._time_given = False
+        if default_time is not None:
+            self.default_time = default_time
         self.joliet = joliet
         self.rock_ridge = rock_ridge
         self.interchange_level = interchange_level
@@ -150,6 +160,27 @@ class ISO9660(Lifecycle):
         self._next_inode = 1
 
     # --- attributes ---------------------------------------------------------------------------
+    @property
+    def default_time(self) -> float:
+        """The time of entries without one and of the volume descriptors (SOURCE_DATE_EPOCH
+        when set, else the time the writer was made).  Setting it makes the build
+        reproducible (see :attr:`reproducible`)."""
+        return self._default_time
+
+    @default_time.setter
+    def default_time(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+                or value in (float("inf"), float("-inf")):
+            raise InvalidInputError(f"ISO9660 default_time: expected seconds since the epoch, found {value!r}")
+        self._default_time = value
+        self._time_given = True
+
+    @property
+    def reproducible(self) -> bool:
+        """True when the volume's identifiers derive from the content: SOURCE_DATE_EPOCH is
+        set or ``default_time`` was given."""
+        return self._time_given or sde_is_set()
+
     @property
     def rock_ridge(self) -> str | None:
         return self._rock_ridge
@@ -399,8 +430,12 @@ class ISO9660(Lifecycle):
 
     # --- descriptors ----------------------------------------------------------------------------
     def descriptor_bytes(self, joliet: bool, root_record: bytes, path_table: tuple[int, int, int],
-                         volume_sectors: int) -> bytes:
-        """The primary (ECMA-119 8.4) or Joliet supplementary (8.5) volume descriptor."""
+                         volume_sectors: int, centiseconds: int = 0) -> bytes:
+        """The primary (ECMA-119 8.4) or Joliet supplementary (8.5) volume descriptor.
+
+        ``centiseconds`` go into the creation and modification dates (8.4.26.1), which
+        blkid and udev show as the volume's UUID: they make two images made in the same
+        second (or two reproducible images of different content) tell apart."""
         size, l_lba, m_lba = path_table
         if joliet:
             text = _names.joliet_text
@@ -409,6 +444,9 @@ class ISO9660(Lifecycle):
             text = _names.a_text
             label = _names.a_text(self.volume_label, 32, d_only=True)
         created = _lay.dec_datetime(self.default_time)
+        if not 0 <= centiseconds <= 99:
+            raise InternalError(f"volume date centiseconds {centiseconds}")
+        created = created[:14] + b"%02d" % centiseconds + created[16:]
         return VolumeDescriptor.build(dict(
             volume_descriptor_type=VD_TYPE_SUPPLEMENTARY if joliet else VD_TYPE_PRIMARY,
             volume_descriptor_version=1, volume_flags=0,
@@ -443,6 +481,18 @@ class ISO9660(Lifecycle):
 
 
     # --- layout (the body of plan()) -------------------------------------------------------------
+    def digest(self) -> bytes | None:
+        """A digest of everything added and the settings (see sysexport/identity.py), or
+        None when the build is not reproducible."""
+        if not self.reproducible:
+            return None
+        return content_digest((n.info for n in self.tree.walk()), "iso9660", self.volume_label, self.default_time,
+                              self.system, self.volume_set, self.publisher, self.preparer, self.application,
+                              self.joliet, self.rock_ridge, self.interchange_level,
+                              [(e.platform, e.path, e.media_type, e.load_size, e.boot_info_table,
+                                hashlib.sha256(e.data).hexdigest() if e.data is not None else None)
+                               for e in self.boot_entries])
+
     def _rr_module(self) -> Any:
         if self.rock_ridge is None:
             return None
@@ -548,7 +598,10 @@ class ISO9660(Lifecycle):
         owned = tuple((p, patched.get(id(p))) for p in payloads
                       if p is not catalog_payload and not p.placed_later and p.size_bytes > 0)
         self._generation += 1
+        digest = self.digest()
         return ISOPlan(generation=self._generation, end_bytes=end, volume_size_bytes=end,
+                       centiseconds=BuildIdentity(digest).below("ISO volume date centiseconds", 100),
+                       content_digest=digest,
                        reserved_extent=reserved, descriptors=desc, catalog=catalog,
                        iso_dirs=tuple(iso_dirs), joliet_dirs=tuple(joliet_dirs), tables=tuple(tables),
                        owned=owned, waiting=tuple(p for p in payloads if p.placed_later),
@@ -669,7 +722,8 @@ class ISO9660(Lifecycle):
             root_time = root.info.mtime if root.info.mtime is not None else t
             root_record = _lay.pack_record(b"\x00", root.lba, _extent(root).size_bytes,
                                            _lay.dir_datetime(root_time), FLAG_DIRECTORY)
-            descriptors.append(self.descriptor_bytes(joliet, root_record, table_info[joliet], sectors))
+            descriptors.append(self.descriptor_bytes(joliet, root_record, table_info[joliet], sectors,
+                                                     plan.centiseconds))
             if not joliet and plan.catalog is not None:
                 descriptors.append(self.boot_record_bytes(plan.catalog.device_offset // SECTOR_BYTES))
         descriptors.append(self.terminator_bytes())

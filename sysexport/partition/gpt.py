@@ -24,7 +24,9 @@ from typing import Any, BinaryIO, Callable
 import crcmod.predefined
 from construct import ConstructError
 
-from ..data import DataSource, _pwrite_all, make_source
+from ..data import BytesData, DataSource, _pwrite_all, make_source
+from ..fileinfo import source_date_epoch
+from ..identity import BuildIdentity, sde_is_set
 from ..errors import InternalError, InvalidImageError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
 from ..output import Output
@@ -245,9 +247,12 @@ class GPT(Lifecycle):
     """A GUID Partition Table for one block size (UEFI 5.3): headers, entry arrays, partitions.
 
     ``filename`` or ``filehandle`` is where :meth:`finish` writes a whole disk (protective
-    MBR, both GPT copies, partition data).  Disk and partition GUIDs not given are derived
-    from ``guid_seed``, or without one from the partitions' description, so that the same
-    input always yields the same bytes.
+    MBR, both GPT copies, partition data).  Disk and partition GUIDs not given are random,
+    every table its own (UEFI 5.3.1 wants them unique), unless the table is reproducible:
+    with ``guid_seed`` they derive from the seed; with SOURCE_DATE_EPOCH set, from the
+    partitions' description and data and the time; a coordinator (the hybrid) may give
+    :meth:`layout` its own :class:`~sysexport.identity.BuildIdentity`.  Once chosen, a
+    table's GUIDs stay the same for every later layout.
     """
 
     def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
@@ -353,26 +358,45 @@ class GPT(Lifecycle):
 
     # ------------------------------------------------------------------ GUIDs
 
-    def _guid_base(self) -> bytes:
-        if self.guid_seed is not None:
-            seed = self.guid_seed.encode("utf-8") if isinstance(self.guid_seed, str) else self.guid_seed
-            return b"sysexport-gpt-seed\0" + seed
-        # No seed: the partitions' description (independent of block size and placement).
-        desc = []
+    @property
+    def reproducible(self) -> bool:
+        """True when GUIDs not given derive from the input: ``guid_seed`` is given or
+        SOURCE_DATE_EPOCH is set."""
+        return self.guid_seed is not None or sde_is_set()
+
+    def _description_digest(self) -> bytes:
+        """The partitions' description (independent of block size and placement), their
+        data's identity and the time: what a reproducible table's GUIDs derive from."""
+        desc = [str(source_date_epoch())]
         for p in self.partitions:
+            source = p.source
             size = {"given": str(p.size_bytes), "fill": "fill"}.get(
-                p.size_rule, f"data:{p.source.size_bytes if p.source is not None else 0}")
+                p.size_rule, f"data:{source.size_bytes if source is not None else 0}")
+            content = hashlib.sha256(source.data).hexdigest() if isinstance(source, BytesData) else ""
             desc.append("|".join((str(p.type_guid), p.name, str(p.attributes), size,
-                                  "auto" if p.auto_offset else str(p.device_offset))))
+                                  "auto" if p.auto_offset else str(p.device_offset), content)))
         return b"sysexport-gpt-content\0" + hashlib.sha256("\n".join(desc).encode("utf-8")).digest()
 
-    def _resolve_guids(self) -> None:
-        base = self._guid_base()
-        if self._auto_disk_guid:
-            self.disk_guid = _guid_from(base, b"disk")
+    def _resolve_guids(self, identity: BuildIdentity | None = None) -> None:
+        """Give the disk and every partition without a GUID one (see the class docstring)."""
+        if self.guid_seed is not None:
+            seed = self.guid_seed.encode("utf-8") if isinstance(self.guid_seed, str) else self.guid_seed
+            base = b"sysexport-gpt-seed\0" + seed
+            if self._auto_disk_guid:
+                self.disk_guid = _guid_from(base, b"disk")
+            for i, p in enumerate(self.partitions):
+                if p.auto_guid:
+                    p.unique_guid = _guid_from(base, b"partition %d" % i)
+            return
+        if self.disk_guid is not None and all(p.unique_guid is not None for p in self.partitions):
+            return
+        if identity is None:
+            identity = BuildIdentity(self._description_digest() if sde_is_set() else None)
+        if self.disk_guid is None:
+            self.disk_guid = identity.guid("GPT disk")
         for i, p in enumerate(self.partitions):
-            if p.auto_guid:
-                p.unique_guid = _guid_from(base, b"partition %d" % i)
+            if p.unique_guid is None:
+                p.unique_guid = identity.guid(f"GPT partition {i}")
 
     # ------------------------------------------------------------------ layout
 
@@ -446,7 +470,8 @@ class GPT(Lifecycle):
 
     def layout(self, device_size_bytes: int | None = None, *,
                extents: Mapping[int, tuple[int, int]] | None = None,
-               data: Mapping[int, DataSource] | None = None, **knobs: int | None) -> GPTLayout:
+               data: Mapping[int, DataSource] | None = None, identity: BuildIdentity | None = None,
+               **knobs: int | None) -> GPTLayout:
         """Place and check everything for a device of ``device_size_bytes`` (UEFI 5.3.1).
 
         Defaults: primary header at LBA 1, its entry array from LBA 2, the backup header at
@@ -455,7 +480,8 @@ class GPT(Lifecycle):
         ``backup_header_offset``, ``first_usable_lba``, ``last_usable_lba``) override the
         constructor's; ``extents`` ({partition index: (device_offset, size_bytes)}) fixes
         partitions a coordinator placed; ``data`` ({index: DataSource}) gives partitions
-        their contents (replacing what add_partition() was given).  Raises LayoutError
+        their contents (replacing what add_partition() was given); ``identity`` is where
+        GUIDs not yet chosen come from (a coordinator's build identity).  Raises LayoutError
         naming the partition and the numbers when a partition leaves the usable range or
         overlaps another partition or a GPT structure.
         """
@@ -474,7 +500,7 @@ class GPT(Lifecycle):
             value = getattr(k, knob)
             if value is not None and (not isinstance(value, int) or value < 0 or value % bs):
                 raise LayoutError(f"GPT (block size {bs}): {knob} {value!r} is not a non-negative multiple of {bs}")
-        self._resolve_guids()
+        self._resolve_guids(identity)
         self._place(k)
         self._mark_planned()
         reserved = self._entries_reserved_bytes()

@@ -13,7 +13,6 @@ import os
 import stat
 import sys
 import time
-import zlib
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
 from ..tree import Node, Tree
 from ..writer import Lifecycle
@@ -110,6 +110,10 @@ class VFATPlan:
     geometry: geo.Geometry
     volume_offset: int
     dirs: tuple[Node, ...]
+    volume_id: int = 0
+    """BS_VolID, the volume serial (blkid's UUID): given, derived or random (see identity.py)."""
+    content_digest: bytes | None = None
+    """Digest of everything added (reproducible builds only), for a coordinator's identifiers."""
 
     @property
     def size_bytes(self) -> int:
@@ -235,7 +239,10 @@ class VFAT(Lifecycle):
             raise InvalidInputError(f"VFAT: volume_id must be a 32-bit number, found {volume_id}")
         self.volume_id = volume_id
         self.volume_offset = volume_offset
-        self.default_time = source_date_epoch() if default_time is None else int(default_time)
+        self._default_time = source_date_epoch()
+        self._time_given = False
+        if default_time is not None:
+            self.default_time = default_time
         self.volume_label = volume_label
         self.tree: Tree[_Dir | None] = Tree(check_child=self._check_child)
         self._folded: dict[int, dict[str, str]] | None = {}
@@ -374,7 +381,8 @@ class VFAT(Lifecycle):
             root = _dir_state(self.tree.root)
             root.first = root.count = 0
         self._generation += 1
-        plan = VFATPlan(self._generation, g, voff, tuple(dirs))
+        digest = self.digest()
+        plan = VFATPlan(self._generation, g, voff, tuple(dirs), self._volume_id(digest), digest)
         _check_plan(plan)
         self._last_plan = plan
         return plan
@@ -456,7 +464,7 @@ class VFAT(Lifecycle):
         g = plan.geometry
         voff = plan.volume_offset
         ss = g.sector_size
-        boot = self._boot_sector(g)
+        boot = self._boot_sector(g, plan.volume_id)
         _pwrite(fd, boot, voff)
         if g.fat_type == 32:
             fsinfo = _fsinfo(plan)
@@ -516,12 +524,42 @@ class VFAT(Lifecycle):
                     source.write_to(fd, at)
         _flush_batch(fd, batch, batch_at)
 
-    def _serial(self) -> int:
+    @property
+    def default_time(self) -> int:
+        """The time of entries without one (SOURCE_DATE_EPOCH when set, else the time the
+        writer was made).  Setting it makes the build reproducible (see :attr:`reproducible`)."""
+        return self._default_time
+
+    @default_time.setter
+    def default_time(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+                or value in (float("inf"), float("-inf")):
+            raise InvalidInputError(f"VFAT default_time: expected seconds since the epoch, found {value!r}")
+        self._default_time = int(value)
+        self._time_given = True
+
+    @property
+    def reproducible(self) -> bool:
+        """True when identifiers derive from the content: SOURCE_DATE_EPOCH is set or
+        ``default_time`` was given."""
+        return self._time_given or sde_is_set()
+
+    def digest(self) -> bytes | None:
+        """A digest of everything added and the settings (see sysexport/identity.py), or
+        None when the build is not reproducible."""
+        if not self.reproducible:
+            return None
+        return content_digest((n.info for n in self.tree.walk()), "vfat", self._label, self.default_time,
+                              self.sector_size, self.fat_type, self.cluster_size)
+
+    def _volume_id(self, digest: bytes | None) -> int:
+        """The serial: ``volume_id`` when given, else from the content digest (reproducible)
+        or random (every build its own, as mkfs.fat does)."""
         if self.volume_id is not None:
             return self.volume_id
-        return zlib.crc32(self._label.encode("ascii") + self.default_time.to_bytes(8, "little", signed=True))
+        return BuildIdentity(digest).u32("FAT volume serial")
 
-    def _boot_sector(self, g: geo.Geometry) -> bytes:
+    def _boot_sector(self, g: geo.Geometry, volume_id: int) -> bytes:
         label = self._label.encode("ascii").ljust(11) if self._label else NO_LABEL
         small = g.total_sectors < 0x10000 and g.fat_type != 32
         bpb = dict(BS_jmpBoot=b"\xeb\x3c\x90" if g.fat_type != 32 else b"\xeb\x58\x90",
@@ -534,7 +572,7 @@ class VFAT(Lifecycle):
                    BPB_HiddSec=g.volume_offset // g.sector_size,
                    BPB_TotSec32=0 if small else g.total_sectors)
         common = dict(BS_DrvNum=DRIVE_NUMBER, BS_Reserved1=0, BS_BootSig=EXT_BOOT_SIGNATURE,
-                      BS_VolID=self._serial(), BS_VolLab=label)
+                      BS_VolID=volume_id, BS_VolLab=label)
         if g.fat_type == 32:
             ext = dict(BPB_FATSz32=g.fat_sectors, BPB_ExtFlags=0, BPB_FSVer=0, BPB_RootClus=2,
                        BPB_FSInfo=1, BPB_BkBootSec=6, BPB_Reserved=bytes(12),
