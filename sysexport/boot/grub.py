@@ -386,15 +386,7 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     grub_bios = find_grub(PLATFORM_BIOS, lib_dir=grub_lib_dir) if bios else None
     grub_efi = find_grub(PLATFORM_EFI, lib_dir=grub_lib_dir) if efi else None
     if marker is None:
-        if identity is None:
-            identity = BuildIdentity(b"" if sde_is_set() else None)
-        if identity.reproducible:
-            marker = default_marker("sysexport-grub", volume_label, source_date_epoch(),
-                                    _identity(kernel), _identity(initrd), cmdline,
-                                    grub_cfg if not isinstance(grub_cfg, bytes) else grub_cfg.hex(),
-                                    identity.token("GRUB marker"))
-        else:
-            marker = f"/{GRUB_DIR}/sysexport-{identity.token('GRUB marker')}.marker"
+        marker = _unique_marker(identity, volume_label, kernel, initrd, cmdline, grub_cfg)
     check_marker(marker)
     cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline, serial, timeout_s)
     setup = BootSetup(marker=marker, grub_cfg=cfg)
@@ -440,6 +432,19 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
         partitions=(PartitionRequest(GPT_TYPE_BIOS_BOOT, align_up(len(core), 4096), "BIOS boot partition", core),),
         mbr_boot_code=mbr_code, finalize=finalize)
     return contribution, setup
+
+
+def _unique_marker(identity: BuildIdentity | None, *inputs: object) -> str:
+    """A marker path unique to the image: random, or derived from a reproducible
+    ``identity`` and the boot inputs (the kernel's and initrd's identity, cmdline, config)."""
+    if identity is None:
+        identity = BuildIdentity(b"" if sde_is_set() else None)
+    if not identity.reproducible:
+        return f"/{GRUB_DIR}/sysexport-{identity.token('GRUB marker')}.marker"
+    label, kernel, initrd, cmdline, grub_cfg = inputs
+    return default_marker("sysexport-grub", label, source_date_epoch(), _identity(kernel), _identity(initrd),
+                          cmdline, grub_cfg.hex() if isinstance(grub_cfg, bytes) else grub_cfg,
+                          identity.token("GRUB marker"))
 
 
 def _config_text(grub_cfg: str | bytes | None, marker: str, kernel: bool, initrd: bool, cmdline: str,
