@@ -6,6 +6,7 @@ References: fatgen103 "FAT Long Directory Entries", "Name Limits and Character S
 from __future__ import annotations
 
 import re
+import unicodedata
 import zlib
 
 from ..errors import InvalidInputError
@@ -143,42 +144,55 @@ def basis_name(name: str) -> tuple[str, str, bool]:
 
 
 def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> list[tuple[bytes, int, bool]]:
-    """Short names for all entries of one directory, unique (they are upper case, so unique
-    ignoring case).  ``fixed`` maps an index to a caller-given short name.  Returns for each
-    name (short name, NT case flags, needs long-name entries)."""
+    """Short names for all entries of one directory.  ``fixed`` maps an index to a
+    caller-given short name.  Returns for each name (short name, NT case flags, needs
+    long-name entries).
+
+    A reader looks a name up by comparing it, ignoring case, with every entry's long name
+    and short name (Linux vfat, mtools, Windows); the first match wins.  So no short name
+    may equal another entry's short name or another entry's long name, compared as FAT
+    compares (:func:`fold`).  Every long name is reserved for its own entry before any
+    short name is chosen: a generated name skips them, a ``FAT_shortname`` that equals
+    another entry's name is an error.
+    """
     result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
-    used: dict[bytes, int] = {}
+    # Folded name -> the entry it belongs to: every long name, then every short name chosen.
+    taken: dict[str, int] = {}
+    for i, name in enumerate(names):
+        taken.setdefault(fold(name), i)
     for i, given in fixed.items():
-        if given in used:
-            raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {_short_display(given)!r} is already used by "
-                                    f"{names[used[given]]!r} in the same directory")
-        used[given] = i
-        result[i] = (given, 0, _short_display(given) != names[i])
+        shown = _short_display(given)
+        owner = taken.setdefault(shown, i)
+        if owner != i:
+            if owner in fixed and fold(names[owner]) != shown:     # then it is the other's FAT_shortname
+                raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {shown!r} is already used by "
+                                        f"{names[owner]!r} in the same directory")
+            raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {shown!r} equals the name of "
+                                    f"{names[owner]!r} in the same directory (FAT compares names ignoring "
+                                    "case; a reader would open the wrong file)")
+        result[i] = (given, 0, shown != names[i])
     for i, name in enumerate(names):
         if result[i] is not None:
             continue
         exact = exact_short_name(name)
         if exact is not None:
-            if exact[0] in used:
-                raise InvalidInputError(f"{where}/{name}: its 8.3 name collides with the FAT_shortname "
-                                        f"of {names[used[exact[0]]]!r}")
-            used[exact[0]] = i
+            # Its own folded name, which no FAT_shortname took (checked above).
             result[i] = (exact[0], exact[1], False)
-    tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all used (used only grows)
+    tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all taken (taken only grows)
     for i, name in enumerate(names):
         if result[i] is not None:
             continue
         base, ext, needs_tail = basis_name(name)
-        short: bytes | None = None
+        short: str | None = None
         if not needs_tail:
-            cand = pack_short(base, ext)
-            if cand not in used:
+            cand = base + "." + ext if ext else base
+            if taken.get(cand, i) == i:
                 short = cand
         if short is None and (base, ext) not in tails_taken:
             for n in range(1, TAIL_LIMIT + 1):
                 tail = f"~{n}"
-                cand = pack_short(base[:8 - len(tail)] + tail, ext)
-                if cand not in used:
+                cand = base[:8 - len(tail)] + tail + ("." + ext if ext else "")
+                if cand not in taken:
                     short = cand
                     break
             else:
@@ -186,13 +200,13 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
         if short is None:
             h = zlib.crc32(name.encode("utf-16-le"))
             while True:
-                cand = pack_short(f"{base[:2]}{h & 0xFFFF:04X}~1", ext)
-                if cand not in used:
+                cand = f"{base[:2]}{h & 0xFFFF:04X}~1" + ("." + ext if ext else "")
+                if cand not in taken:
                     short = cand
                     break
                 h += 1
-        used[short] = i
-        result[i] = (short, 0, True)
+        taken[short] = i
+        result[i] = (pack_short(short.partition(".")[0], ext), 0, True)    # no dot in base or ext
     return [r for r in result if r is not None]     # every entry has one by now
 
 
@@ -200,6 +214,43 @@ def _short_display(short: bytes) -> str:
     base = short[:8].decode("ascii").rstrip()
     ext = short[8:].decode("ascii").rstrip()
     return base + ("." + ext if ext else "")
+
+
+LABEL_BYTES = 11                    # BS_VolLab and the root's ATTR_VOLUME_ID entry
+LABEL_RULE = (f"at most {LABEL_BYTES} characters from A-Z 0-9 space !#$%&'()-@^_`{{}}~ "
+              "(lower case is stored upper case), not starting with a space")
+
+
+def check_label(value: object, field: str = "volume_label") -> str:
+    """A FAT volume label as stored: upper case (as DOS, Windows and mlabel store it; blkid
+    reads the root directory's copy), 11 bytes at most, the short-name characters and
+    space (fatgen103 "Short name character set"; fatlabel refuses the same ``*?.,;:/\\|+=<>[]"``),
+    ASCII only (the OEM code page is not recorded on the volume and readers disagree on
+    it: mtools assumes 850, Linux 437, blkid shows raw bytes).  "" means no label.
+    Anything else is an :class:`InvalidInputError` naming the label and the rule."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field}: expected str, found {type(value).__name__}")
+    label = value.upper() if value.isascii() else "".join(c.upper() if c.isascii() else c for c in value)
+    bad = sorted({c for c in label if c not in SHORT_CHARS and c != " "})
+    if len(label) > LABEL_BYTES or bad or label.startswith(" "):
+        why = (f"{len(value)} characters" if len(label) > LABEL_BYTES else
+               f"the character{'s' if len(bad) > 1 else ''} {''.join(bad)!r}" if bad else "a leading space")
+        raise InvalidInputError(f"{field} {value!r}: a FAT label holds {LABEL_RULE}; found {why}")
+    return label.rstrip()
+
+
+def label_from(text: str) -> str:
+    """The most faithful FAT label for a longer or freer label (an ISO image's): accents
+    and ligatures decomposed (NFKD, marks dropped), upper case, any other character FAT
+    cannot hold as '_', leading spaces dropped, the first 11 characters, trailing spaces
+    dropped.  Always a label :func:`check_label` accepts."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch):
+            continue
+        up = ch.upper()                 # sharp s -> SS, dotless i -> I
+        out.append(up if all(c in SHORT_CHARS or c == " " for c in up) else "_")
+    return "".join(out).lstrip(" ")[:LABEL_BYTES].rstrip(" ")
 
 
 def lfn_checksum(short: bytes) -> int:

@@ -30,7 +30,7 @@ from . import geometry as geo
 from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
                        ATTR_VOLUME_ID, BOOT_SECTOR_16, BOOT_SECTOR_32, DIR_ENTRY_FAST, FSINFO)
 from ._structs import BYTES_PER_SECTOR as SECTOR_SIZES
-from .names import (LFN_UNITS_PER_ENTRY, SHORT_CHARS, check_long_name, fold, lfn_entries,
+from .names import (LFN_UNITS_PER_ENTRY, check_label, check_long_name, fold, lfn_entries,
                     make_short_names, parse_short_name)
 
 __all__ = ["VFAT", "VFATPlan", "Placement", "ATTR_READ_ONLY", "ATTR_HIDDEN", "ATTR_SYSTEM", "ATTR_ARCHIVE"]
@@ -259,19 +259,13 @@ class VFAT(Lifecycle):
     # --- input ------------------------------------------------------------------------------
     @property
     def volume_label(self) -> str:
-        """The label (upper case, at most 11 bytes), in the BPB and as the root's volume entry."""
+        """The label as stored, in the BPB and as the root's volume entry: upper case, at
+        most 11 characters A-Z 0-9 space !#$%&'()-@^_`{}~ (see names.check_label); "" for none."""
         return self._label
 
     @volume_label.setter
     def volume_label(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"volume_label: expected str, found {type(value).__name__}")
-        label = value.upper()
-        if len(label) > 11 or not label.isascii() or any(c not in SHORT_CHARS and c != " " for c in label) \
-                or label.startswith(" "):
-            raise InvalidInputError(f"volume_label {value!r}: expected at most 11 characters from A-Z 0-9 "
-                                    "space !#$%&'()-@^_`{}~, not starting with a space")
-        self._label = label.rstrip()
+        self._label = check_label(value)    # InvalidInputError naming the label and the rule
 
     def _check_child(self, parent: Node, info: FileInfo) -> None:
         name = sys.intern(info.basename)   # the tree's key for it: stored once
