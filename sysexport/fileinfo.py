@@ -19,6 +19,17 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 from .data import DataSource, TreeFileData, make_source
 from .errors import InvalidInputError
 
+NAME_MAX_BYTES = 255
+"""Linux NAME_MAX: the bytes of one name component (UTF-8)."""
+SYMLINK_MAX_BYTES = 4095
+"""Linux PATH_MAX (4096) less the NUL: the longest symlink target symlink(2) accepts."""
+TIME_MIN = -62135596800
+"""0001-01-01T00:00:00Z: the earliest time a record may carry (each format clamps or refuses
+what it cannot hold; see the writers)."""
+TIME_MAX = 253402300799
+"""9999-12-31T23:59:59Z: the latest time a record may carry."""
+U32_MAX = 0xFFFFFFFF
+U64_MAX = (1 << 64) - 1
 DEFAULT_FILE_PERM = 0o644
 DEFAULT_DIR_PERM = 0o755
 DEFAULT_SYMLINK_PERM = 0o777
@@ -92,10 +103,29 @@ def normalize_name(name: object) -> str:
         raise InvalidInputError(f"name: expected str or bytes, found {type(name).__name__}")
     if "\0" in name:
         raise InvalidInputError(f"{name!r}: name contains a NUL character")
+    if not name.isascii():
+        check_utf8_name(name)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise InvalidInputError(f"{name}: '..' is not allowed in a name")
+    if len(name) > NAME_MAX_BYTES // 4:             # a component of 64 characters may be 256 bytes
+        for p in parts:
+            if len(p) > NAME_MAX_BYTES // 4 and len(p.encode("utf-8")) > NAME_MAX_BYTES:
+                raise InvalidInputError(f"{name}: component {p[:40]}... is {len(p.encode('utf-8'))} bytes; "
+                                        f"a name component holds at most {NAME_MAX_BYTES} bytes (Linux NAME_MAX)")
     return "/".join(parts)
+
+
+def check_utf8_name(name: str, host_path: str | None = None) -> None:
+    """A name must be UTF-8 text: a lone surrogate (what Python makes of a host file name
+    that is not UTF-8, or of a broken str) cannot be written by any format here."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raw = os.fsencode(host_path if host_path is not None else name)
+        what = f"host name {raw!r}" if host_path is not None else f"character {name[e.start]!r} at {e.start}"
+        raise InvalidInputError(f"{name.encode('utf-8', 'backslashreplace').decode('ascii')}: name is not valid "
+                                f"UTF-8 ({what}); rename it or give the name as UTF-8") from None
 
 
 @dataclass(slots=True, eq=False)
@@ -220,16 +250,27 @@ def _int_field(where: str, key: str, value: object, minimum: int = 0, maximum: i
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{where}: {key} must be an integer, found {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
-        hi = "" if maximum is None else f"..{maximum}"
-        raise InvalidInputError(f"{where}: {key} must be in {minimum}{hi}, found {value}")
+        rule = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise InvalidInputError(f"{where}: {key} must be {rule}, found {value}")
     return value
 
 
 def _time_field(where: str, key: str, value: object) -> float | None:
     if value is None:
         return None
+    return check_time(where, key, value)
+
+
+def check_time(where: str, key: str, value: object) -> float:
+    """``value`` as seconds since the epoch: an int or a finite float between the years 1
+    and 9999 (what a calendar can show); each format then clamps or refuses what it cannot
+    hold (ISO 9660 clamps to 1900..2155 and FAT to 1980..2107 as xorriso, mtools and Linux
+    do; newc refuses what its unsigned 32-bit field cannot hold)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidInputError(f"{where}: {key} must be seconds since the epoch, found {value!r}")
+    if not TIME_MIN <= value <= TIME_MAX:       # False for NaN too
+        raise InvalidInputError(f"{where}: {key} must be a finite time between the years 1 and 9999 "
+                                f"({TIME_MIN}..{TIME_MAX} seconds since the epoch), found {value!r}")
     return value
 
 
@@ -266,8 +307,13 @@ def from_shorthand(spec: Sequence[object]) -> dict[str, object]:
             raise InvalidInputError(f"{args[0]}: device must be given as (major, minor), found {dev!r}")
         out["rdev_major"], out["rdev_minor"] = dev
     for k, v in attrs.items():
-        if k == "mode" and isinstance(v, int) and not stat.S_IFMT(v):
-            v |= stat.S_IFMT(mode)
+        if k == "mode" and isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            if not stat.S_IFMT(v):
+                v |= stat.S_IFMT(mode)
+            elif stat.S_IFMT(v) != stat.S_IFMT(mode):
+                raise InvalidInputError(
+                    f"{args[0]}: mode {v:#o} in the attributes has type bits {stat.S_IFMT(v):#o}, but the shorthand "
+                    f"kind {kind!r} is {stat.S_IFMT(mode):#o} (permissions go up to 0o7777)")
         out[k] = v
     return out
 
@@ -351,13 +397,13 @@ def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_k
     """The stat fields, writer-specific keys and ``extra_keys`` of ``d``, each checked."""
     for key in _U32_KEYS:
         if d.get(key) is not None:
-            setattr(info, key, _int_field(where, key, d[key], 0, 0xFFFFFFFF))
+            setattr(info, key, _int_field(where, key, d[key], 0, U32_MAX))
     if d.get("rdev") is not None and "rdev_major" not in d:
-        rdev = _int_field(where, "rdev", d["rdev"])
+        rdev = _int_field(where, "rdev", d["rdev"], 0, U64_MAX)     # a 64-bit dev_t (glibc)
         info.rdev_major, info.rdev_minor = os.major(rdev), os.minor(rdev)
     for key in _COUNT_KEYS:
         if d.get(key) is not None:
-            setattr(info, key, _int_field(where, key, d[key]))
+            setattr(info, key, _int_field(where, key, d[key], 0, U64_MAX))
     for key in _TIME_KEYS:
         setattr(info, key, _time_field(where, key, d.get(key)))
     for key in _NAME_KEYS:
@@ -389,18 +435,28 @@ def _set_content(info: FileInfo, d: Mapping[str, object], where: str) -> None:
     if size is not None:
         size = _int_field(where, "size", size)
     ftype = stat.S_IFMT(info.mode)
+    data, data_path = _text_as_bytes(where, d.get("data")), d.get("data_path")
+    if isinstance(data_path, (str, bytes)) and ("\0" in data_path if isinstance(data_path, str)
+                                                else b"\0" in data_path):
+        raise InvalidInputError(f"{where}: data_path {data_path!r} contains a NUL character")
     if ftype == stat.S_IFREG:
-        info.source = make_source(d.get("data"), d.get("data_path"), size, where)
+        info.source = make_source(data, data_path, size, where)
         info.size = info.source.size_bytes if info.source is not None else (size or 0)
         if info.source is None and info.size:
             raise InvalidInputError(f"{where}: size is {info.size} but neither data nor data_path is given")
     elif ftype == stat.S_IFLNK:
-        src = make_source(d.get("data"), d.get("data_path"), None, where)
+        src = make_source(data, data_path, None, where)
         if src is None:
             raise InvalidInputError(f"{where}: a symlink needs its target in 'data'")
-        info.target = src.read_all(4096)
+        if src.size_bytes > SYMLINK_MAX_BYTES:
+            raise InvalidInputError(f"{where}: symlink target of {src.size_bytes} bytes; Linux takes at most "
+                                    f"{SYMLINK_MAX_BYTES} (PATH_MAX 4096 with its NUL)")
+        info.target = src.read_all(SYMLINK_MAX_BYTES + 1)
         if not info.target:
             raise InvalidInputError(f"{where}: a symlink target may not be empty")
+        if len(info.target) > SYMLINK_MAX_BYTES:
+            raise InvalidInputError(f"{where}: symlink target of {len(info.target)} bytes or more; Linux takes at "
+                                    f"most {SYMLINK_MAX_BYTES} (PATH_MAX 4096 with its NUL)")
         if b"\0" in info.target:
             raise InvalidInputError(f"{where}: a symlink target may not contain NUL")
         info.size = len(info.target)
@@ -408,6 +464,17 @@ def _set_content(info: FileInfo, d: Mapping[str, object], where: str) -> None:
         if d.get("data") not in (None, b"", "") or d.get("data_path") is not None:
             raise InvalidInputError(f"{where}: only regular files and symlinks carry data, "
                                     f"this is mode {info.mode:#o}")
+
+
+def _text_as_bytes(where: str, data: object) -> object:
+    """``data`` given as str is stored as its UTF-8 bytes; a lone surrogate cannot be."""
+    if not isinstance(data, str):
+        return data
+    try:
+        return data.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInputError(f"{where}: data is a str that is not valid UTF-8 text (character "
+                                f"{data[e.start]!r} at {e.start}); give bytes") from None
 
 
 def walk_host_tree(host_dir: HostPath, dest: str = "") -> Iterator[dict[str, object]]:
@@ -487,6 +554,8 @@ def _walk_lstat(host_dir: HostPath, dest: str) -> Iterator[tuple[str, str, os.st
         prefix = f"{rel}/" if rel else ""
         for entry in entries:
             child_rel = prefix + entry.name
+            if not entry.name.isascii():
+                check_utf8_name(child_rel, entry.path)      # a host name that is not UTF-8
             try:
                 est = entry.stat(follow_symlinks=False)
             except OSError as e:

@@ -454,14 +454,27 @@ def _digest(chunks: Iterator[bytes]) -> str:
 
 # -- CLI -----------------------------------------------------------------------------------
 
+def _probe_image(path: str) -> Probe:
+    """:func:`probe` of an image named on the command line; a missing or unreadable file,
+    or a directory, is an InvalidInputError naming it."""
+    if os.path.isdir(path):
+        raise InvalidInputError(f"{path}: is a directory, expected an image file")
+    try:
+        return probe(path)
+    except OSError as e:
+        if e.filename is None or os.fsdecode(e.filename) != path:
+            raise
+        raise InvalidInputError(f"{path}: cannot read the image: {e.strerror}") from None
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    with probe(args.image) as pr:
+    with _probe_image(args.image) as pr:
         print("\n".join(inspect_lines(pr)))
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    with probe(args.image) as pr:
+    with _probe_image(args.image) as pr:
         view = _pick_view(pr, args.view)
         if args.recursive:
             for item in walk_view(pr, view):
@@ -474,7 +487,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    with probe(args.image) as pr:
+    with _probe_image(args.image) as pr:
         view = _pick_view(pr, args.view)
         written, skipped = extract(pr, view, args.dest)
     print(f"{args.dest}: {written} entries extracted from the {view} view"
@@ -483,7 +496,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    with probe(args.image) as pr:
+    with _probe_image(args.image) as pr:
         ok, line = verify(pr)
     print(line)
     return 0 if ok else 1

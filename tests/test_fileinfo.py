@@ -140,3 +140,47 @@ def test_path_data_changed_size(tmp_path):
     p.write_bytes(b"abcd")
     with pytest.raises(SysExportError, match="changed size"):
         src.read_all()
+
+
+def test_names_the_formats_cannot_hold():
+    with pytest.raises(InvalidInputError, match="not valid UTF-8"):
+        normalize_name("caf\udce9")                 # a lone surrogate: Python's view of non-UTF-8 bytes
+    assert normalize_name("x" * 255) == "x" * 255 and normalize_name("é" * 127) == "é" * 127
+    with pytest.raises(InvalidInputError, match="256 bytes.*NAME_MAX"):
+        normalize_name("d/" + "é" * 128)
+    with pytest.raises(InvalidInputError, match="NUL"):
+        to_fileinfo({"name": "a", "mode": 0o100644, "data_path": b"/etc/\0x"})
+
+
+def test_host_name_not_utf8_is_refused_naming_its_bytes(tmp_path):
+    from sysexport.fileinfo import walk_host_fileinfo
+    (tmp_path / "ok").write_bytes(b"")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9"), "wb"):
+        pass
+    for walk in (walk_host_tree, walk_host_fileinfo):
+        with pytest.raises(InvalidInputError, match=r"b'.*caf\\xe9'.*not valid UTF-8|not valid UTF-8.*caf\\xe9"):
+            list(walk(str(tmp_path)))
+
+
+def test_times_ids_and_devices_bounds():
+    import math
+    for bad in (math.nan, math.inf, -math.inf, 1e300, -62135596801, 253402300800):
+        with pytest.raises(InvalidInputError, match="mtime"):
+            to_fileinfo({"name": "t", "mode": 0o100644, "mtime": bad})
+    assert to_fileinfo({"name": "t", "mode": 0o100644, "mtime": -62135596800}).mtime == -62135596800
+    with pytest.raises(InvalidInputError, match="rdev must be in 0..18446744073709551615"):
+        to_fileinfo({"name": "d", "mode": 0o20600, "rdev": 1 << 64})
+    with pytest.raises(InvalidInputError, match="size must be >= 0, found -1"):
+        to_fileinfo({"name": "s", "mode": 0o100644, "size": -1})
+    with pytest.raises(InvalidInputError, match="type bits 0o10000.*'file'"):
+        to_fileinfo(("file", "p", {"mode": 0o17777}))          # permissions past 0o7777 are type bits
+    assert to_fileinfo(("file", "p", {"mode": 0o107777})).mode == 0o107777
+
+
+def test_symlink_targets_as_linux_takes_them():
+    assert to_fileinfo(("sym", "l", "x" * 4095)).size == 4095
+    with pytest.raises(InvalidInputError, match="4096 bytes.*PATH_MAX"):
+        to_fileinfo(("sym", "l", "x" * 4096))
+    with pytest.raises(InvalidInputError, match="not valid UTF-8"):
+        to_fileinfo(("sym", "l", "t\udcff"))
+    assert to_fileinfo(("sym", "l", b"t\xff")).target == b"t\xff"     # bytes are taken as they are

@@ -135,3 +135,33 @@ def test_readers_list_mbr_partitions(tmp_path):
     assert "PTTYPE=dos" in blk and "PTUUID=12345678" in blk
     with open(img, "rb") as f:
         assert MBR.parse(f.read(512)).to_bytes() == mbr.to_bytes()
+
+
+def test_table_rules_overlap_2tib_lba0_and_parse_leniency():
+    with pytest.raises(InvalidInputError, match=r"partition 2 .*overlap MBR partition 1"):
+        MBR(partitions=[MBRPartition(0x83, 2048, 4096), MBRPartition(0x0C, 6143, 10)])
+    MBR(partitions=[MBRPartition(0x83, 2048, 4096), MBRPartition(0x0C, 6144, 10)])       # adjacent: fine
+    MBR(partitions=[MBRPartition(0x83, 1, (1 << 32) - 1)])                            # ends at LBA 2**32 - 1
+    with pytest.raises(InvalidInputError, match="2 TiB"):
+        MBR(partitions=[MBRPartition(0x83, 2, (1 << 32) - 1)])
+    with pytest.raises(InvalidInputError, match="first_lba is 0"):
+        MBR(partitions=[MBRPartition(0x17, 0, 100)])
+    with pytest.raises(InvalidInputError, match="bootable"):
+        MBRPartition(0x83, 1, 1, bootable=1)
+    # isohybrid's table (partition 1 from LBA 0, partition 2 inside it) is read as it is
+    iso = MBR(partitions=[MBRPartition(0x00 + 0x17, 0, 1000), MBRPartition(0xEF, 100, 50)], strict=False)
+    raw = iso.to_bytes()
+    back = MBR.parse(raw)
+    assert back.to_bytes() == raw and back.partitions[0].first_lba == 0
+
+
+def test_attributes_validate_when_set():
+    m = MBR()
+    with pytest.raises(InvalidInputError, match="boot_code.*441"):
+        m.boot_code = bytes(441)
+    with pytest.raises(InvalidInputError, match="disk_signature"):
+        m.disk_signature = 1 << 32
+    m.partitions.append(MBRPartition(0x83, 10, 10))
+    m.partitions.append(MBRPartition(0x83, 15, 10))
+    with pytest.raises(InvalidInputError, match="overlap"):
+        m.to_bytes()

@@ -29,6 +29,9 @@ CHS_PROTECTIVE_START = b"\x00\x02\x00"
 """UEFI 5.2.3: StartingCHS 0x000200 (cylinder 0, head 0, sector 2 = LBA 1)."""
 
 _U32_MAX = 0xFFFFFFFF
+LBA_LIMIT = 1 << 32
+"""StartingLBA and SizeInLBA are 32-bit: a partition must end by LBA 2**32 (2 TiB of
+512-byte sectors), where every reader (Windows, fdisk, parted) can still reach it."""
 
 
 def lba_to_chs(lba: int, out_of_range: bytes = CHS_OUT_OF_RANGE) -> bytes:
@@ -68,10 +71,13 @@ class MBRPartition:
 
     def __post_init__(self) -> None:
         where = "MBR partition"
-        if not isinstance(self.type_id, int) or not 1 <= self.type_id <= 0xFF:
-            raise InvalidInputError(f"{where}: type_id must be 0x01..0xFF, found {self.type_id!r}")
+        if isinstance(self.type_id, bool) or not isinstance(self.type_id, int) or not 1 <= self.type_id <= 0xFF:
+            raise InvalidInputError(f"{where}: type_id must be 0x01..0xFF (0x00 marks an empty record), "
+                                    f"found {self.type_id!r}")
         _check_u32(self.first_lba, "first_lba", where)
         _check_u32(self.sector_count, "sector_count", where)
+        if not isinstance(self.bootable, bool):
+            raise InvalidInputError(f"{where}: bootable must be True or False, found {self.bootable!r}")
         for field in ("start_chs", "end_chs"):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, (bytes, bytearray)) or len(value) != 3):
@@ -90,6 +96,45 @@ class MBRPartition:
         )
 
 
+def validate_boot_code(value: object) -> bytes:
+    """MBR boot code: bytes of at most 440 (what fits before the disk signature)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"MBR boot_code: expected bytes, found {type(value).__name__} "
+                                "(use MBR.set_boot_code() for a path or a DataSource)")
+    code = bytes(value)
+    if len(code) > BOOT_CODE_MAX_BYTES:
+        raise InvalidInputError(
+            f"MBR boot_code: at most {BOOT_CODE_MAX_BYTES} bytes fit before the disk signature, "
+            f"found {len(code)} (use MBR.set_boot_code() to keep only the first {BOOT_CODE_MAX_BYTES})")
+    return code
+
+
+def check_partition_layout(partitions: list[MBRPartition | None]) -> None:
+    """The rules of a table this writer makes: every record covers at least one sector,
+    starts after the MBR (LBA 0), ends by LBA 2**32 (the 32-bit fields: 2 TiB of 512-byte
+    sectors), and overlaps no other record."""
+    spans: list[tuple[int, int, int]] = []
+    for i, p in enumerate(partitions):
+        if p is None:
+            continue
+        where = f"MBR partition {i + 1} (type {p.type_id:#04x})"
+        if p.sector_count == 0:
+            raise InvalidInputError(f"{where}: sector_count is 0; a partition covers at least one sector")
+        if p.first_lba == 0:
+            raise InvalidInputError(f"{where}: first_lba is 0, the MBR's own sector; a partition starts at LBA 1 "
+                                    "or later (MBR(..., strict=False) writes such a table as given)")
+        end = p.first_lba + p.sector_count
+        if end > LBA_LIMIT:
+            raise InvalidInputError(
+                f"{where}: LBAs {p.first_lba}..{end - 1} end past LBA {LBA_LIMIT - 1}; the 32-bit fields reach "
+                f"{LBA_LIMIT * 512} bytes (2 TiB) of 512-byte sectors, use a GPT for more")
+        for j, first, stop in spans:
+            if p.first_lba < stop and first < end:
+                raise InvalidInputError(
+                    f"{where}: LBAs {p.first_lba}..{end - 1} overlap MBR partition {j + 1} (LBAs {first}..{stop - 1})")
+        spans.append((i, p.first_lba, end))
+
+
 _EMPTY_RECORD = dict(BootIndicator=BOOT_INDICATOR_INACTIVE, StartingCHS=bytes(3), OSType=MBR_TYPE_EMPTY,
                      EndingCHS=bytes(3), StartingLBA=0, SizeInLBA=0)
 
@@ -102,24 +147,45 @@ class MBR:
     """
 
     def __init__(self, boot_code: bytes = b"", disk_signature: int = 0,
-                 partitions: list[MBRPartition | None] | None = None) -> None:
-        boot_code = bytes(boot_code)
-        if len(boot_code) > BOOT_CODE_MAX_BYTES:
-            raise InvalidInputError(
-                f"MBR boot_code: at most {BOOT_CODE_MAX_BYTES} bytes fit before the disk signature, "
-                f"found {len(boot_code)} (use MBR.set_boot_code() to keep only the first {BOOT_CODE_MAX_BYTES})")
+                 partitions: list[MBRPartition | None] | None = None, *, strict: bool = True) -> None:
+        self.strict = strict
         self.boot_code = boot_code
-        self.disk_signature = _check_u32(disk_signature, "disk_signature", "MBR")
+        self.disk_signature = disk_signature
+        if partitions is not None and not isinstance(partitions, (list, tuple)):
+            raise InvalidInputError(f"MBR partitions: expected a list of MBRPartition or None, "
+                                    f"found {type(partitions).__name__}")
         self.partitions: list[MBRPartition | None] = list(partitions or [])
         self._check_partitions()
 
+    @property
+    def boot_code(self) -> bytes:
+        """The x86 boot code of bytes 0..439 (validated when set, see :func:`validate_boot_code`)."""
+        return self._boot_code
+
+    @boot_code.setter
+    def boot_code(self, value: bytes) -> None:
+        self._boot_code = validate_boot_code(value)
+
+    @property
+    def disk_signature(self) -> int:
+        """UniqueMBRDiskSignature, a 32-bit number (validated when set)."""
+        return self._disk_signature
+
+    @disk_signature.setter
+    def disk_signature(self, value: int) -> None:
+        self._disk_signature = _check_u32(value, "disk_signature", "MBR")
+
     def _check_partitions(self) -> None:
+        """At most four records of MBRPartition or None; with ``strict`` (all but a parsed
+        MBR), each non-empty, past LBA 0, ending by LBA 2**32 and overlapping no other."""
         if len(self.partitions) > MBR_PARTITION_RECORDS:
             raise InvalidInputError(f"MBR partitions: at most {MBR_PARTITION_RECORDS} records, "
                                     f"found {len(self.partitions)}")
         for i, p in enumerate(self.partitions):
             if p is not None and not isinstance(p, MBRPartition):
                 raise InvalidInputError(f"MBR partitions[{i}]: expected MBRPartition or None, found {type(p).__name__}")
+        if self.strict:
+            check_partition_layout(self.partitions)
 
     def set_boot_code(self, data: bytes | DataSource | str | os.PathLike) -> None:
         """Take boot code of any length, keeping only its first 440 bytes.
@@ -206,7 +272,8 @@ class MBR:
         while partitions and partitions[-1] is None:
             partitions.pop()
         boot_code = bytes(c.BootCode).rstrip(b"\0")
-        return cls(boot_code=boot_code, disk_signature=c.UniqueMBRDiskSignature, partitions=partitions)
+        # What is on a disk is read as it is (isohybrid's records start at LBA 0 and overlap).
+        return cls(boot_code=boot_code, disk_signature=c.UniqueMBRDiskSignature, partitions=partitions, strict=False)
 
     def write(self, fd: int, device_offset: int = 0) -> None:
         """Write the 512 bytes at ``device_offset`` of the open file descriptor ``fd``."""
