@@ -62,9 +62,13 @@ def source_date_epoch(fallback: int | None = None) -> int:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if value is not None and value.strip():
         try:
-            return int(value)
+            seconds = int(value)
         except ValueError:
             raise InvalidInputError(f"SOURCE_DATE_EPOCH: expected an integer, found {value!r}") from None
+        if not 0 <= seconds <= TIME_MAX:
+            raise InvalidInputError(f"SOURCE_DATE_EPOCH: expected seconds since 1970-01-01 UTC, "
+                                    f"0..{TIME_MAX} (9999-12-31), found {value!r}")
+        return seconds
     return int(time.time()) if fallback is None else fallback
 
 

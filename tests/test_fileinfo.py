@@ -184,3 +184,11 @@ def test_symlink_targets_as_linux_takes_them():
     with pytest.raises(InvalidInputError, match="not valid UTF-8"):
         to_fileinfo(("sym", "l", "t\udcff"))
     assert to_fileinfo(("sym", "l", b"t\xff")).target == b"t\xff"     # bytes are taken as they are
+
+
+@pytest.mark.parametrize("value", ["-1", "99999999999999999999", "1.5", "now"])
+def test_source_date_epoch_must_be_a_time(monkeypatch, value):
+    from sysexport.fileinfo import source_date_epoch
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    with pytest.raises(InvalidInputError, match="SOURCE_DATE_EPOCH.*" + value.replace(".", r"\.")):
+        source_date_epoch()
