@@ -144,7 +144,7 @@ class ISO9660Hybrid(Lifecycle):
     """
 
     ATTRIBUTES = ("volume_label", "mbr_boot_code", "mbr_bootable", "efi_boot", "esp_min_size_bytes",
-                  "partition_align_bytes", "default_time")
+                  "partition_align_bytes", "default_time", "relocate_deep_dirs")
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *, filehandle: BinaryIO | None = None,
                  **attrs: Any) -> None:
@@ -188,6 +188,16 @@ class ISO9660Hybrid(Lifecycle):
         self.iso.volume_label = label
         fat_label = re.sub(r"[^A-Z0-9 _\-]", "_", label.upper())[:11].rstrip() or "ESP"
         self.esp.volume_label = fat_label
+
+    @property
+    def relocate_deep_dirs(self) -> bool:
+        """The ISO part's :attr:`ISO9660.relocate_deep_dirs` (False: directories past level 8
+        in place; True: moved to RR_MOVED)."""
+        return self.iso.relocate_deep_dirs
+
+    @relocate_deep_dirs.setter
+    def relocate_deep_dirs(self, value: bool) -> None:
+        self.iso.relocate_deep_dirs = value
 
     @property
     def default_time(self) -> float:

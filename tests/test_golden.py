@@ -502,7 +502,9 @@ def _(ctx: Ctx) -> str:
 
 @case("iso-norr-joliet-level3")
 def _(ctx: Ctx) -> str:
-    iso, out = _iso(ctx, "a.iso", fat_records(), rock_ridge=None)
+    # Without Rock Ridge ECMA-119's eight levels hold: the two records under d01/.../d09 stay out.
+    recs = [r for r in fat_records() if not r[1].startswith("d01/d02/d03/d04/d05/d06/d07/d08/")]
+    iso, out = _iso(ctx, "a.iso", recs, rock_ridge=None)
     iso.finish()
     return out
 
@@ -518,8 +520,8 @@ def _(ctx: Ctx) -> str:
 
 @case("iso-norr-nojoliet-level1-deep")
 def _(ctx: Ctx) -> str:
-    deep = "/".join(f"level{i}" for i in range(1, 12))
-    recs = [("file", f"{deep}/deep.txt", b"eleven levels\n"), ("file", "top.txt", b"top\n")]
+    deep = "/".join(f"level{i}" for i in range(2, 9))       # levels 2..8: the most ECMA-119 6.8.2.1 allows
+    recs = [("file", f"{deep}/deep.txt", b"eight levels\n"), ("file", "top.txt", b"top\n")]
     iso, out = _iso(ctx, "a.iso", recs, rock_ridge=None, joliet=False, interchange_level=1)
     iso.finish()
     return out
@@ -533,7 +535,7 @@ def _(ctx: Ctx) -> str:
         recs.append(("file", f"{path}/leaf.txt", f"{branch} fifteen down\n".encode()))
         recs.append(("sym", f"{path}/up", "../../.."))
     recs.append(("dir", "/".join(f"c{i}" for i in range(1, 10))))
-    iso, out = _iso(ctx, "a.iso", recs, rock_ridge="1.12", joliet=False)
+    iso, out = _iso(ctx, "a.iso", recs, rock_ridge="1.12", joliet=False, relocate_deep_dirs=True)
     iso.finish()
     return out
 
@@ -566,13 +568,24 @@ def _(ctx: Ctx) -> str:
     return out
 
 
+def hdd_image(size: int, ptype: int) -> bytes:
+    """A hard-disk emulation image: an MBR holding one partition of ``ptype`` that fills
+    the rest of the image (El Torito 1.0 section 3.3), then data."""
+    mbr = bytearray(sized(512))
+    mbr[446:510] = bytes(64)
+    mbr[446 + 4] = ptype
+    mbr[446 + 8:446 + 16] = (1).to_bytes(4, "little") + (size // 512 - 1).to_bytes(4, "little")
+    mbr[510:512] = b"\x55\xaa"
+    return bytes(mbr) + sized(size - 512)
+
+
 @case("iso-eltorito-sections")
 def _(ctx: Ctx) -> str:
     from sysexport import BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, EMU_FLOPPY144, EMU_HDD, EMU_NONE
     recs = [("file", "boot/x86.img", bytes(range(256)) * 40 + b"tail"),
             ("file", "boot/efi.img", bytes(4096)),
             ("file", "boot/floppy.img", sized(1_474_560)),
-            ("file", "boot/hdd.img", sized(70_000)),
+            ("file", "boot/hdd.img", hdd_image(70_000, 0x83)),
             ("file", "boot/alt.img", sized(2048, 3)),
             ("file", "README.TXT", b"boot sections\n")]
     iso, out = _iso(ctx, "a.iso", recs, boot_catalog_path="isolinux/boot.cat")

@@ -23,6 +23,20 @@ from .enums import (BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, BOOTABLE, EMU_FLOPPY
 
 MEDIA_TYPES = tuple(MEDIA_TYPE_NAMES)
 MAX_SECTOR_COUNT = 0xFFFF       # El Torito 2.2: sector_count is a 16-bit field
+FLOPPY_BYTES = {EMU_FLOPPY12: 1_228_800, EMU_FLOPPY144: 1_474_560, EMU_FLOPPY288: 2_949_120}
+"""El Torito 2.2 boot media types 1-3: the diskette each emulates, byte for byte (80
+cylinders, 2 heads, 15, 18 or 36 sectors of 512 bytes); libisofs accepts these sizes only."""
+# El Torito 1.0 section 3.3 (hard disk emulation): the image is a disk whose sector 0 is a
+# master boot record holding exactly one partition, whose type byte the entry's System Type
+# copies (2.2, offset 4).  The partition table is the PC one: four 16-byte entries from
+# byte 446, each with its type at +4, first LBA at +8 and sector count at +12 (both 32-bit
+# little-endian), and the signature 55 AA at 510.
+MBR_BYTES = 512
+MBR_TABLE_OFFSET = 446
+MBR_ENTRY_BYTES = 16
+MBR_ENTRIES = 4
+MBR_SIGNATURE = b"\x55\xaa"
+HDD_SECTOR_BYTES = 512
 
 
 @dataclass(eq=False)
@@ -66,6 +80,47 @@ class BootEntry:
             raise InvalidInputError(f"{where}: a boot info table needs data or path, not a raw extent")
         if self.extent is not None and self.extent.device_offset % SECTOR_BYTES:
             raise InvalidInputError(f"{where}: extent offset {self.extent.device_offset} is not 2048-aligned")
+
+    def check_emulation(self, size_bytes: int, head: bytes) -> None:
+        """Check the image of a floppy or hard-disk emulation entry (``head``: its first
+        512 bytes, needed for a hard disk): a floppy image is exactly the diskette's size; a
+        hard-disk image starts with a master boot record holding exactly one partition,
+        which lies inside the image.  The entry's System Type is then that partition's type
+        (set here when 0, as libisofs does; another value is an error).  Raises
+        InvalidInputError naming the image and the rule."""
+        image = self.path if self.path is not None else "data"
+        where = f"boot catalog entry ({MEDIA_TYPE_NAMES[self.media_type]} emulation, image {image})"
+        if self.media_type in FLOPPY_BYTES:
+            want = FLOPPY_BYTES[self.media_type]
+            if size_bytes != want:
+                raise InvalidInputError(f"{where}: a {MEDIA_TYPE_NAMES[self.media_type]} image must be exactly "
+                                        f"{want} bytes (El Torito 2.2, boot media type {self.media_type}), "
+                                        f"found {size_bytes}")
+            return
+        if self.media_type != EMU_HDD:
+            return
+        if size_bytes < MBR_BYTES or head[MBR_BYTES - len(MBR_SIGNATURE):MBR_BYTES] != MBR_SIGNATURE:
+            raise InvalidInputError(f"{where}: a hard-disk emulation image must start with a master boot record "
+                                    "(signature 55 AA at byte 510; El Torito 1.0 section 3.3)")
+        used = []
+        for i in range(MBR_ENTRIES):
+            entry = head[MBR_TABLE_OFFSET + i * MBR_ENTRY_BYTES:MBR_TABLE_OFFSET + (i + 1) * MBR_ENTRY_BYTES]
+            if entry[4]:
+                used.append((i + 1, entry[4]) + struct.unpack_from("<II", entry, 8))
+        if len(used) != 1:
+            raise InvalidInputError(f"{where}: the master boot record of a hard-disk emulation image must hold "
+                                    f"exactly one partition (El Torito 1.0 section 3.3), found {len(used)}")
+        number, ptype, first, count = used[0]
+        sectors = size_bytes // HDD_SECTOR_BYTES
+        if count == 0 or first == 0 or first + count > sectors:
+            raise InvalidInputError(f"{where}: partition {number} (sectors {first}..{first + count - 1}) must lie "
+                                    f"inside the image's {sectors} sectors, after its master boot record")
+        if self.system_type == 0:
+            self.system_type = ptype
+        elif self.system_type != ptype:
+            raise InvalidInputError(f"{where}: system_type {self.system_type:#04x} must be the partition's type "
+                                    f"{ptype:#04x} (El Torito 2.2: a copy of the partition table's System "
+                                    "Indicator)")
 
     def sector_count(self, size_bytes: int) -> int:
         """The 16-bit count of 512-byte sectors; 0 past 65535 (xorriso's convention, docs/booting.md

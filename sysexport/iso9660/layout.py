@@ -1,12 +1,13 @@
-"""Directory hierarchies, directory records and path tables of an ISO 9660 image.
+"""Directory records and path tables of an ISO 9660 image: sizing and bytes.
 
 ECMA-119 6.8 (directories, records never crossing a logical sector), 6.9 and 9.4 (path
-tables), 9.1 (directory record), 9.3 (record order); Joliet for the second tree; Rock
-Ridge (RRIP 1.09/1.12, section 4.1.5) for relocating directories deeper than 8 levels.
-Record sizes are computed before allocation (Rock Ridge entry lengths do not depend on
-the block numbers they carry); bytes are built after allocation.  Records and path table
-records are packed by the ``struct.Struct`` declared beside their construct declarations
-(``_structs.FAST_CODECS`` lists these packers; tests/test_fastcodecs.py checks them).
+tables), 9.1 (directory record), 9.3 (record order), 6.5.1 (file sections).  The two
+hierarchies (ISO 9660 with Rock Ridge, and Joliet) are built by :mod:`.hierarchy` into the
+:class:`DirOut` and :class:`Rec` values declared here.  Record sizes are computed before
+allocation (Rock Ridge entry lengths do not depend on the block numbers they carry); bytes
+are built after allocation.  Records and path table records are packed by the
+``struct.Struct`` declared beside their construct declarations (``_structs.FAST_CODECS``
+lists these packers; tests/test_fastcodecs.py checks them).
 """
 from __future__ import annotations
 
@@ -15,15 +16,13 @@ import math
 import stat
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from types import ModuleType
 from typing import Callable, cast
 
-from ..errors import InternalError, LayoutError
+from ..errors import InternalError
 from ..extent import Extent, align_up
-from ..fileinfo import FileInfo, implied_directory
-from ..tree import Node, Tree
-from . import names as _names
+from ..fileinfo import FileInfo
+from ..tree import Node
 from . import rockridge
 from ._structs import (DIRECTORY_RECORD_FIXED_BYTES, DIRECTORY_RECORD_HEAD, MAX_RECORD_BYTES,  # noqa: F401
                        PATH_TABLE_RECORD_FIXED_BYTES, PATH_TABLE_RECORD_HEAD_L, PATH_TABLE_RECORD_HEAD_M,
@@ -31,10 +30,10 @@ from ._structs import (DIRECTORY_RECORD_FIXED_BYTES, DIRECTORY_RECORD_HEAD, MAX_
 from .enums import (FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT, FLAG_PROTECTION,  # noqa: F401
                     FLAG_RECORD, USER_FLAGS)
 
-MAX_SECTION_BYTES = 0xFFFFF800   # largest extent < 4 GiB that is a multiple of 2048
-MAX_DEPTH = 8               # ECMA-119 6.8.2.1: at most eight levels of directories
+MAX_SECTION_BYTES = 0xFFFFF800
+"""The section size of a file split into several extents (ECMA-119 6.5.1): the largest
+multiple of 2048 below 4 GiB (every section but the last ends on a block boundary)."""
 CE_BYTES = rockridge.CE_ENTRY_BYTES   # SUSP 1.12 5.1: the CE entry a record ends with when it continues
-RR_MOVED_NAME = b".rr_moved"
 
 K_DIR, K_FILE, K_OTHER, K_CL = range(4)
 
@@ -110,11 +109,14 @@ class Payload:
     nlink: int = 0
 
     def sections(self) -> list[tuple[int, int]]:
-        """(device_offset, length) of each extent of a multi-extent file (ECMA-119 6.5.1)."""
+        """(device_offset, length) of each extent of the file (ECMA-119 6.5.1): one, unless
+        the file needs more (see :func:`single_section_max`)."""
         if self.size_bytes == 0:
             return [(0, 0)]
         if self.extent is None:
             raise InternalError(f"{self.info.name}: no extent")
+        if self.size_bytes <= single_section_max():
+            return [(self.extent.device_offset, self.size_bytes)]
         out, pos, left = [], self.extent.device_offset, self.size_bytes
         while left:
             n = min(left, MAX_SECTION_BYTES)
@@ -124,7 +126,22 @@ class Payload:
         return out
 
     def section_count(self) -> int:
-        return max(1, -(-self.size_bytes // MAX_SECTION_BYTES))
+        if self.size_bytes <= single_section_max():
+            return 1
+        return -(-self.size_bytes // MAX_SECTION_BYTES)
+
+
+def single_section_max() -> int:
+    """The largest file recorded in one extent: 0xFFFFFFFF bytes, the largest Data Length
+    (ECMA-119 9.1.4, a 32-bit number), which is MAX_SECTION_BYTES plus the 2047 bytes its
+    last block holds beyond it (computed from MAX_SECTION_BYTES, so a test that makes the
+    sections small moves this limit with them).
+
+    Levels 1 and 2 record each file in one extent (ECMA-119 10.1, 10.2); at level 3 a file
+    of 0xFFFFF801..0xFFFFFFFF bytes is one extent too, as xorriso writes it at every level
+    (measured, xorriso 1.5.4).  Only files of 4 GiB or more, which level 3 alone allows,
+    are split into sections of MAX_SECTION_BYTES."""
+    return MAX_SECTION_BYTES + SECTOR_BYTES - 1
 
 
 @dataclass(eq=False, slots=True)
@@ -264,91 +281,9 @@ def _target(rec: Rec) -> DirOut:
     return rec.target
 
 
-def _file_records(node: Node, ident: bytes, rr: RRSource | None) -> list[Rec]:
-    st = _state(node)
-    flags = node.info.ISO9660_flags & USER_FLAGS
-    if st.payload is None:
-        return [Rec(ident, flags, node.info, K_OTHER, rr=rr)]
-    if isinstance(rr, RRArgs) and rr.nlink == st.payload.nlink and rr.inode == st.payload.inode \
-            and rr._name is node and not rr.sp_er and rr.relocated is None:
-        rr = RR_FROM_PAYLOAD
-    n = st.payload.section_count()
-    if n == 1:
-        return [Rec(ident, flags, node.info, K_FILE, payload=st.payload, rr=rr)]
-    return [Rec(ident, flags | (FLAG_MULTI_EXTENT if i < n - 1 else 0), node.info, K_FILE,
-                payload=st.payload, section=i, rr=rr) for i in range(n)]
-
-
 def _rr_name(node: Node) -> bytes:
+    """A node's Rock Ridge name (NM): its name in UTF-8."""
     return node.name.encode("utf-8", "surrogateescape")
-
-
-def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: int) -> list[DirOut]:
-    """The ISO 9660 directories in path table order, records filled (sizes not yet).
-
-    With Rock Ridge, a directory that would sit deeper than 8 levels is moved under
-    RR_MOVED (RRIP 4.1.5): a CL placeholder stays in its true parent, its '..' gets PL,
-    its record in RR_MOVED gets RE.  RR_MOVED itself carries RE too, which Linux and
-    libisofs read as "hide this entry" in the Rock Ridge view.
-    """
-    root_node = tree.root
-    root_st = _state(root_node)
-    root = DirOut(root_node.info, None, b"\x00", 1, node=root_node, inode=root_st.inode, nlink=root_st.nlink)
-    root_st.iso_dir = root
-    rr_moved: DirOut | None = None
-    relocated: list[tuple[DirOut, Node]] = []
-    queue: list[DirOut] = [root]
-    i = 0
-    while i < len(queue):
-        d = queue[i]
-        i += 1
-        node = d.tree_node
-        kids = node.sorted_children()
-        idents = _names.assign_iso_names([(c, c.name, c.info.is_dir, c.info.ISO9660_shortname) for c in kids],
-                                         level, node.path)
-        for c in kids:
-            st = _state(c)
-            st.iso_ident = idents[c]
-            if not c.info.is_dir:
-                continue
-            if rock_ridge and d.depth + 1 > MAX_DEPTH:
-                if rr_moved is None:
-                    rr_info = implied_directory("rr_moved")
-                    rr_info.mtime = root.info.mtime
-                    rr_moved = DirOut(rr_info, root, b"", 2, inode=next_inode)
-                    next_inode += 1
-                    root.children.append(rr_moved)
-                cd = DirOut(c.info, rr_moved, b"", 3, node=c, real_parent=d, inode=st.inode, nlink=st.nlink)
-                relocated.append((d, c))
-                rr_moved.children.append(cd)
-            else:
-                cd = DirOut(c.info, d, idents[c], d.depth + 1, node=c, inode=st.inode, nlink=st.nlink)
-                d.children.append(cd)
-            st.iso_dir = cd
-            queue.append(cd)
-    if rr_moved is not None:
-        moved = _names.assign_iso_names([(c, c.name, True, None) for _, c in relocated], level, "rr_moved")
-        for _, c in relocated:
-            _iso_dir(c).ident = moved[c]
-        taken = {_state(r).iso_ident for r in root_node.sorted_children()}
-        ident = b"RR_MOVED"
-        n = 0
-        while ident in taken:
-            n += 1
-            ident = f"RR_MOV{n:02d}".encode()
-        rr_moved.ident = ident
-        rr_moved.nlink = 2 + len(relocated)
-    ordered = _path_table_order(root)
-    for d in ordered:
-        d.build = partial(_iso_records, d, rock_ridge, root, rr_moved)
-    return ordered
-
-
-def _iso_dir(node: Node) -> DirOut:
-    d = _state(node).iso_dir
-    if d is None:
-        raise InternalError(f"{node.path or '/'}: directory not in the ISO 9660 hierarchy")
-    return d
 
 
 def dir_records(d: DirOut) -> list[Rec]:
@@ -361,123 +296,6 @@ def dir_records(d: DirOut) -> list[Rec]:
             recs[i].cont_len = cont_len
             recs[i].cont_offset = cont_offset
     return recs
-
-
-def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | None) -> list[Rec]:
-    parent = d.parent or d
-    true_parent = d.real_parent or parent
-
-    def rr(info: FileInfo, name: bytes | Node | None, nlink: int, inode: int, *, sp_er: bool = False,
-           relocated: str | None = None, link: DirOut | None = None) -> RRArgs | None:
-        return RRArgs(info, name, nlink, inode, sp_er, relocated, link) if rock_ridge else None
-
-    dot = Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d,
-              rr=rr(d.info, None, d.nlink, d.inode, sp_er=d is root))
-    if d.real_parent is not None:
-        dotdot_rr = rr(true_parent.info, None, true_parent.nlink, true_parent.inode, relocated="PL",
-                       link=true_parent)
-    else:
-        dotdot_rr = rr(parent.info, None, parent.nlink, parent.inode)
-    records = [dot, Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent, rr=dotdot_rr)]
-    children: list[Rec] = []
-    if d.node is not None:
-        for c in d.node.sorted_children():
-            st = _state(c)
-            if c.info.is_dir:
-                cd = _iso_dir(c)
-                flags = FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS)
-                if cd.parent is d:
-                    children.append(Rec(st.iso_ident, flags, c.info, K_DIR, target=cd,
-                                        rr=rr(c.info, c, cd.nlink, cd.inode)))
-                else:   # relocated: a file record carrying CL (RRIP 4.1.5.1)
-                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_CL, target=cd,
-                                        rr=rr(c.info, _rr_name(c), cd.nlink, cd.inode, relocated="CL", link=cd)))
-            else:
-                pl = st.payload
-                plain = rock_ridge and pl is not None and st.nlink == pl.nlink and st.inode == pl.inode
-                if plain and pl is not None and pl.size_bytes <= MAX_SECTION_BYTES:  # _file_records(), one section
-                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE,
-                                        None, pl, 0, RR_FROM_PAYLOAD))
-                    continue
-                children.extend(_file_records(c, st.iso_ident, RR_FROM_PAYLOAD if plain
-                                              else rr(c.info, c, st.nlink, st.inode)))
-    if d is root and rr_moved is not None:
-        children.append(Rec(rr_moved.ident, FLAG_DIRECTORY, rr_moved.info, K_DIR, target=rr_moved,
-                            rr=rr(rr_moved.info, RR_MOVED_NAME, rr_moved.nlink, rr_moved.inode, relocated="RE")))
-    if d is rr_moved:
-        for cd in d.children:
-            children.append(Rec(cd.ident, FLAG_DIRECTORY, cd.info, K_DIR, target=cd,
-                                rr=rr(cd.info, _rr_name(cd.tree_node), cd.nlink, cd.inode, relocated="RE")))
-    children.sort(key=lambda r: _names.iso_sort_key(r.ident))
-    return records + children
-
-
-def _joliet_children(node: Node) -> list[Node]:
-    """Joliet holds directories and regular files only: like xorriso, symlinks, devices,
-    fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them)."""
-    return [c for c in node.sorted_children() if c.info.mode & 0o170000 in _JOLIET_TYPES]
-
-
-_JOLIET_TYPES = (stat.S_IFDIR, stat.S_IFREG)
-
-
-def build_joliet_hierarchy(tree: Tree) -> list[DirOut]:
-    """The Joliet directories (the true tree, UCS-2 names sorted by code unit) in path table order."""
-    root = DirOut(tree.root.info, None, b"\x00", 1, node=tree.root)
-    _state(tree.root).joliet_dir = root
-    queue = [root]
-    i = 0
-    while i < len(queue):
-        d = queue[i]
-        i += 1
-        kids = _joliet_children(d.tree_node)
-        idents = _names.assign_joliet_names([(c, c.name, c.info.is_dir) for c in kids])
-        for c in kids:
-            st = _state(c)
-            st.joliet_ident = idents[c]
-            if c.info.is_dir:
-                cd = DirOut(c.info, d, idents[c], d.depth + 1, node=c)
-                st.joliet_dir = cd
-                d.children.append(cd)
-                queue.append(cd)
-    ordered = _path_table_order(root)
-    for d in ordered:
-        d.build = partial(_joliet_records, d)
-    return ordered
-
-
-def _joliet_records(d: DirOut) -> list[Rec]:
-    parent = d.parent or d
-    recs = [Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d),
-            Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent)]
-    kids: list[Rec] = []
-    for c in _joliet_children(d.tree_node):
-        st = _state(c)
-        if c.info.is_dir:
-            kids.append(Rec(st.joliet_ident, FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS), c.info,
-                            K_DIR, target=st.joliet_dir))
-        else:
-            pl = st.payload
-            if pl is not None and pl.size_bytes <= MAX_SECTION_BYTES:    # _file_records(), one section
-                kids.append(Rec(st.joliet_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE, None, pl))
-            else:
-                kids.extend(_file_records(c, st.joliet_ident, None))
-    kids.sort(key=lambda r: r.ident)
-    return recs + kids
-
-
-def _path_table_order(root: DirOut) -> list[DirOut]:
-    """ECMA-119 6.9.1: by level, then parent number, then identifier; numbers from 1."""
-    out = [root]
-    i = 0
-    while i < len(out):
-        d = out[i]
-        d.number = i + 1
-        out.extend(sorted(d.children, key=lambda c: c.ident))
-        i += 1
-    if len(out) > 0xFFFF:
-        raise LayoutError(f"{len(out)} directories: a path table numbers at most 65535 (ECMA-119 9.4.4)")
-    return out
 
 
 def path_table_bytes(dirs: list[DirOut], big_endian: bool) -> bytes:
@@ -619,7 +437,7 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
     records = dir_records(d)
     pos = 0
     head, sector, max_record, max_section = (DIRECTORY_RECORD_FIXED_BYTES, SECTOR_BYTES, MAX_RECORD_BYTES,
-                                             MAX_SECTION_BYTES)
+                                             single_section_max())
     rec_pack = DIRECTORY_RECORD_HEAD.pack
     for rec, su in zip(records, _plain_system_uses(records, rr_mod, version, default_time)):
         p = rec.payload

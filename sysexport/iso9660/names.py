@@ -109,10 +109,16 @@ def check_iso_override(where: str, shortname: str, is_dir: bool, level: int) -> 
 
 
 def _numbered_iso(stem: str, ext: str, n: int, is_dir: bool, level: int) -> tuple[str, str]:
+    """The n-th numbered variant of a candidate: ``_n`` ends the name, which gives up its
+    last characters for it; at levels 2 and 3, where name and extension share 30
+    characters, a long extension gives up its last characters too when the name has too
+    few left (``A.`` + 29 characters would otherwise become a 31-character ``_1.`` + 29)."""
     max_name, max_ext = iso_limits(level, is_dir)
     suffix = f"_{n}"
-    room = max_name if (level == 1 or is_dir) else max_ext - len(ext)
-    return stem[:max(room - len(suffix), 0)] + suffix, ext
+    if level == 1 or is_dir:
+        return stem[:max(max_name - len(suffix), 0)] + suffix, ext
+    ext = ext[:max(max_ext - len(suffix), 0)]
+    return stem[:max(max_ext - len(ext) - len(suffix), 0)] + suffix, ext
 
 
 def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]], level: int,
@@ -128,16 +134,16 @@ def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]],
     for key, name, is_dir, override in ordered:
         if override is not None:
             ident = check_iso_override(f"{where}/{name}".lstrip("/") or name, override, is_dir, level)
-            if _clash_key(ident) in used:
+            if clash_key(ident) in used:
                 raise InvalidInputError(f"{where}/{name}: ISO9660_shortname {override!r} is used twice "
                                         "in this directory")
-            used.add(_clash_key(ident))
+            used.add(clash_key(ident))
             result[key] = ident
     candidates = {}
     for key, name, is_dir, override in ordered:
         if key not in result:
             candidates[key] = iso_candidate(name, is_dir, level)
-    wanted = {_clash_key(format_iso_identifier(s, e, d)) for (k, _, d, _o) in ordered if k in candidates
+    wanted = {clash_key(format_iso_identifier(s, e, d)) for (k, _, d, _o) in ordered if k in candidates
               for s, e in [candidates[k]]}
     later = []
     for key, name, is_dir, override in ordered:
@@ -145,10 +151,10 @@ def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]],
             continue
         stem, ext = candidates[key]
         ident = format_iso_identifier(stem, ext, is_dir)
-        if _clash_key(ident) in used:
+        if clash_key(ident) in used:
             later.append((key, is_dir))
         else:
-            used.add(_clash_key(ident))
+            used.add(clash_key(ident))
             result[key] = ident
     for key, is_dir in later:
         stem, ext = candidates[key]
@@ -156,7 +162,7 @@ def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]],
         while True:
             s, e = _numbered_iso(stem, ext, n, is_dir, level)
             ident = format_iso_identifier(s, e, is_dir)
-            ck = _clash_key(ident)
+            ck = clash_key(ident)
             if ck not in used and ck not in wanted:
                 break
             n += 1
@@ -165,7 +171,7 @@ def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]],
     return result
 
 
-def _clash_key(ident: bytes) -> bytes:
+def clash_key(ident: bytes) -> bytes:
     """A file NAME.EXT;1 and a directory NAME.EXT would be confused by readers: compare without version."""
     return ident.split(b";", 1)[0].rstrip(b".")
 
@@ -257,3 +263,52 @@ def a_text(value: str, size_bytes: int, d_only: bool = False) -> bytes:
         ch if 0x20 <= ord(ch) < 0x7F else "_" for ch in unicodedata.normalize("NFKD", value.upper())
         if not unicodedata.combining(ch))
     return text.encode("ascii")[:size_bytes].ljust(size_bytes, b" ")
+
+
+# --- volume labels ------------------------------------------------------------------------
+
+VOLUME_ID_BYTES = 32
+"""ECMA-119 8.4.5 / 8.5.5: the Volume Identifier field of a volume descriptor."""
+JOLIET_LABEL_UNITS = VOLUME_ID_BYTES // 2
+"""The same field in the Joliet descriptor holds 16 UCS-2 code units."""
+
+
+def check_volume_label(value: object) -> str:
+    """Validate a volume label the way xorriso's ``-volid`` takes it: any text of at most 32
+    bytes of UTF-8, recorded as given in the primary descriptor (xorriso warns that it is
+    not d-characters, keeps it, and refuses a longer one: "Text too long (33 > 32)").
+    Control characters are refused too: no reader shows them."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"volume_label: expected a non-empty str, found {value!r}")
+    bad = [ch for ch in value if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0]
+    if bad:
+        raise InvalidInputError(f"volume_label {value!r}: control character {bad[0]!r} is not allowed")
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"volume_label {value!r}: not valid UTF-8 text") from None
+    if len(data) > VOLUME_ID_BYTES:
+        raise InvalidInputError(f"volume_label {value!r}: {len(data)} bytes (UTF-8); the volume identifier of "
+                                f"the primary volume descriptor holds {VOLUME_ID_BYTES} (ECMA-119 8.4.5)")
+    return value
+
+
+def pvd_volume_id(label: str) -> bytes:
+    """The primary descriptor's Volume Identifier: the label's UTF-8 bytes, padded with
+    spaces (what xorriso records for ``-volid "My Live 2026"``; ECMA-119 asks for
+    d-characters, but upper-casing and '_' for spaces lose what the user named, and blkid,
+    udev, GRUB and the Linux kernel take the bytes as they are)."""
+    return label.encode("utf-8").ljust(VOLUME_ID_BYTES, b" ")
+
+
+def joliet_label(label: str) -> str:
+    """The label the Joliet descriptor holds: its first 16 UCS-2 code units, case and spaces
+    kept (xorriso cuts it there too, with a warning), a character outside the BMP (which
+    UCS-2 cannot hold) as '_'.  blkid joins a longer primary label onto it."""
+    return "".join(ch if ord(ch) <= 0xFFFF else "_" for ch in label)[:JOLIET_LABEL_UNITS]
+
+
+def joliet_volume_id(label: str) -> bytes:
+    """The Joliet descriptor's Volume Identifier field: :func:`joliet_label` in UCS-2
+    big-endian, padded with UCS-2 spaces."""
+    return joliet_label(label).ljust(JOLIET_LABEL_UNITS).encode("utf-16-be")

@@ -34,6 +34,7 @@ from ..output import Output
 from ..tree import Node, Tree
 from ..writer import Lifecycle
 from . import eltorito as _et
+from . import hierarchy as _hier
 from . import layout as _lay
 from . import names as _names
 from ._structs import (SECTOR_BYTES, SYSTEM_AREA_BYTES, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY,
@@ -124,7 +125,11 @@ class ISO9660(Lifecycle):
     volume creation/modification dates, which blkid shows as the UUID), ``joliet``,
     ``rock_ridge`` ("1.09", "1.12" or None), ``interchange_level`` (1-3),
     ``boot_catalog_path`` and ``boot_catalog_hidden``, ``padding_bytes`` (zeros that
-    finish() adds at the end of the volume; the two-phase API leaves sizing to its caller).
+    finish() adds at the end of the volume; the two-phase API leaves sizing to its caller),
+    ``relocate_deep_dirs`` (False: with Rock Ridge, directories past ECMA-119's eight levels
+    stay in place, as xorriso writes them; True: they move to RR_MOVED, see
+    :mod:`.hierarchy`).  Read-only: ``pvd_label`` and ``joliet_label``, what each volume
+    descriptor records of ``volume_label``.
     """
 
     def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
@@ -132,7 +137,7 @@ class ISO9660(Lifecycle):
                  publisher: str = "", preparer: str = "", application: str = "SYSEXPORT",
                  default_time: float | None = None, joliet: bool = True, rock_ridge: str | None = "1.09",
                  interchange_level: int = 3, boot_catalog_path: str = "boot.catalog",
-                 boot_catalog_hidden: bool = False) -> None:
+                 boot_catalog_hidden: bool = False, relocate_deep_dirs: bool = False) -> None:
         self.filename = os.fspath(filename) if filename is not None else None
         self.filehandle = filehandle
         self.volume_label = volume_label
@@ -150,6 +155,7 @@ class ISO9660(Lifecycle):
         self.interchange_level = interchange_level
         self.boot_catalog_path = boot_catalog_path
         self.boot_catalog_hidden = boot_catalog_hidden
+        self.relocate_deep_dirs = relocate_deep_dirs
         self.tree: Tree[NodeState | None] = Tree()
         self.tree.root.w = NodeState()
         self.boot_entries: list[BootEntry] = []
@@ -210,13 +216,38 @@ class ISO9660(Lifecycle):
 
     @property
     def volume_label(self) -> str:
+        """The volume label: at most 32 bytes of UTF-8, no control characters (what xorriso's
+        ``-volid`` takes).  The primary descriptor records it as given, the Joliet one its
+        first 16 characters (:attr:`pvd_label`, :attr:`joliet_label`)."""
         return self._label
 
     @volume_label.setter
     def volume_label(self, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise InvalidInputError(f"volume_label: expected a non-empty str, found {value!r}")
-        self._label = value
+        self._label = _names.check_volume_label(value)
+
+    @property
+    def pvd_label(self) -> str:
+        """The label the primary volume descriptor records (what isoinfo and blkid read
+        there): :attr:`volume_label` as given, trailing spaces aside."""
+        return _names.pvd_volume_id(self._label).decode("utf-8").rstrip(" ")
+
+    @property
+    def joliet_label(self) -> str | None:
+        """The label the Joliet descriptor records (the first 16 characters, case and spaces
+        kept; what Windows and GRUB show), or None without Joliet."""
+        return _names.joliet_label(self._label).rstrip(" ") if self.joliet else None
+
+    @property
+    def relocate_deep_dirs(self) -> bool:
+        """With Rock Ridge, move directories past level 8 to RR_MOVED (RRIP 1.12 4.1.5)
+        instead of writing them in place (the default, as xorriso does)."""
+        return self._relocate_deep_dirs
+
+    @relocate_deep_dirs.setter
+    def relocate_deep_dirs(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"relocate_deep_dirs: expected True or False, found {value!r}")
+        self._relocate_deep_dirs = value
 
     # --- input ----------------------------------------------------------------------------------
     def add(self, spec: Any, *, placed_later: bool = False) -> Any:
@@ -248,6 +279,8 @@ class ISO9660(Lifecycle):
                 raise InvalidInputError(f"{where}: a file is either placed at device_offset or placed later")
         if placed_later and not info.is_file:
             raise InvalidInputError(f"{where}: only regular files can be placed later")
+        if self.rock_ridge is None:
+            _hier.check_without_rock_ridge(info)      # plan() checks again: rock_ridge may change
         node = self.tree.add(info)
         # No per-entry state until plan(); a shared marker records "placed later".
         node.w = _lay.PLACED_LATER if placed_later else None
@@ -283,6 +316,8 @@ class ISO9660(Lifecycle):
         entry.check()
         if entry.boot_info_table and entry.data is not None and len(entry.data) < 64:
             raise InvalidInputError("boot catalog entry: a boot info table needs an image of at least 64 bytes")
+        if entry.data is not None:
+            entry.check_emulation(len(entry.data), entry.data[:_et.MBR_BYTES])
         self.boot_entries.append(entry)
         return entry
 
@@ -439,10 +474,10 @@ class ISO9660(Lifecycle):
         size, l_lba, m_lba = path_table
         if joliet:
             text = _names.joliet_text
-            label = text(self.volume_label, 32)
+            label = _names.joliet_volume_id(self.volume_label)
         else:
             text = _names.a_text
-            label = _names.a_text(self.volume_label, 32, d_only=True)
+            label = _names.pvd_volume_id(self.volume_label)
         created = _lay.dec_datetime(self.default_time)
         if not 0 <= centiseconds <= 99:
             raise InternalError(f"volume date centiseconds {centiseconds}")
@@ -565,8 +600,10 @@ class ISO9660(Lifecycle):
         self._add_catalog_node()
         payloads = self._prepare_nodes()
         catalog_payload = self._catalog_node.w.payload if self._catalog_node is not None else None
-        iso_dirs = _lay.build_iso_hierarchy(self.tree, self.interchange_level, rr_mod is not None, self._next_inode)
-        joliet_dirs = _lay.build_joliet_hierarchy(self.tree) if self.joliet else []
+        iso_dirs = _hier.build_iso_hierarchy(self.tree, self.interchange_level, rr_mod is not None, self._next_inode,
+                                             relocate=self.relocate_deep_dirs)
+        joliet_dirs = _hier.build_joliet_hierarchy(self.tree) if self.joliet else []
+        self._check_boot_images()
         t = self.default_time
         version = self.rock_ridge or ""
         dir_sizes = [(d, _lay.size_directory(d, rr_mod, version, t)) for d in iso_dirs + joliet_dirs]
@@ -620,8 +657,9 @@ class ISO9660(Lifecycle):
             extents += [l_ext, m_ext]
             tables.append((tuple(dirs), size, l_ext, m_ext))
         n_iso = len(iso_dirs)
-        for d, size in dir_sizes[:n_iso]:
-            d.extent = alloc.alloc(size, SECTOR_BYTES, f"directory {d.info.name or '/'}")
+        iso_sizes = {id(d): size for d, size in dir_sizes[:n_iso]}
+        for d in _hier.extent_order(iso_dirs):      # path table order, or RR_MOVED's tree first
+            d.extent = alloc.alloc(iso_sizes[id(d)], SECTOR_BYTES, f"directory {d.info.name or '/'}")
             extents.append(d.extent)
         cursor = 0
         conts = [c for d in iso_dirs if d.conts for c in d.conts.values()]
@@ -673,6 +711,22 @@ class ISO9660(Lifecycle):
         if not isinstance(st, NodeState) or st.payload is None:
             raise InternalError(f"boot catalog entry: {entry.path} has no payload after plan()")
         return st.payload
+
+    def _check_boot_images(self) -> None:
+        """Catalog entries given by path: the image a floppy or hard-disk emulation entry
+        names must be one the BIOS can emulate (:meth:`BootEntry.check_emulation`)."""
+        for entry in self.boot_entries:
+            if entry.path is None or entry.media_type == _et.EMU_NONE:
+                continue
+            source = self._boot_payload(entry).info.source
+            head = b""
+            if source is not None and entry.media_type == _et.EMU_HDD:
+                chunks = source.iter_chunks(_et.MBR_BYTES)
+                head = next(iter(chunks), b"")
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            entry.check_emulation(self._boot_payload(entry).size_bytes, head)
 
     def _boot_patches(self) -> dict[int, bytes]:
         """Boot images given by path that get a boot info table: their patched bytes."""
