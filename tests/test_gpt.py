@@ -236,15 +236,22 @@ def test_reproducible_bytes_and_guids(tmp_path):
     assert len(set(guids)) == 4 and ga.disk_guid != gc.disk_guid
     assert [gb.disk_guid] + [p.unique_guid for p in gb.partitions] == guids
     assert all(g.version == 4 and g.variant == uuid.RFC_4122 for g in guids)
-    # No seed: GUIDs from the content, the same for the same input, and for both block sizes.
+    # No seed, SOURCE_DATE_EPOCH set: GUIDs from the content and the time, the same for the
+    # same input and for both block sizes, other for other content.  Without either: random.
     def unseeded(bs, name="x"):
         g = GPT(block_size=bs)
         g.add_partition(GPT_TYPE_ESP, 4 * MiB, name=name)
         g.add_partition(GPT_TYPE_LINUX_FS, 4 * MiB, name=name)
         g.layout(16 * MiB)
         return [g.disk_guid] + [p.unique_guid for p in g.partitions]
-    assert unseeded(512) == unseeded(512) == unseeded(4096) != unseeded(512, "y")
-    assert len(set(unseeded(512))) == 3
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOURCE_DATE_EPOCH", "1700000000")
+        assert unseeded(512) == unseeded(512) == unseeded(4096) != unseeded(512, "y")
+        assert len(set(unseeded(512))) == 3
+        mp.setenv("SOURCE_DATE_EPOCH", "1700000001")
+        first = unseeded(512)
+        mp.delenv("SOURCE_DATE_EPOCH")
+        assert unseeded(512) != unseeded(512) and first != unseeded(512)
 
 
 def test_derive_keeps_guids_and_byte_ranges():
