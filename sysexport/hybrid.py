@@ -25,7 +25,6 @@ import contextvars
 import gc
 import hashlib
 import os
-import re
 import stat
 import threading
 import uuid
@@ -49,6 +48,7 @@ from .partition.gpt import ENTRY_ARRAY_MIN_BYTES, GPT, GPT_TYPE_ESP, GPTLayout, 
 from .partition._structs import MBR_SIGNATURE_OFFSET
 from .partition.mbr import BOOT_CODE_MAX_BYTES, MBR
 from .tree import Node
+from .vfat.names import check_label, label_from
 from .vfat.writer import VFAT, VFATPlan
 from .writer import Lifecycle
 
@@ -67,7 +67,12 @@ SHARED_FILE_ALIGN = ISO_SECTOR_BYTES
 
 @dataclass
 class HybridSummary:
-    """What finish() built: for the CLI's summary and for scripts."""
+    """What finish() built: for the CLI's summary and for scripts.
+
+    The labels are what each file system holds: ``iso_label`` the primary volume
+    descriptor's volume identifier, ``joliet_label`` the Joliet one (None without Joliet),
+    ``fat_label`` the ESP's ("" for none); trailing padding removed.
+    """
 
     image_size_bytes: int
     iso_metadata_end: int
@@ -78,6 +83,9 @@ class HybridSummary:
     file_count: int
     shared_file_count: int
     data_bytes: int
+    iso_label: str = ""
+    joliet_label: str | None = None
+    fat_label: str = ""
 
     def lines(self) -> list[str]:
         mib = 1 << 20
@@ -86,7 +94,10 @@ class HybridSummary:
                f"ESP        {self.esp_size_bytes:>14,} bytes at offset {self.esp_offset:,}"
                + (f" (FAT{self.fat_type})" if self.fat_type else ""),
                f"files      {self.file_count:>14,} ({self.shared_file_count:,} stored once for both "
-               f"file systems, {self.data_bytes:,} bytes of data)"]
+               f"file systems, {self.data_bytes:,} bytes of data)",
+               f"labels     ISO9660 {self.iso_label!r}, "
+               + (f"Joliet {self.joliet_label!r}, " if self.joliet_label is not None else "no Joliet, ")
+               + (f"FAT {self.fat_label!r}" if self.fat_label else "FAT none")]
         for i, (name, off, size) in enumerate(self.partitions, 1):
             out.append(f"partition {i} {name!r}: {size:,} bytes at offset {off:,}")
         return out
@@ -143,8 +154,8 @@ class ISO9660Hybrid(Lifecycle):
     512-byte one is derived from it); :meth:`plan` composes their plans.
     """
 
-    ATTRIBUTES = ("volume_label", "mbr_boot_code", "mbr_bootable", "efi_boot", "esp_min_size_bytes",
-                  "partition_align_bytes", "default_time", "relocate_deep_dirs")
+    ATTRIBUTES = ("volume_label", "esp_label", "mbr_boot_code", "mbr_bootable", "efi_boot",
+                  "esp_min_size_bytes", "partition_align_bytes", "default_time", "relocate_deep_dirs")
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *, filehandle: BinaryIO | None = None,
                  **attrs: Any) -> None:
@@ -168,6 +179,7 @@ class ISO9660Hybrid(Lifecycle):
         self._shared_iso: list[Node] = []
         self._files = 0
         self.total_data_bytes = 0
+        self._esp_label_given = False
         self.volume_label = "ISOHYBRID"
         for key, value in attrs.items():
             if key in ("filename", "filehandle") or key in self.ATTRIBUTES:
@@ -178,7 +190,11 @@ class ISO9660Hybrid(Lifecycle):
     # -- attributes --------------------------------------------------------------------
     @property
     def volume_label(self) -> str:
-        """The ISO volume label; setting it sets the ESP's FAT label too."""
+        """The image's label, as given.  Each file system gets the most faithful label it
+        can hold: the ISO9660 primary and Joliet descriptors what the ISO writer records
+        (``iso.pvd_label``, ``iso.joliet_label``; it refuses a label longer than the primary
+        descriptor holds), the ESP its first 11 FAT characters (see :attr:`esp_label`).
+        The summary lists what each file system got."""
         return self.iso.volume_label
 
     @volume_label.setter
@@ -186,8 +202,26 @@ class ISO9660Hybrid(Lifecycle):
         if not isinstance(label, str) or not label:
             raise InvalidInputError(f"volume_label: expected a non-empty str, found {label!r}")
         self.iso.volume_label = label
-        fat_label = re.sub(r"[^A-Z0-9 _\-]", "_", label.upper())[:11].rstrip() or "ESP"
-        self.esp.volume_label = fat_label
+        if not self._esp_label_given:
+            self.esp.volume_label = label_from(label) or "ESP"
+
+    @property
+    def esp_label(self) -> str:
+        """The ESP's FAT label as stored (upper case, at most 11 characters).  Unless set,
+        derived from :attr:`volume_label`: accents dropped, upper case, characters FAT
+        cannot hold as '_', the first 11 characters.  Set it to choose the label yourself
+        (checked by FAT's rules: more than 11 characters is an error, not a truncation);
+        "" for none, None to derive it from the volume label again."""
+        return self.esp.volume_label
+
+    @esp_label.setter
+    def esp_label(self, label: str | None) -> None:
+        if label is None:
+            self._esp_label_given = False
+            self.esp.volume_label = label_from(self.iso.volume_label) or "ESP"
+            return
+        self.esp.volume_label = check_label(label, "esp_label")
+        self._esp_label_given = True
 
     @property
     def relocate_deep_dirs(self) -> bool:
@@ -361,10 +395,15 @@ class ISO9660Hybrid(Lifecycle):
             esp_size_bytes=esp_size, fat_type=esp.fat_type,
             partitions=[(p.name, p.device_offset, p.size_bytes) for p in gpt4k.partitions],
             file_count=self._files, shared_file_count=len(self._shared_fat),
-            data_bytes=sum(n.info.size for n in self._shared_fat))
+            data_bytes=sum(n.info.size for n in self._shared_fat), **self._labels())
         self.summary = summary
         return HybridPlan(device_size, iso, esp, gpt4k, gpt512, boot_code, bool(self.mbr_bootable), pieces,
                           summary)
+
+    def _labels(self) -> dict[str, Any]:
+        """The label each file system holds (HybridSummary's label fields)."""
+        return dict(iso_label=self.iso.pvd_label, joliet_label=self.iso.joliet_label,
+                    fat_label=self.esp.volume_label)
 
     def _esp_index(self) -> int:
         index = self.esp_partition.index
