@@ -20,6 +20,7 @@ from . import __version__
 from .cpio.cli import add_cli_initramfs
 from .errors import InternalError, SysExportError
 from .inspect import add_cli_commands as add_inspect_commands
+from .output import is_stdout, output_target
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
@@ -71,7 +72,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .data import PathData
     from .hybrid import ISO9660Hybrid
     src = args.src_dir or _default_tree()
-    img = ISO9660Hybrid(args.output)
+    img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
+    img.gpt_backup_at_device_end = args.gpt_at_device_end
     if args.label:
         img.volume_label = args.label
     if args.mbr_boot_code:
@@ -84,9 +86,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     img.add_tree(src)
     with progress(img.total_data_bytes, "writing"):
         summary = img.finish()
-    print(f"{args.output}: hybrid ISO9660 + GPT image of {src}")
+    report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
+    print(f"{args.output}: hybrid ISO9660 + GPT image of {src}", file=report)
     for line in summary.lines():
-        print("  " + line)
+        print("  " + line, file=report)
     return 0
 
 
@@ -101,7 +104,8 @@ def _tree_arg(spec: str) -> tuple[str, str]:
 def cmd_live(args: argparse.Namespace) -> int:
     from .boot.grub import make_bootable
     from .hybrid import ISO9660Hybrid
-    img = ISO9660Hybrid(args.output)
+    img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
+    img.gpt_backup_at_device_end = args.gpt_at_device_end
     if args.label:
         img.volume_label = args.label
     for spec in args.add_tree or []:
@@ -111,21 +115,29 @@ def cmd_live(args: argparse.Namespace) -> int:
                           timeout_s=args.timeout)
     with progress(img.total_data_bytes, "writing"):
         summary = img.finish()
-    print(f"{args.output}: live image (BIOS and UEFI, CD and disk, 512 and 4096-byte sectors)")
+    report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
+    print(f"{args.output}: live image (BIOS and UEFI, CD and disk, 512 and 4096-byte sectors)", file=report)
     for line in summary.lines():
-        print("  " + line)
-    print(f"  kernel     {args.kernel}")
-    print(f"  initrd     {args.initrd}")
-    print(f"  cmdline    {args.cmdline or ''}")
-    print(f"  marker     {setup.marker} (GRUB finds the medium by this file)")
+        print("  " + line, file=report)
+    print(f"  kernel     {args.kernel}", file=report)
+    print(f"  initrd     {args.initrd}", file=report)
+    print(f"  cmdline    {args.cmdline or ''}", file=report)
+    print(f"  marker     {setup.marker} (GRUB finds the medium by this file)", file=report)
     return 0
+
+
+OUTPUT_HELP = ("where to write the image: a file (replaced atomically, keeping its mode), a block device "
+               "such as a USB stick (written in place; refused while mounted), or - for standard output")
+GPT_AT_END_HELP = ("on a device larger than the image, put the backup GPTs at the end of the device "
+                   "(default: at the end of the image, as in the image file)")
 
 
 def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Register ``sysexport build``."""
     b = subparsers.add_parser("build", help="write a hybrid ISO9660 + GPT/ESP image of a directory tree")
     b.add_argument("src_dir", nargs="?", help="tree to put in the image (default: the bundled demo tree)")
-    b.add_argument("-o", "--output", required=True, help="image file to write")
+    b.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
+    b.add_argument("--gpt-at-device-end", action="store_true", help=GPT_AT_END_HELP)
     b.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
     b.add_argument("--mbr-boot-code", metavar="FILE", help="legacy BIOS boot code for the first 440 bytes")
     b.add_argument("--partition", action="append", metavar="TYPE:FILE",
@@ -144,7 +156,8 @@ def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
                     help="a directory to put in both file systems (repeatable)")
     lv.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
     lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
-    lv.add_argument("-o", "--output", required=True, help="image file to write")
+    lv.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
+    lv.add_argument("--gpt-at-device-end", action="store_true", help=GPT_AT_END_HELP)
     lv.set_defaults(func=cmd_live)
     return lv
 

@@ -3,25 +3,39 @@
 A file's content is described by a :class:`DataSource`; nothing is read when a file is
 added.  At write time :meth:`DataSource.write_to` streams it into the output file at a
 given byte offset in large chunks, using ``os.copy_file_range`` where the kernel has it,
-skipping the holes of a sparse source (so the image keeps them as holes), and failing
-loudly on a short read (docs/architecture.md, "The rooms": data sources).
+skipping the holes of a sparse source and all-zero chunks (the output reads as zeros
+there: a fresh file, or a range :meth:`sysexport.output.Output.prepare` zeroed), and
+failing loudly on a short read (docs/architecture.md, "The rooms": data sources).
+
+A ``data_path`` must be a regular file: a FIFO, a socket, a character or block device is
+refused when it is added (``InvalidInputError``: "not a regular file").  A file whose size
+says nothing of its content (a /proc file says 0, a /sys file 4096) is read whole when it
+is added through the file-info key ``data_path``, up to :data:`PSEUDO_FILE_MAX_BYTES`, and
+stored as those bytes; given to :class:`PathData` directly (read only when the image is
+written) it is refused.  A source that
+vanished, changed size or cannot be read (EIO) when the image is written raises
+:class:`~sysexport.errors.SourceError` naming it.
 """
 from __future__ import annotations
 
 import errno
 import io
 import os
+import stat
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Union, cast
 
-from .errors import InvalidInputError, SysExportError
+from .errors import InvalidInputError, SourceError
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Size of one copy step: large enough to amortise syscalls, small enough to stay flat in memory."""
 SMALL_FILE_BYTES = 64 * 1024
 """Host files up to this size are copied with one pread and one pwrite (fewer system calls
 than copy_file_range with hole probing; an all-zero small file still stays a hole)."""
+PSEUDO_FILE_MAX_BYTES = 1 << 20
+"""A /proc or /sys file (or one that reports size 0) is read whole when added as
+``data_path``, up to this many bytes."""
 
 
 PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("sysexport_progress", default=None)
@@ -102,10 +116,13 @@ class PathData(DataSource):
     def __post_init__(self) -> None:
         self.path = os.fsdecode(self.path)
         if self.size_bytes < 0:
-            try:
-                self.size_bytes = os.stat(self.path).st_size
-            except OSError as e:
-                raise InvalidInputError(f"{self.path}: cannot stat data_path: {e.strerror}") from e
+            st = stat_source(self.path, "data_path")
+            if is_pseudo(st) and (st.st_size or pseudo_content(self.path) is not None):
+                raise InvalidInputError(
+                    f"{self.path}: data_path reports size {st.st_size} but its content is made when read "
+                    "(a /proc or /sys file), so it cannot be read when the image is written; give its bytes "
+                    "as data")
+            self.size_bytes = st.st_size
 
     def describe(self) -> str:
         return self.path
@@ -115,9 +132,9 @@ class PathData(DataSource):
         size_now = os.fstat(fd).st_size
         if size_now != self.size_bytes:
             os.close(fd)
-            raise SysExportError(
+            raise SourceError(
                 f"{self.path}: source file changed size since it was added: "
-                f"expected {self.size_bytes} bytes, found {size_now}")
+                f"expected {self.size_bytes} bytes, found {size_now}", path=self.path)
         return fd
 
     def write_to(self, out_fd: int, offset: int) -> None:
@@ -141,7 +158,7 @@ class PathData(DataSource):
             path = self.path
             fd = _open_source(path)
             try:
-                data = os.pread(fd, self.size_bytes + 1, 0)
+                data = _pread(fd, self.size_bytes + 1, 0, path)
                 if len(data) == self.size_bytes:
                     return data
                 size_now = os.fstat(fd).st_size
@@ -149,9 +166,9 @@ class PathData(DataSource):
                 os.close(fd)
             if size_now == self.size_bytes:     # a short read of an unchanged file: read on
                 return self._read_checked()
-            raise SysExportError(
+            raise SourceError(
                 f"{path}: source file changed size since it was added: "
-                f"expected {self.size_bytes} bytes, found {size_now}")
+                f"expected {self.size_bytes} bytes, found {size_now}", path=path)
         return self._read_checked()
 
     def _read_checked(self) -> bytes:
@@ -203,14 +220,20 @@ class FileObjData(DataSource):
         return str(getattr(self.fileobj, "name", "file object"))
 
     def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-        self.fileobj.seek(self.start)
+        try:
+            self.fileobj.seek(self.start)
+        except OSError as e:
+            raise _source_error(e, self.describe(), f"cannot seek to byte {self.start}") from e
         remaining = self.size_bytes
         while remaining:
-            piece = self.fileobj.read(min(chunk_bytes, remaining))
+            try:
+                piece = self.fileobj.read(min(chunk_bytes, remaining))
+            except OSError as e:
+                raise _source_error(e, self.describe(), f"cannot read at byte {self.size_bytes - remaining}") from e
             if not piece:
-                raise SysExportError(
+                raise SourceError(
                     f"{self.describe()}: short read: expected {self.size_bytes} bytes, "
-                    f"stream ended {remaining} bytes early")
+                    f"stream ended {remaining} bytes early", path=self.describe())
             remaining -= len(piece)
             yield piece
 
@@ -244,15 +267,19 @@ def make_source(data: object = None, data_path: object = None, size: int | None 
     if data_path is not None:
         if not isinstance(data_path, (str, bytes, os.PathLike)):
             raise InvalidInputError(f"{where}: data_path must be a path, found {type(data_path).__name__}")
-        path_src = PathData(os.fsdecode(data_path), -1 if size is None else size)
-        if size is None:
-            return path_src
-        try:
-            actual = os.stat(path_src.path).st_size
-        except OSError as e:
-            raise InvalidInputError(f"{where}: data_path {path_src.path}: {e.strerror}") from e
-        if actual != size:
-            raise InvalidInputError(f"{where}: size is {size} but data_path {path_src.path} has {actual} bytes")
+        path = os.fsdecode(data_path)
+        st = stat_source(path, "data_path", where)
+        actual: int = st.st_size
+        path_src: DataSource
+        content = pseudo_content(path, where) if is_pseudo(st) else None
+        if content is not None:
+            # /proc, /sys: size 0, content generated when read; taken now, as it is.
+            path_src = BytesData(content)
+            actual = path_src.size_bytes
+        else:
+            path_src = PathData(path, actual)
+        if size is not None and actual != size:
+            raise InvalidInputError(f"{where}: size is {size} but data_path {path} has {actual} bytes")
         return path_src
     if data is None:
         return None
@@ -278,6 +305,84 @@ def make_source(data: object = None, data_path: object = None, size: int | None 
     return src
 
 
+def stat_source(path: str, key: str = "data_path", where: str | None = None) -> os.stat_result:
+    """stat() a file named as a source (symlinks followed); InvalidInputError unless it is a
+    regular file (a FIFO would block the build, a device or socket has no fixed content)."""
+    label = f"{where}: {key} {path}" if where else f"{path}: {key}"
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidInputError(f"{label}: cannot stat: {e.strerror} "
+                                f"({errno.errorcode.get(e.errno or 0, e.errno)})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError(f"{label}: not a regular file (it is a {_kind(st.st_mode)}); file data must "
+                                "come from a regular file, or be given as data")
+    return st
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return f"file of mode {mode:#o}"
+
+
+PSEUDO_FILE_SYSTEMS = frozenset({"proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup",
+                                 "cgroup2", "bpf", "pstore", "efivarfs", "fusectl", "binfmt_misc"})
+"""File systems whose files' sizes are not their contents' (/proc says 0, /sys a page)."""
+
+
+def is_pseudo(st: os.stat_result) -> bool:
+    """Whether a regular file's size cannot be trusted: it says 0 (and may yet have
+    content), or it lives on /proc, /sys or a kin of theirs (:data:`PSEUDO_FILE_SYSTEMS`)."""
+    if st.st_size == 0:
+        return True
+    from .output import fs_type
+    return fs_type(st.st_dev) in PSEUDO_FILE_SYSTEMS
+
+
+def pseudo_content(path: str, where: str | None = None) -> bytes | None:
+    """The content of a file whose size cannot be trusted (:func:`is_pseudo`), read in
+    order to its end, or None when it is empty.  /proc and /sys files say 0 or 4096 and
+    have what they have when read; more than :data:`PSEUDO_FILE_MAX_BYTES` of it is an
+    InvalidInputError."""
+    fd = _open_source(path)
+    data = bytearray()
+    try:
+        while len(data) <= PSEUDO_FILE_MAX_BYTES:
+            try:
+                piece = os.read(fd, 65536)      # in order: what /proc and /sys files expect
+            except OSError as e:
+                raise _source_error(e, path, f"cannot read at byte {len(data)}") from e
+            if not piece:
+                break
+            data += piece
+    finally:
+        os.close(fd)
+    if not data:
+        return None
+    if len(data) > PSEUDO_FILE_MAX_BYTES:
+        label = f"{where}: data_path {path}" if where else f"{path}: data_path"
+        raise InvalidInputError(f"{label}: a /proc or /sys file (or one that reports size 0) with more than "
+                                f"{PSEUDO_FILE_MAX_BYTES} bytes of content; copy it to a regular file first")
+    return bytes(data)
+
+
+def _source_error(e: OSError, name: str, what: str) -> SourceError:
+    code = e.errno or 0
+    return SourceError(f"{name}: {what}: {e.strerror or os.strerror(code)} "
+                       f"({errno.errorcode.get(code, code)})", path=name, errno=code or None)
+
+
+def _pread(fd: int, n: int, offset: int, name: str) -> bytes:
+    """os.pread of a source; an OSError (EIO) becomes a SourceError naming it."""
+    try:
+        return os.pread(fd, n, offset)
+    except OSError as e:
+        raise _source_error(e, name, f"cannot read {n} bytes at offset {offset}") from e
+
+
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -294,12 +399,12 @@ def _open_source(path: str) -> int:
             pass                        # not the owner: open normally
         except OSError as e:
             if e.errno != errno.EINVAL:
-                raise SysExportError(f"{path}: cannot open source file: {e.strerror}") from e
+                raise _source_error(e, path, "cannot open source file") from e
             _NOATIME = 0                # not supported here
     try:
         return os.open(path, _OPEN_FLAGS)
     except OSError as e:
-        raise SysExportError(f"{path}: cannot open source file: {e.strerror}") from e
+        raise _source_error(e, path, "cannot open source file") from e
 
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -323,9 +428,9 @@ def _pread_all(fd: int, n: int, offset: int, name: str) -> bytes:
     parts: list[bytes] = []
     got = 0
     while got < n:
-        piece = os.pread(fd, min(n - got, CHUNK_BYTES), offset + got)
+        piece = _pread(fd, min(n - got, CHUNK_BYTES), offset + got, name)
         if not piece:
-            raise SysExportError(f"{name}: short read: expected {n} bytes at offset {offset}, got {got}")
+            raise SourceError(f"{name}: short read: expected {n} bytes at offset {offset}, got {got}", path=name)
         parts.append(piece)
         got += len(piece)
     return b"".join(parts)
@@ -363,25 +468,40 @@ def _copy_fd_range(src_fd: int, out_fd: int, out_offset: int, length: int, name:
                    src_offset: int = 0) -> None:
     """Copy ``length`` bytes of src_fd (from src_offset) to out_fd at out_offset, keeping holes."""
     global _HAVE_COPY_FILE_RANGE
+    use_cfr = _HAVE_COPY_FILE_RANGE
     src_size = os.fstat(src_fd).st_size
     if src_size < src_offset + length:
-        raise SysExportError(f"{name}: short read: expected {length} bytes, the file has {src_size - src_offset}")
+        raise SourceError(f"{name}: short read: expected {length} bytes, the file has {src_size - src_offset}",
+                          path=name)
     for seg_start, seg_len in _data_segments(src_fd, src_offset, length):
         dst = out_offset + (seg_start - src_offset)
         done = 0
         while done < seg_len:
             want = min(seg_len - done, 1 << 30)
             n = 0
-            if _HAVE_COPY_FILE_RANGE:
+            if use_cfr:
                 try:
                     n = os.copy_file_range(src_fd, out_fd, want, seg_start + done, dst + done)
-                except OSError:
-                    _HAVE_COPY_FILE_RANGE = False
+                except OSError as e:
+                    # Not possible between these two files: read and write from now on.  Any
+                    # other error (EIO, ENOSPC): this chunk again with pread and pwrite, so
+                    # that the error names its side (the source, or the output).
+                    if e.errno in _NO_COPY_FILE_RANGE:
+                        use_cfr = False
+                        if e.errno == errno.ENOSYS:
+                            _HAVE_COPY_FILE_RANGE = False
                     n = 0
             if n == 0:
-                chunk = os.pread(src_fd, min(want, CHUNK_BYTES), seg_start + done)
+                chunk = _pread(src_fd, min(want, CHUNK_BYTES), seg_start + done, name)
                 if not chunk:
-                    raise SysExportError(f"{name}: short read at offset {seg_start + done}: file shrank while copying")
+                    raise SourceError(f"{name}: short read at offset {seg_start + done}: file shrank while copying",
+                                      path=name)
                 pwrite_all(out_fd, chunk, dst + done)
                 n = len(chunk)
             done += n
+
+
+_NO_COPY_FILE_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM,
+                       errno.ETXTBSY, errno.EOVERFLOW}
+"""copy_file_range errors that mean "not between these files" (other file systems before
+Linux 5.3, a pipe, a device, an O_APPEND output), as opposed to a failed read or write."""

@@ -29,3 +29,27 @@ class InvalidImageError(SysExportError):
 
 class InternalError(SysExportError):
     """A check of sysexport's own invariants failed: a bug, please report it."""
+
+
+class OutputError(SysExportError):
+    """The image could not be written where it was to go: the output could not be created,
+    opened, sized, written, synced or renamed (ENOSPC, EIO, EROFS, EACCES...), or the target
+    cannot take an image (a mounted device, one too small, a terminal).  ``path`` is the
+    output, ``errno`` the error number when there is one.  A new or replaced file is then
+    left as it was (sysexport/output.py)."""
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+
+
+class SourceError(SysExportError):
+    """A file's bytes could not be read when the image was written: the source vanished,
+    changed size since it was added, or a read failed (EIO).  ``path`` names the source,
+    ``errno`` the error number when there is one (sysexport/data.py)."""
+
+    def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno

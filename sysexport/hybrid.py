@@ -155,7 +155,8 @@ class ISO9660Hybrid(Lifecycle):
     """
 
     ATTRIBUTES = ("volume_label", "esp_label", "mbr_boot_code", "mbr_bootable", "efi_boot",
-                  "esp_min_size_bytes", "partition_align_bytes", "default_time", "relocate_deep_dirs")
+                  "esp_min_size_bytes", "partition_align_bytes", "default_time", "relocate_deep_dirs",
+                  "gpt_backup_at_device_end")
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *, filehandle: BinaryIO | None = None,
                  **attrs: Any) -> None:
@@ -523,10 +524,24 @@ class ISO9660Hybrid(Lifecycle):
         with _gc_paused():
             plan = self.plan()
             with Output(self.filename, self.filehandle) as out:
-                out.set_size(plan.device_size_bytes)
+                image_size = plan.device_size_bytes
+                if self.gpt_backup_at_device_end:
+                    plan = _gpt_backup_at_device_end(plan, out.capacity)
+                out.prepare(image_size)     # sized, and zeroed where the target held old bytes
+                if plan.device_size_bytes > image_size:
+                    out.prepare(BACKUP_AREA_BYTES, start=plan.device_size_bytes - BACKUP_AREA_BYTES)
                 self.write(out.fd, plan)
         self._mark_finished()
         return plan.summary
+
+    # -- the GPT backup at the device's end (Output's part of finish) ------------------------
+    gpt_backup_at_device_end = False
+    """When the output is larger than the image (a USB stick, a caller's larger file), put
+    both GPTs' backup arrays and headers at its end and let their usable range reach there,
+    as a partitioning tool would (so the kernel and firmware find the backup where UEFI
+    5.3.2 says it is).  The ISO volume and the partitions stay as planned; the bytes between
+    the image and the backup area are not written.  Off by default: the device then holds
+    the very bytes of the image file."""
 
     def write(self, fd: int, plan: HybridPlan) -> None:
         """Write everything ``plan`` describes into ``fd`` (already sized): ISO metadata and
@@ -589,3 +604,26 @@ def _check_boot_code(code: bytes, where: str) -> bytes:
                                 f"{BOOT_CODE_MAX_BYTES} bytes of boot code fit before the partition table "
                                 "(disk signature and entries at 440..511 belong to the MBR)")
     return code[:BOOT_CODE_MAX_BYTES]
+
+
+def _gpt_backup_at_device_end(plan: HybridPlan, capacity: int | None) -> HybridPlan:
+    """``plan`` with both GPTs' backup structures moved to the end of a target of
+    ``capacity`` bytes (rounded down to 4 KiB), the end of their usable range with them, and
+    the protective MBR spanning the target; unchanged when the target has no size or is
+    not larger than the image.  The ISO volume, the ESP and the partitions are untouched."""
+    import dataclasses
+    if capacity is None:
+        return plan
+    device_size = capacity - capacity % 4096
+    delta = device_size - plan.device_size_bytes
+    if delta <= 0:
+        return plan
+
+    def moved(lay: GPTLayout) -> GPTLayout:
+        return dataclasses.replace(lay, device_size_bytes=device_size,
+                                   backup_entries_offset=lay.backup_entries_offset + delta,
+                                   backup_header_offset=lay.backup_header_offset + delta,
+                                   last_usable_lba=lay.last_usable_lba + delta // lay.block_size)
+
+    return dataclasses.replace(plan, device_size_bytes=device_size, gpt4k=moved(plan.gpt4k),
+                               gpt512=moved(plan.gpt512))

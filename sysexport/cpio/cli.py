@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import SysExportError
+from ..output import output_target
 from .writer import COMPRESSIONS, CPIO
 
 
@@ -15,7 +16,8 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                               description="Write SRC_DIR as a newc cpio archive the Linux kernel unpacks "
                                           "as its initramfs (deterministic under SOURCE_DATE_EPOCH).")
     p.add_argument("src_dir", metavar="SRC_DIR", help="directory to archive (becomes the root)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="archive to write")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="archive to write: a file (replaced atomically, keeping its mode), or - for standard output")
     p.add_argument("--compress", choices=COMPRESSIONS, default=None, help="compress the archive")
     p.set_defaults(func=cli_initramfs)
     return p
@@ -24,7 +26,7 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 def cli_initramfs(args: argparse.Namespace) -> int:
     """Run ``sysexport initramfs``; returns the exit status (1 with a message on bad input)."""
     try:
-        archive = CPIO(args.output, compress=args.compress)
+        archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
         archive.add_tree(args.src_dir)
         archive.finish()
     except SysExportError as e:

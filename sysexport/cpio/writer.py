@@ -309,11 +309,14 @@ class CPIO(Lifecycle):
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("CPIO.finish(): no filename or filehandle was given; use write_to_stream()")
         plan = self.plan()  # bad input surfaces before the output is created
-        # Holes only in a fresh file: a caller's file handle is written byte by byte.
-        sparse = self.filehandle is None
-        with Output(filename=self.filename, filehandle=self.filehandle) as out:
-            if sparse and plan.compress is None:
-                out.set_size(plan.size_bytes)
+        with Output(filename=self.filename, filehandle=self.filehandle, sequential=True) as out:
+            # Holes only in a fresh file of ours; anything else (a caller's file from its
+            # position, a device, a pipe) gets every byte in order, so nothing old shows.
+            sparse = out.fresh and plan.compress is None
+            if sparse:
+                out.prepare(plan.size_bytes)
+            elif plan.compress is None:
+                out.check_fits(plan.size_bytes)
             self.write(out.fd, plan, sparse=sparse)
         self._mark_finished()
         return plan

@@ -422,7 +422,7 @@ class ISO9660(Lifecycle):
         size = align_up(plan.end_bytes + self.padding_bytes, SECTOR_BYTES)
         plan = self.place(plan, volume_size_bytes=size)
         with Output(self.filename, self.filehandle) as out:
-            out.set_size(size)
+            out.prepare(size)           # sized, and zeroed where the target held old bytes
             self.write(out.fd, plan)
         self._mark_finished()
         return plan

@@ -649,19 +649,46 @@ class GPT(Lifecycle):
                 if p.data is not None:
                     p.data.write_to(fd, p.device_offset)
 
-    def finish(self, *, mbr: MBR | None = None, mbr_bootable: bool = False) -> GPTLayout:
+    def finish(self, *, mbr: MBR | None = None, mbr_bootable: bool = False,
+               backup_at_device_end: bool = False) -> GPTLayout:
         """Write a whole disk to ``filename``/``filehandle``: protective MBR (UEFI 5.2.3, or
         the ``mbr`` given), both GPT copies, partition data.  The device is
-        ``device_size_bytes`` long, or just long enough (see :meth:`minimal_device_size`).
-        Nothing is left behind when it fails."""
+        ``device_size_bytes`` long, or just long enough (see :meth:`minimal_device_size`);
+        every byte of it is written or zeroed.  Nothing is left behind when it fails.
+
+        ``backup_at_device_end`` (without ``device_size_bytes``): when the target has a size
+        (a block device, a caller's file) larger than that, the disk is the whole target:
+        the backup header in its last block, a partition without a size filling it.  Then
+        only the MBR, the tables and the partitions' data are written or zeroed; the rest of
+        the device is left as it was."""
         self._require_unfinished("finish()")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("GPT.finish: no filename or filehandle to write to")
-        lay = self.layout(self.device_size_bytes)
-        if mbr is None:
-            mbr = MBR.protective(lay.device_size_bytes, self.block_size, bootable=mbr_bootable)
+        size = self.device_size_bytes
+        to_end = backup_at_device_end and size is None
+        fills = any(p.size_rule == "fill" for p in self.partitions)
+        # Bad input is an error before the output is opened, unless only the device's size can say.
+        lay = None if to_end and fills else self.layout(size)
         with Output(filename=self.filename, filehandle=self.filehandle) as out:
-            out.set_size(lay.device_size_bytes)
+            whole = True
+            if to_end and out.capacity is not None:
+                end = out.capacity - out.capacity % self.block_size
+                if lay is None or end > lay.device_size_bytes:
+                    lay, whole = self.layout(end), False
+            if lay is None:
+                lay = self.layout(size)
+            if mbr is None:
+                mbr = MBR.protective(lay.device_size_bytes, self.block_size, bootable=mbr_bootable)
+            if whole:
+                out.prepare(lay.device_size_bytes)
+            else:
+                bs = lay.block_size
+                out.prepare(bs)
+                for e in lay.extents():
+                    out.prepare(e.size_bytes, start=e.device_offset)
+                for p in lay.partitions:
+                    if p.data is not None:
+                        out.prepare(align_up(p.data.size_bytes, bs), start=p.device_offset)
             mbr.write(out.fd)
             self.write(out.fd, lay)
         self._mark_finished()

@@ -439,11 +439,10 @@ class VFAT(Lifecycle):
         self._require_unfinished("finish()")
         plan = self.plan()
         with Output(filename=self.filename, filehandle=self.filehandle) as out:
-            # A caller's file may hold old bytes where the volume goes: then the FAT and the
-            # directories are written out in full (zeros included) instead of left as holes.
-            fresh = self.filehandle is None or os.fstat(out.fd).st_size <= plan.volume_offset
-            out.set_size(plan.volume_offset + plan.size_bytes)
-            self.write(out.fd, plan, zeroed=fresh)
+            # The volume's bytes read as zeros after prepare() (a fresh file, or a caller's
+            # file or device zeroed there, nothing outside touched): zeros stay unwritten.
+            out.prepare(plan.size_bytes, start=plan.volume_offset)
+            self.write(out.fd, plan, zeroed=True)
         self._mark_finished()
         return plan
 
