@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 
@@ -12,6 +13,7 @@ import pytest
 from helpers import need, out, run, sha256_file
 from sysexport.errors import InvalidImageError
 from sysexport.iso9660.reader import ISO9660Reader
+from sysexport.iso9660.view import ISOView
 
 MTIME = 1_600_000_000
 LONG_NAME = "long-" + "x" * 95          # 100 characters: fits Joliet with -joliet-long (103)
@@ -282,11 +284,19 @@ def small_iso(tmp_path) -> str:
 
 
 @pytest.mark.parametrize("new", [b"a/c", b"..", b"a\0c"], ids=["slash", "dotdot", "nul"])
-def test_name_that_is_not_one_component_is_rejected(small_iso, new):
+def test_name_that_is_not_one_component_is_skipped(small_iso, new):
+    """A Rock Ridge name that is not one path component: that entry is left out, with a
+    problem naming its directory record's byte offset; the other entries are read."""
     old = b"NM\x08\x01\x00abc" if len(new) == 3 else b"NM\x07\x01\x00xy"
     _patch(small_iso, old, old[:5] + new)
-    with ISO9660Reader(small_iso) as r, pytest.raises(InvalidImageError, match=r"at byte \d+: file name"):
-        list(r.walk("rr"))
+    with ISO9660Reader(small_iso) as r:
+        names = [e.path for e in ISOView(r, "rr").walk()]
+        problems = [str(p) for p in r.problems]
+        with pytest.raises(InvalidImageError, match="not a single path component"):
+            list(r.walk("rr"))                   # the older API (inspect's) stays strict
+    assert names == ["/", "/xy"] if len(new) == 3 else ["/", "/abc"]
+    assert any(re.fullmatch(r"directory record at byte \d+: Rock Ridge name .* not a single path component.*", p)
+               for p in problems), problems
 
 
 def test_truncated_image(small_iso, tmp_path):

@@ -20,7 +20,7 @@ from typing import TypedDict
 
 from construct import (
     Array, Bytes, Computed, Const, Construct, Container, FixedSized, GreedyRange, If, IfThenElse, Int8sl, Int8ul,
-    Rebuild, Struct, len_, this,
+    Int32ul, Rebuild, Struct, len_, this,
 )
 
 from .._fastcodec import FastCodec, date7_fields
@@ -233,6 +233,36 @@ TF = Struct(
     "count" / Computed(_tf_count),
     "time_stamps" / Array(this.count, IfThenElse(this.flags & TF_LONG_FORM, DATE17, DATE7)),
     # BP 6-LEN
+)
+
+# --- zisofs (read side): a file stored compressed -------------------------------------------
+# Not part of RRIP 1.12: the extension of mkzftree (zisofs-tools), the Linux kernel
+# (fs/isofs/rock.h, struct RR_ZF_s) and libisofs ("pz", zisofs version 1).  The ZF entry
+# marks a file whose recorded bytes are a zisofs file; reader.py and zisofs.py decode it.
+ZF_LENGTH = 16
+ZF_ALGORITHM_ZISOFS = b"pz"
+ZF = Struct(
+    *_header(b"ZF", _fixed(ZF_LENGTH)),
+    "algorithm" / Bytes(2),                 # BP 5-6: b"pz" (zisofs)
+    "header_size_div4" / Int8ul,            # BP 7: the zisofs file header's size in 4-byte words (4)
+    "log2_block_size" / Int8ul,             # BP 8: log2 of the block size (15, 16 or 17)
+    "uncompressed_size" / BothEndian32,     # BP 9-16: the file's size once decompressed
+)
+
+# The zisofs file (mkzftree): this header, then a table of (blocks + 1) 32-bit little-endian
+# byte offsets from the start of the file, block i being the zlib stream between entries i
+# and i + 1 (equal entries: a block of zeros).  Offsets from the start of the file.
+ZISOFS_MAGIC = bytes.fromhex("37e45396c9dbd607")
+ZISOFS_HEADER_BYTES = 16
+ZISOFS_POINTER_BYTES = 4
+ZISOFS_MIN_LOG2_BLOCK = 15
+ZISOFS_MAX_LOG2_BLOCK = 17
+ZisofsHeader = Struct(
+    "magic" / Const(ZISOFS_MAGIC),          # offset 0-7
+    "uncompressed_size" / Int32ul,          # offset 8-11
+    "header_size_div4" / Int8ul,            # offset 12: 4 (16 bytes)
+    "log2_block_size" / Int8ul,             # offset 13: 15, 16 or 17
+    "reserved" / Bytes(2),                  # offset 14-15: zero
 )
 
 # Every declared entry, by signature (the parser in rockridge.py dispatches on this).
