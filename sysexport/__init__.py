@@ -17,6 +17,7 @@ from .errors import InternalError, InvalidImageError, InvalidInputError, LayoutE
 if TYPE_CHECKING:
     from .cpio import CPIO
     from .hybrid import ISO9660Hybrid
+    from .image import Image, open
     from .iso9660.eltorito import (BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, EMU_FLOPPY12, EMU_FLOPPY144,
                                    EMU_FLOPPY288, EMU_HDD, EMU_NONE)
     from .iso9660.writer import FLAG_HIDDEN, ISO9660
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "open": "sysexport.image",
+    "Image": "sysexport.image",
     "ISO9660Hybrid": "sysexport.hybrid",
     "ISO9660": "sysexport.iso9660.writer",
     "BOOT_X86": "sysexport.iso9660.eltorito",
@@ -51,8 +54,9 @@ _LAZY = {
     "CPIO": "sysexport.cpio",
 }
 
+# ``open`` is not in __all__: ``from sysexport import *`` must not hide the builtin open().
 __all__ = ["SysExportError", "InvalidInputError", "LayoutError", "InvalidImageError", "InternalError",
-           *_LAZY]
+           *(name for name in _LAZY if name != "open")]
 
 
 def __getattr__(name: str) -> object:

@@ -1,7 +1,157 @@
-"""Reading images: :func:`open` finds every structure and view of an image (see view.py for
-what a view offers)."""
+"""Opening any image: :func:`open` finds every structure and every view of it.
+
+``sysexport.open(path_or_file)`` returns an :class:`Image`: the structures found (MBR,
+GPTs at 512 and 4096 bytes, El Torito catalog, ISO 9660 volume descriptors of every
+session, every FAT volume: bare, in a GPT or MBR partition, or an El Torito image; CPIO
+archives, plain or compressed) with their byte ranges, and the views they offer:
+``rr``, ``joliet``, ``iso9660`` (the newest session, or ``session=N``), ``fat`` (the ESP,
+else the first FAT volume), ``fat:N`` (the FAT volume in partition N), ``fat:eltorito``
+(the FAT image an El Torito EFI entry names, when it is not a partition), ``cpio``.
+:meth:`Image.view` gives a :class:`~sysexport.image.view.View` (walk, listdir, stat,
+open, read, extract).
+
+A probe that fails is recorded in :attr:`Image.problems` and does not hide what other
+probes found; only when nothing at all is recognised is it an InvalidImageError.
+"""
 from __future__ import annotations
 
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, cast
+
+from ..errors import InvalidImageError, InvalidInputError, SysExportError
 from .view import ExtentReader, Stat, View, normalize
 
-__all__ = ["ExtentReader", "Stat", "View", "normalize"]
+__all__ = ["Image", "Structure", "open", "ExtentReader", "Stat", "View", "normalize", "VIEW_ORDER"]
+
+VIEW_ORDER = ("rr", "joliet", "iso9660", "fat", "cpio")
+"""The default view is the first of these an image has."""
+ISO_VIEWS = ("rr", "joliet", "iso9660")
+
+
+@dataclass(frozen=True)
+class Structure:
+    """One structure found in an image: ``kind`` (e.g. "mbr", "gpt", "iso9660", "eltorito",
+    "fat", "cpio", "partition"), its byte range, a one-line ``summary`` and every field."""
+
+    kind: str
+    offset: int
+    size: int
+    summary: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "offset": self.offset, "size": self.size, "summary": self.summary,
+                "fields": _jsonable(self.fields)}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class Image:
+    """An opened image: its structures and views (see the module docstring).  Close it (or
+    use it as a context manager) to close a file it opened itself."""
+
+    def __init__(self, f: BinaryIO, size_bytes: int, name: str, owned: bool) -> None:
+        self.file = f
+        self.size_bytes = size_bytes
+        self.name = name
+        self._owned = owned
+        self.structures: list[Structure] = []
+        self.problems: list[str] = []
+        self._views: dict[str, Callable[[], View]] = {}
+        self._made: dict[str, View] = {}
+        self.sessions: list[Any] = []
+
+    # --- views --------------------------------------------------------------------------------
+    def views(self) -> list[str]:
+        """The names of the views this image has, the default first."""
+        names = list(self._views)
+        return sorted(names, key=lambda n: (VIEW_ORDER.index(n.split(":")[0]) if n.split(":")[0] in VIEW_ORDER
+                                            else len(VIEW_ORDER), n))
+
+    def view(self, name: str | None = None) -> View:
+        """The view ``name`` (default: the first of rr, joliet, iso9660, fat, cpio)."""
+        names = self.views()
+        if not names:
+            raise InvalidImageError(f"{self.name}: no file system or archive found")
+        if name is None:
+            name = names[0]
+        if name not in self._views:
+            raise InvalidInputError(f"{self.name}: no view {name!r} (this image has: {', '.join(names)})")
+        made = self._made.get(name)
+        if made is None:
+            made = self._made[name] = self._views[name]()
+        return made
+
+    def add_view(self, name: str, make: Callable[[], View]) -> None:
+        if name not in self._views:
+            self._views[name] = make
+
+    # --- life ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owned:
+            self.file.close()
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"image": self.name, "size": self.size_bytes, "views": self.views(),
+                "structures": [s.to_json() for s in self.structures], "problems": list(self.problems)}
+
+
+def open(source: str | os.PathLike[str] | IO[bytes] | bytes, *, session: int | None = None,
+         codepage: str = "cp437") -> Image:
+    """Open an image (a path, a seekable binary file such as BytesIO, or bytes) and find
+    every structure and view in it.  ``session`` chooses an ISO session (0 is the first;
+    default: the newest); ``codepage`` is the OEM code page of FAT 8.3 names."""
+    f, name, owned = _as_file(source)
+    try:
+        f.seek(0, io.SEEK_END)
+        size = f.tell()
+        img = Image(f, size, name, owned)
+        from .probe import probe_all
+        probe_all(img, session=session, codepage=codepage)
+    except BaseException:
+        if owned:
+            f.close()
+        raise
+    if not img.views() and not img.structures:
+        img.close()
+        detail = f" ({'; '.join(img.problems[:3])})" if img.problems else ""
+        raise InvalidImageError(f"{name}: not an image sysexport knows (no ISO 9660, FAT, GPT, MBR or cpio "
+                                f"found){detail}")
+    return img
+
+
+def _as_file(source: str | os.PathLike[str] | IO[bytes] | bytes) -> tuple[BinaryIO, str, bool]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(source)), "<bytes>", True
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            return io.open(path, "rb"), path, True
+        except OSError as e:
+            raise SysExportError(f"{path}: cannot open: {e.strerror}") from e
+    if hasattr(source, "read") and hasattr(source, "seek"):
+        try:
+            source.seek(0, io.SEEK_CUR)
+        except (OSError, ValueError) as e:
+            raise InvalidInputError(f"open(): the file must be seekable ({e})") from e
+        return cast(BinaryIO, source), str(getattr(source, "name", "<file>")), False
+    raise InvalidInputError(f"open(): expected a path, a binary file or bytes, found {type(source).__name__}")
