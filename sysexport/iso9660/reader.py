@@ -884,6 +884,8 @@ class ISO9660Reader:
             fields["hidden"] = True
         if rec.ear:
             fields["extended_attribute_record_length"] = rec.ear
+        if kind == "rr":
+            return self._rr_entry(group, fields, t)
         if kind == "joliet":
             names = _joliet_names(rec.ident, is_dir)
             if len(rec.ident) % 2:
@@ -892,8 +894,6 @@ class ISO9660Reader:
             names = _plain_names(rec.ident, is_dir)
         exact = bool(names) and names[0] == (rec.ident.decode("utf-8", "surrogateescape") if kind != "joliet"
                                              else rec.ident.decode("utf-16-be", "replace"))
-        if kind == "rr":
-            return self._rr_entry(group, names, fields, t)
         names = [nm for nm in names if _valid_name(nm)]
         if not names:
             raise InvalidImageError(f"file identifier {rec.ident!r} is not a single path component")
@@ -919,7 +919,7 @@ class ISO9660Reader:
         fields["_zisofs"] = info
         return info.uncompressed_size
 
-    def _rr_entry(self, group: list[_Rec], plain: list[str], fields: dict[str, Any],
+    def _rr_entry(self, group: list[_Rec], fields: dict[str, Any],
                   t: float | None) -> tuple[list[str], dict[str, Any], int, bool] | None:
         rec = group[0]
         info = self._rr(rec)
@@ -932,7 +932,7 @@ class ISO9660Reader:
                                         "(empty, '.', '..', or containing '/' or NUL)")
             names, exact = [name], True
         else:
-            names = [nm for nm in plain if _valid_name(nm)]
+            names = [nm for nm in _plain_names(rec.ident, bool(rec.flags & FLAG_DIRECTORY)) if _valid_name(nm)]
             if not names:
                 raise InvalidImageError(f"file identifier {rec.ident!r} is not a single path component")
             exact = False

@@ -31,6 +31,11 @@ ReadArea = Callable[[int, int, int], "tuple[int, bytes] | str"]
 
 _DECLARED: dict[bytes, Any] = {sig.encode("latin-1"): decl for sig, decl in _rs.ENTRY_STRUCTS.items()}
 _DECLARED[b"ZF"] = _rs.ZF
+_SHARED = frozenset((b"PX", b"TF", b"RR", b"PN"))
+"""Entries most records of a tree repeat byte for byte (the same mode, owner, times): their
+decoding is kept (in _CACHE, at most _CACHE_ENTRIES) and shared; nothing modifies it."""
+_CACHE: dict[bytes, dict[str, Any]] = {}
+_CACHE_ENTRIES = 4096
 
 
 def _plain(obj: Any) -> Any:
@@ -57,7 +62,17 @@ def parse_area(data: bytes, at: int, note: Note) -> list[tuple[str, dict[str, An
                            "of its area; the rest of the area is skipped")
             break
         raw = data[pos:pos + length]
+        shared = sig in _SHARED
+        fields = _CACHE.get(raw) if shared else None
+        if fields is not None:
+            out.append((sig.decode("latin-1"), fields))
+            pos += length
+            continue
         fields = decode_su_entry(raw)
+        if fields is not None and shared:
+            if len(_CACHE) >= _CACHE_ENTRIES:
+                _CACHE.clear()
+            _CACHE[raw] = fields
         if fields is None:
             decl = _DECLARED.get(sig)
             if decl is None:
@@ -235,6 +250,19 @@ _TF_NAMES = ((_rs.TF_CREATION, "creation"), (_rs.TF_MODIFY, "modify"), (_rs.TF_A
 
 
 def _tf(info: RRInfo, f: dict[str, Any], at: int, note: Note) -> None:
+    known = f.get("_times")
+    if known is not None:
+        info.times.update(known)
+        return
+    before = dict(info.times)
+    info.times.clear()
+    _tf_times(info, f, at, note)
+    f["_times"] = dict(info.times)
+    before.update(info.times)
+    info.times = before
+
+
+def _tf_times(info: RRInfo, f: dict[str, Any], at: int, note: Note) -> None:
     stamps = list(f["time_stamps"])
     long_form = bool(f["flags"] & _rs.TF_LONG_FORM)
     for bit, name in _TF_NAMES:
