@@ -29,6 +29,8 @@ __all__ = ["Image", "Structure", "open", "ExtentReader", "Stat", "View", "normal
 VIEW_ORDER = ("rr", "joliet", "iso9660", "fat", "cpio")
 """The default view is the first of these an image has."""
 ISO_VIEWS = ("rr", "joliet", "iso9660")
+VIEW_ALIASES = {"esp": "fat", "iso": "iso9660", "rockridge": "rr"}
+"""Other names accepted for views (``esp`` was the FAT view's name before there were others)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Image:
             raise InvalidImageError(f"{self.name}: no file system or archive found")
         if name is None:
             name = names[0]
+        name = VIEW_ALIASES.get(name, name)
         if name not in self._views:
             raise InvalidInputError(f"{self.name}: no view {name!r} (this image has: {', '.join(names)})")
         made = self._made.get(name)

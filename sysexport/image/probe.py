@@ -99,6 +99,13 @@ def _probe_partition_tables(img: Image) -> list[tuple[int, int, int, bool]]:
             last_usable_lba=lay.last_usable_lba, entry_count=gpt.entry_count,
             primary_entries_offset=gpt.primary_entries_offset, backup_header_offset=gpt.backup_header_offset,
             backup_entries_offset=gpt.backup_entries_offset))
+        array_bytes = gpt.entry_count * 128
+        for kind, what, off, n in (("gpt-entries", "primary entry array", gpt.primary_entries_offset, array_bytes),
+                                   ("gpt-entries", "backup entry array", gpt.backup_entries_offset, array_bytes),
+                                   ("gpt-backup", "backup header", gpt.backup_header_offset, bs)):
+            if off is not None:
+                img.structures.append(_structure(kind, off, n, f"GPT for {bs}-byte blocks: {what}",
+                                                 block_size=bs, part=what))
     if gpts:
         bs = 512 if 512 in gpts else 4096
         gpt = gpts[bs]

@@ -1,0 +1,202 @@
+"""The read-side commands: ``inspect``, ``ls``, ``cat``, ``extract``, ``verify`` (any image).
+
+Each opens the image with :func:`sysexport.image.open` and prints plain lines, or with
+``--json`` one JSON document (``ls``: a list of entries with the keys of
+:meth:`~sysexport.image.view.Stat.to_json`; ``inspect``: the image's structures, views and
+problems; ``verify``: every check with its result).  ``verify`` exits 0 only when every
+check passed, 1 when one failed.  Errors are SysExportErrors, printed as one line by the
+CLI's main().
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import stat as _stat
+import sys
+import time
+from typing import Any
+
+from ..errors import InvalidInputError
+from . import Image, Structure
+from . import open as open_image
+from .view import Stat
+
+VIEW_HELP = "view to use: rr, joliet, iso9660, fat, fat:N, cpio (default: the first the image has)"
+
+
+def _open(args: argparse.Namespace) -> Image:
+    return open_image(args.image, session=getattr(args, "session", None), codepage=getattr(args, "codepage", "cp437"))
+
+
+def _common(p: argparse.ArgumentParser, view: bool = True) -> None:
+    p.add_argument("image", help="the image file (ISO, hybrid, disk image, FAT volume, cpio archive)")
+    if view:
+        p.add_argument("--view", help=VIEW_HELP)
+        p.add_argument("--session", type=int, help="ISO session to read (0 is the first; default: the newest)")
+        p.add_argument("--codepage", default="cp437", help="OEM code page of FAT 8.3 names (default cp437)")
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    with _open(args) as img:
+        if args.map:
+            with open(args.map, "w", encoding="utf-8") as f:
+                f.write(layout_svg(img))
+        if args.json:
+            print(json.dumps(img.to_json(), indent=1, default=str))
+            return 0
+        print(f"{img.name}: {img.size_bytes:,} bytes; views: {', '.join(img.views()) or 'none'}")
+        for s in sorted(img.structures, key=lambda s: (s.offset, -s.size)):
+            print(f"  {s.offset:>14,} .. {s.offset + s.size:>14,}  {s.kind:<20} {s.summary}")
+        for p in img.problems:
+            print(f"  problem: {p}")
+        return 0
+
+
+MAP_COLOURS = {"mbr": "#d62728", "gpt": "#ff7f0e", "gpt-entries": "#ffbb78", "gpt-backup": "#ff7f0e", "partition": "#1f77b4", "fat": "#2ca02c",
+               "iso9660": "#9467bd", "iso9660-descriptor": "#8c564b", "iso9660-path-table": "#e377c2",
+               "eltorito-catalog": "#bcbd22", "eltorito-entry": "#17becf", "cpio": "#7f7f7f"}
+
+
+def layout_svg(img: Image) -> str:
+    """A picture of the image's layout: one row per kind of structure, each a bar at its
+    byte range on a linear scale of the whole image (tiny structures drawn at least 2 px
+    wide), with the byte ranges as tooltips."""
+    width, row, left = 1000, 26, 170
+    kinds: list[str] = []
+    for s in img.structures:
+        if s.kind not in kinds:
+            kinds.append(s.kind)
+    size = max(img.size_bytes, 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" '
+           f'height="{row * (len(kinds) + 2)}" font-family="sans-serif" font-size="12">',
+           f'<text x="4" y="16">{_esc(img.name)}: {img.size_bytes:,} bytes</text>']
+    for i, kind in enumerate(kinds):
+        y = row * (i + 1) + 6
+        out.append(f'<text x="4" y="{y + 14}">{_esc(kind)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{width}" height="18" fill="#f4f4f4" stroke="#ccc"/>')
+        for s in (s for s in img.structures if s.kind == kind):
+            x = left + width * s.offset / size
+            w = max(2.0, width * s.size / size)
+            colour = MAP_COLOURS.get(kind, "#555")
+            out.append(f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="18" fill="{colour}" fill-opacity="0.8">'
+                       f'<title>{_esc(s.summary)}: bytes {s.offset:,}..{s.offset + s.size:,}</title></rect>')
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+# --- ls -----------------------------------------------------------------------------------------
+
+def _ls_line(e: Stat, long: bool, name: str) -> str:
+    if not long:
+        return name
+    mode = _stat.filemode(e.mode) if e.mode is not None else {"dir": "d?????????"}.get(e.type, "-?????????")
+    mtime = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.mtime)) if e.mtime is not None else "-" * 16
+    owner = f"{e.uid if e.uid is not None else '-'}:{e.gid if e.gid is not None else '-'}"
+    tail = f" -> {e.target}" if e.target is not None else ""
+    size = f"{e.rdev[0]},{e.rdev[1]}" if e.rdev is not None else str(e.size)
+    return f"{mode} {e.nlink if e.nlink is not None else '-':>3} {owner:>9} {size:>12} {mtime} {name}{tail}"
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with _open(args) as img:
+        view = img.view(args.view)
+        top = view.stat(args.path)
+        if args.recursive:
+            entries = list(view.walk(top.path))
+        elif top.is_dir:
+            entries = [view.stat(top.path.rstrip("/") + "/" + n) for n in view.listdir(top.path)]
+        else:
+            entries = [top]
+        if args.json:
+            print(json.dumps([e.to_json() for e in entries], indent=1))
+            return 0
+        for e in entries:
+            print(_ls_line(e, args.long, e.path if args.recursive else e.name))
+        return 0
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    with _open(args) as img:
+        view = img.view(args.view)
+        out = sys.stdout.buffer
+        with view.open(args.path) as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+        out.flush()
+        return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    with _open(args) as img:
+        view = img.view(args.view)
+        written = view.extract(args.dest, args.paths or None, force=args.force, devices=args.devices,
+                               same_owner=args.same_owner)
+        if not args.quiet:
+            print(f"extracted {len(written)} entries from the {view.name} view into {args.dest}", file=sys.stderr)
+        return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    with _open(args) as img:
+        checks = verify(img)
+    ok = all(c.ok for c in checks)
+    if args.json:
+        print(json.dumps({"image": args.image, "ok": ok, "checks": [c.to_json() for c in checks]}, indent=1))
+    else:
+        for c in checks:
+            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+            for p in c.problems[:50]:
+                print(f"       {p}")
+            if len(c.problems) > 50:
+                print(f"       ... and {len(c.problems) - 50} more")
+        print("OK: every check passed" if ok else "FAILED: see above")
+    return 0 if ok else 1
+
+
+def add_cli_commands(sub: Any) -> None:
+    """Register inspect, ls, cat, extract and verify."""
+    p = sub.add_parser("inspect", help="list every structure of an image with its byte range")
+    _common(p, view=False)
+    p.add_argument("--json", action="store_true", help="print the structures, views and problems as JSON")
+    p.add_argument("--map", metavar="FILE.svg", help="also draw the layout as an SVG picture")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("ls", help="list the files of one view of an image")
+    _common(p)
+    p.add_argument("path", nargs="?", default="/", help="directory or file in the view (default /)")
+    p.add_argument("-R", "--recursive", action="store_true", help="every entry below PATH")
+    p.add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, time")
+    p.add_argument("--json", action="store_true", help="a JSON list of entries (path, type, size, mode, ...)")
+    p.set_defaults(func=cmd_ls)
+    p = sub.add_parser("cat", help="write one file of an image to standard output")
+    _common(p)
+    p.add_argument("path", help="the file in the view")
+    p.set_defaults(func=cmd_cat)
+    p = sub.add_parser("extract", help="copy files of one view of an image into a directory")
+    _common(p)
+    p.add_argument("dest", help="destination directory (made when missing; nothing is written outside it)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="only these files or directories (default: all)")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.add_argument("--devices", action="store_true", help="make device nodes (they are skipped otherwise)")
+    p.add_argument("--same-owner", action="store_true",
+                   help="keep owners and setuid/setgid/sticky bits (as root; otherwise they are dropped)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("verify", help="check an image: tables, file systems, shared extents (exit 1 on a failure)")
+    _common(p, view=False)
+    p.add_argument("--json", action="store_true", help="print every check as JSON")
+    p.set_defaults(func=cmd_verify)
+
+
+__all__ = ["add_cli_commands", "layout_svg", "cmd_inspect", "cmd_ls", "cmd_cat", "cmd_extract", "cmd_verify",
+           "Structure", "InvalidInputError"]
