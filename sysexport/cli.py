@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
+import traceback
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeAlias
+from typing import Callable, Iterator, NoReturn, TypeAlias, cast
 
 from . import __version__
 from .cpio.cli import add_cli_initramfs
-from .errors import InternalError, SysExportError
+from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .inspect import add_cli_commands as add_inspect_commands
 from .output import is_stdout, output_target
 
@@ -65,7 +67,21 @@ def _partition_type(name: str) -> uuid.UUID:
     try:
         return uuid.UUID(name)
     except ValueError:
-        raise SysExportError(f"--partition: unknown type {name!r} (use esp, bios, linux, msdata or a GUID)") from None
+        raise UsageError(f"--partition: unknown type {name!r} (use esp, bios, linux, msdata or a GUID)") from None
+
+
+def input_file(option: str, path: str) -> str:
+    """``path``, named on the command line by ``option``, when it is a file that can be read;
+    else an InvalidInputError naming the option, the path and what is wrong."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InvalidInputError(f"{option} {path}: cannot read it: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError(f"{option} {path}: is a directory, expected a file")
+    if not os.access(path, os.R_OK):
+        raise InvalidInputError(f"{option} {path}: cannot read it: permission denied")
+    return path
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -77,12 +93,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.label:
         img.volume_label = args.label
     if args.mbr_boot_code:
-        img.mbr_boot_code = args.mbr_boot_code
+        img.mbr_boot_code = input_file("--mbr-boot-code", args.mbr_boot_code)
     for spec in args.partition or []:
         type_name, sep, path = spec.partition(":")
         if not sep or not path:
-            raise SysExportError(f"--partition {spec!r}: expected TYPE:FILE")
-        img.add_partition(_partition_type(type_name), data=PathData(path), name=os.path.basename(path)[:36])
+            raise UsageError(f"--partition {spec!r}: expected TYPE:FILE")
+        type_guid = _partition_type(type_name)
+        input_file("--partition", path)
+        img.add_partition(type_guid, data=PathData(path), name=os.path.basename(path)[:36])
     img.add_tree(src)
     with progress(img.total_data_bytes, "writing"):
         summary = img.finish()
@@ -111,6 +129,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     for spec in args.add_tree or []:
         host, dest = _tree_arg(spec)
         img.add_tree(host, dest)
+    input_file("--kernel", args.kernel)
+    input_file("--initrd", args.initrd)
     setup = make_bootable(img, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
                           timeout_s=args.timeout)
     with progress(img.total_data_bytes, "writing"):
@@ -171,12 +191,30 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (``sysexport: error: ...``) and exit status 2,
+    like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]      # "" for the top level, "build" for `sysexport build`
+        where = f"{command}: " if command else ""
+        print(f"sysexport: error: {where}{one_line(message)} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""Exit statuses: success, an error (bad input, a missing file, a failing disk; a bug), a
+usage error (the command line itself), interrupted (Ctrl-C: 128 + SIGINT)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sysexport`` argument parser with every command of :data:`COMMANDS`."""
-    p = argparse.ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
-                                "and hybrid ISO/GPT images that store every file once.")
+    p = ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
+                       "and hybrid ISO/GPT images that store every file once.")
     p.add_argument("--version", action="version", version=f"sysexport {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
+    # Subparsers are ArgumentParser (this module's) too: one-line usage errors in every command.
+    sub = cast(SubParsers, p.add_subparsers(dest="command", required=True))
     for names, add in COMMANDS:
         before = set(sub.choices)
         add(sub)
@@ -184,28 +222,62 @@ def build_parser() -> argparse.ArgumentParser:
         if added != set(names):
             raise InternalError(f"sysexport: {add.__module__}.{add.__name__} registered {sorted(added)}, "
                                 f"the command table says {sorted(names)}")
+    for command in sub.choices.values():    # --debug after the command too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return p
 
 
+def one_line(text: str) -> str:
+    """An error message as one line (the CLI prints each error on exactly one)."""
+    return " ".join(str(text).split())
+
+
+def _report(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"sysexport: error: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``sysexport`` command; returns its exit status (see :data:`EXIT_OK` and the
+    others).  Every error is one line ``sysexport: error: ...`` on stderr; ``--debug`` adds
+    the traceback before it."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
-    except SysExportError as e:
-        print(f"sysexport: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("sysexport: interrupted", file=sys.stderr)
-        return 130
+        status = func(args)
+        sys.stdout.flush()                  # a closed pipe shows here, not at exit
+        return status
     except BrokenPipeError:
         # `sysexport ls IMG | head`: the reader went away; not an error of ours.
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
-        return 0
+        return EXIT_OK
+    except KeyboardInterrupt:
+        _report("interrupted", debug)
+        return EXIT_INTERRUPTED
+    except UsageError as e:
+        _report(f"{e} (see 'sysexport {args.command} --help')", debug)
+        return EXIT_USAGE
+    except InternalError as e:
+        _report(f"internal error, a bug in sysexport (please report it): {e}"
+                + ("" if debug else "; run with --debug for the traceback"), debug)
+        return EXIT_ERROR
+    except SysExportError as e:
+        _report(str(e), debug)
+        return EXIT_ERROR
+    except OSError as e:                    # the machine, not the input: a disk, a permission
+        where = f"{e.filename}: " if e.filename is not None else ""
+        _report(f"{where}{e.strerror or e}", debug)
+        return EXIT_ERROR
+    except Exception as e:                  # anything else is a bug
+        _report(f"internal error, a bug in sysexport (please report it): {type(e).__name__}: {e}"
+                + ("" if debug else "; run with --debug for the traceback"), debug)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

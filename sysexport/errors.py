@@ -31,6 +31,11 @@ class InternalError(SysExportError):
     """A check of sysexport's own invariants failed: a bug, please report it."""
 
 
+class UsageError(InvalidInputError):
+    """A command line the ``sysexport`` command cannot act on (an option's value in the
+    wrong form, an unknown partition type): the CLI exits with status 2, as argparse does."""
+
+
 class OutputError(SysExportError):
     """The image could not be written where it was to go: the output could not be created,
     opened, sized, written, synced or renamed (ENOSPC, EIO, EROFS, EACCES...), or the target

@@ -167,7 +167,7 @@ class ISO9660Hybrid(Lifecycle):
         self.gpt = GPT(block_size=4096, alignment_bytes=DEFAULT_PARTITION_ALIGN)
         # Placeholder size: plan() fixes the ESP's extent once the FAT is laid out.
         self.esp_partition = self.gpt.add_partition(GPT_TYPE_ESP, size_bytes=4096, name="EFI System Partition")
-        self.mbr_boot_code: bytes | str | os.PathLike[str] | None = None
+        self.mbr_boot_code = None
         self.mbr_bootable = False
         self.efi_boot = False
         self.esp_min_size_bytes = 0
@@ -180,6 +180,7 @@ class ISO9660Hybrid(Lifecycle):
         self._shared_iso: list[Node] = []
         self._files = 0
         self.total_data_bytes = 0
+        self._iso_only_added = False                # an entry went to the ISO alone (see add())
         self._esp_label_given = False
         self.volume_label = "ISOHYBRID"
         for key, value in attrs.items():
@@ -276,6 +277,52 @@ class ISO9660Hybrid(Lifecycle):
         """The GPT's partitions (the ESP is the first)."""
         return self.gpt.partitions
 
+    @property
+    def mbr_boot_code(self) -> bytes | str | os.PathLike[str] | None:
+        """Legacy BIOS boot code for the MBR's first 440 bytes: bytes, or the path of a file
+        read when the image is planned (see :func:`validate_mbr_boot_code`); None for none."""
+        return self._mbr_boot_code
+
+    @mbr_boot_code.setter
+    def mbr_boot_code(self, value: bytes | str | os.PathLike[str] | None) -> None:
+        self._mbr_boot_code = validate_mbr_boot_code(value)
+
+    @property
+    def mbr_bootable(self) -> bool:
+        """Set the protective MBR record's BootIndicator 0x80 (some BIOSes want it)."""
+        return self._mbr_bootable
+
+    @mbr_bootable.setter
+    def mbr_bootable(self, value: bool) -> None:
+        self._mbr_bootable = validate_flag("mbr_bootable", value)
+
+    @property
+    def efi_boot(self) -> bool:
+        """Add an El Torito EFI entry naming the ESP (UEFI boot from CD)."""
+        return self._efi_boot
+
+    @efi_boot.setter
+    def efi_boot(self, value: bool) -> None:
+        self._efi_boot = validate_flag("efi_boot", value)
+
+    @property
+    def esp_min_size_bytes(self) -> int:
+        """The ESP is made at least this large (0 for just large enough)."""
+        return self._esp_min_size_bytes
+
+    @esp_min_size_bytes.setter
+    def esp_min_size_bytes(self, value: int) -> None:
+        self._esp_min_size_bytes = validate_esp_min_size(value)
+
+    @property
+    def partition_align_bytes(self) -> int:
+        """Where the ESP and the further partitions start: a positive multiple of 4096."""
+        return self._partition_align_bytes
+
+    @partition_align_bytes.setter
+    def partition_align_bytes(self, value: int) -> None:
+        self._partition_align_bytes = validate_partition_align(value)
+
     # -- adding --------------------------------------------------------------------------
     def add(self, spec: Any, /, **overrides: Any) -> FileInfo:
         """Add a file-info record (mapping or shorthand) to both file systems.
@@ -300,6 +347,13 @@ class ISO9660Hybrid(Lifecycle):
             raise InvalidInputError(f"{where}: {info.size} bytes is more than FAT can hold (4 GiB - 1); "
                                     "mark it hybrid_target='iso' to store it in the ISO only")
         fat_node = None
+        if target in ("both", "iso"):
+            # What the ISO would refuse, refused before the ESP records anything.
+            self.iso.check_entry(info, placed_later=target == "both" and is_file and info.size > 0)
+            if target == "both" and self._iso_only_added:
+                self._check_iso_tree_takes(info, where)
+            elif target == "iso":
+                self._iso_only_added = True
         if target in ("both", "esp"):
             if is_file and target == "both" and (info.device_align or 1) < SHARED_FILE_ALIGN:
                 # One FileInfo serves both writers: the ISO ignores device_align of a file
@@ -317,6 +371,24 @@ class ISO9660Hybrid(Lifecycle):
         if is_file:
             self.total_data_bytes += info.size
         return info
+
+    def _check_iso_tree_takes(self, info: FileInfo, where: str) -> None:
+        """Once entries went to the ISO only, an entry for both may clash there alone: refuse
+        it before the ESP records it (else the ESP would hold a file the ISO lacks)."""
+        tree = self.iso.tree
+        node = tree.find(info.name) if info.name else None
+        if node is not None and not (node.info.is_dir and info.is_dir):
+            raise InvalidInputError(f"{where}: the ISO already holds this path (mode {node.info.mode:#o}, "
+                                    "added for the ISO only); this path was added twice")
+        parent = info.parent_name
+        while parent:
+            p = tree.find(parent)
+            if p is not None:
+                if not p.info.is_dir:
+                    raise InvalidInputError(f"{where}: {parent} is not a directory in the ISO "
+                                            f"(mode {p.info.mode:#o}, added for the ISO only)")
+                break
+            parent = parent.rpartition("/")[0]
 
     def add_tree(self, host_dir: str | os.PathLike[str], dest: str = "") -> None:
         """Add a host directory tree (lstat, sorted; symlinks kept, hard links recognised)."""
@@ -341,6 +413,9 @@ class ISO9660Hybrid(Lifecycle):
         partitions, MBR boot code, and the patches made once the layout is known).
         Returns the partitions it asked for, in its order."""
         self._require_open("contribute()")
+        if not isinstance(contribution, BootContribution):
+            raise InvalidInputError(f"ISO9660Hybrid.contribute(): expected a BootContribution, "
+                                    f"found {type(contribution).__name__}")
         contribution.check()
         for spec in contribution.files:
             self.add(spec)
@@ -582,7 +657,7 @@ class ISO9660Hybrid(Lifecycle):
         try:
             self.iso.write(fd, plan.iso)
         finally:
-            worker.join()
+            _join_uninterrupted(worker)
         if failure:
             raise failure[0]
 
@@ -591,9 +666,75 @@ class ISO9660Hybrid(Lifecycle):
         if code is None:
             return None
         if isinstance(code, (str, os.PathLike)):
-            with open(code, "rb") as f:
-                code = f.read(512)
+            try:
+                with open(code, "rb") as f:
+                    code = f.read(512)
+            except OSError as e:
+                raise InvalidInputError(f"mbr_boot_code {os.fsdecode(code)}: cannot read it: {e.strerror}") from None
         return _check_boot_code(bytes(code), "mbr_boot_code")
+
+
+MAX_ESP_BYTES = 0xFFFFFFFF * 4096
+"""The most a FAT volume of 4096-byte sectors holds (BPB_TotSec32)."""
+
+
+def validate_flag(field: str, value: object) -> bool:
+    """An on/off attribute: True or False."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"ISO9660Hybrid {field}: expected True or False, found {value!r}")
+    return value
+
+
+def validate_esp_min_size(value: object) -> int:
+    """``esp_min_size_bytes``: 0 .. the most a FAT volume holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ESP_BYTES:
+        raise InvalidInputError(f"ISO9660Hybrid esp_min_size_bytes: expected an integer 0..{MAX_ESP_BYTES}, "
+                                f"found {value!r}")
+    return value
+
+
+def validate_partition_align(value: object) -> int:
+    """``partition_align_bytes``: a positive multiple of 4096 (both GPTs describe every partition)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 4096:
+        raise InvalidInputError(f"ISO9660Hybrid partition_align_bytes: must be a positive multiple of 4096 "
+                                f"(both GPTs describe the partitions), found {value!r}")
+    return value
+
+
+def validate_mbr_boot_code(value: object) -> bytes | str | os.PathLike[str] | None:
+    """``mbr_boot_code``: None; bytes (at most 440, or a 512-byte sector whose partition
+    table part is zero); or the path of an existing regular file (read at plan())."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        code = bytes(value)
+        _check_boot_code(code, "mbr_boot_code")
+        return code
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fsdecode(value)
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError) as e:
+            raise InvalidInputError(f"mbr_boot_code {path!r}: cannot read it: "
+                                    f"{getattr(e, 'strerror', None) or e}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInputError(f"mbr_boot_code {path}: expected a regular file, found mode {st.st_mode:#o}")
+        return value
+    raise InvalidInputError(f"ISO9660Hybrid mbr_boot_code: expected bytes, a path or None, "
+                            f"found {type(value).__name__}")
+
+
+def _join_uninterrupted(worker: threading.Thread) -> None:
+    """Wait for ``worker`` even through Ctrl-C: the output's descriptor must stay open
+    until the thread writing into it is done; the interrupt is raised afterwards."""
+    interrupted: KeyboardInterrupt | None = None
+    while worker.is_alive():
+        try:
+            worker.join()
+        except KeyboardInterrupt as e:
+            interrupted = e
+    if interrupted is not None:
+        raise interrupted
 
 
 def _check_boot_code(code: bytes, where: str) -> bytes:

@@ -49,8 +49,9 @@ def test_error_exit_and_no_partial_output(tmp_path):
     image = tmp_path / "out.img"
     image.write_bytes(b"previous image")
     p = sysexport("build", str(src), "-o", str(image), ok=False)
-    assert p.returncode == 2
-    assert "bad:name.txt" in p.stderr and "error" in p.stderr
+    assert p.returncode == 1                                # an error; 2 is for usage errors
+    assert p.stderr.startswith("sysexport: error: ") and p.stderr.count("\n") == 1
+    assert "bad:name.txt" in p.stderr
     assert image.read_bytes() == b"previous image"
     assert sorted(os.listdir(tmp_path)) == ["out.img", "src"]
 
@@ -86,3 +87,45 @@ def test_a_command_module_that_fails_to_import_is_loud():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert p.returncode == 1 and "ModuleNotFoundError" in p.stderr and "sysexport.inspect" in p.stderr
+
+
+def _main_with(monkeypatch, exc: BaseException, *argv: str) -> int:
+    """Run sysexport.cli.main with `build`'s handler replaced by one raising ``exc``."""
+    import sysexport.cli as cli
+
+    def boom(args):
+        raise exc
+    original = cli.add_cli_build
+
+    def add_build(sub):
+        parser = original(sub)
+        parser.set_defaults(func=boom)
+        return parser
+    monkeypatch.setattr(cli, "COMMANDS", ((("build",), add_build),) + cli.COMMANDS[1:])
+    return cli.main([*argv, "build", "-o", "x.img"])
+
+
+def test_a_bug_is_one_line_saying_so(monkeypatch, capsys):
+    assert _main_with(monkeypatch, KeyError("oops")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("sysexport: error: internal error, a bug in sysexport")
+    assert "KeyError" in err and "--debug" in err and "Traceback" not in err
+    assert _main_with(monkeypatch, KeyError("oops"), "--debug") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.splitlines()[-1].startswith("sysexport: error: internal error")
+
+
+def test_interrupt_oserror_and_broken_pipe(monkeypatch, capsys):
+    assert _main_with(monkeypatch, KeyboardInterrupt()) == 130
+    assert capsys.readouterr().err == "sysexport: error: interrupted\n"
+    assert _main_with(monkeypatch, OSError(28, "No space left on device", "/mnt/full/x.img")) == 1
+    assert capsys.readouterr().err == "sysexport: error: /mnt/full/x.img: No space left on device\n"
+    assert _main_with(monkeypatch, BrokenPipeError(32, "Broken pipe")) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_usage_errors_are_one_line_with_status_2(tmp_path):
+    for args in (["build", "--nosuch"], ["ls"], ["initramfs", "x", "-o", "y", "--compress", "rar"], ["frobnicate"]):
+        p = sysexport(*args, cwd=str(tmp_path), ok=False)
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith("sysexport: error: "), (args, p.stderr)

@@ -375,7 +375,9 @@ def test_cli_initramfs(tmp_path, sde):
     listing = out(["bsdtar", "-tf", str(tmp_path / "i.img")]).splitlines()
     assert {"d/f.txt", "g ü", "d/e/hard", "d/sym", "fifo"} <= set(listing)
     args = parser.parse_args(["initramfs", str(tmp_path / "missing"), "-o", str(tmp_path / "j.img")])
-    assert args.func(args) == 1 and not (tmp_path / "j.img").exists()
+    with pytest.raises(InvalidInputError, match="missing: cannot read source tree"):
+        args.func(args)           # sysexport.cli.main prints it as one line, exit status 1
+    assert not (tmp_path / "j.img").exists()
     with pytest.raises(SystemExit):
         parser.parse_args(["initramfs", str(src), "-o", "x", "--compress", "bzip2"])
 
@@ -453,3 +455,23 @@ def test_write_to_pipe(tmp_path):
     listing = p.stdout.read().decode().splitlines()
     assert p.wait() == 0
     assert listing == [n for _, n, _ in iter_newc(build())]
+
+
+def test_kernel_limits_names_devices_trailer():
+    from sysexport.cpio.writer import check_entry
+    from sysexport.fileinfo import to_fileinfo
+    c = CPIO(default_time=0)
+    c.add(("chr", "dev/max", (4095, (1 << 20) - 1)))              # the largest Linux represents
+    c.add(("file", "d/TRAILER!!!", b"not at the top: an ordinary name"))
+    c.add(("file", "/".join(["n" * 254] * 16)[:4095], b""))      # namesize 4096 = PATH_MAX
+    for spec, message in [
+            (("chr", "dev/a", (4096, 0)), r"\(4096, 0\).*major 0..4095"),
+            (("blk", "dev/b", (0, 1 << 20)), r"minor 0..1048575"),
+            (("file", "TRAILER!!!", b""), "end of a newc archive"),
+            (("file", "x" * 200 + "/" + "/".join(["n" * 250] * 16), b""), "PATH_MAX 4096")]:
+        with pytest.raises(InvalidInputError, match=message):
+            check_entry(to_fileinfo(spec))
+    with pytest.raises(InvalidInputError, match="compress"):
+        c.compress = "lz4"
+    with pytest.raises(InvalidInputError, match="default_time"):
+        c.default_time = 1 << 32

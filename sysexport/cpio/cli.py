@@ -3,9 +3,7 @@ archive the Linux kernel unpacks as its initramfs (registered by :mod:`sysexport
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ..errors import SysExportError
 from ..output import output_target
 from .writer import COMPRESSIONS, CPIO
 
@@ -24,14 +22,12 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def cli_initramfs(args: argparse.Namespace) -> int:
-    """Run ``sysexport initramfs``; returns the exit status (1 with a message on bad input)."""
-    try:
-        archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
-        archive.add_tree(args.src_dir)
-        archive.finish()
-    except SysExportError as e:
-        print(f"sysexport initramfs: {e}", file=sys.stderr)
-        return 1
+    """Run ``sysexport initramfs``; returns 0.  Errors are raised as SysExportError (an
+    InvalidInputError naming SRC_DIR when it is missing or not a directory), which
+    :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1."""
+    archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
+    archive.add_tree(args.src_dir)
+    archive.finish()
     return 0
 
 

@@ -132,43 +132,55 @@ class CPIO(Lifecycle):
                  compress: str | None = None, default_time: int | None = None) -> None:
         if filename is not None and filehandle is not None:
             raise InvalidInputError("CPIO: give filename or filehandle, not both")
-        if compress not in (None, *COMPRESSIONS):
-            raise InvalidInputError(f"CPIO: compress must be None or one of {', '.join(COMPRESSIONS)}, "
-                                    f"found {compress!r}")
-        if compress == "zstd" and _zstd is None:
-            raise InvalidInputError("CPIO: compress='zstd' needs the Python module 'zstandard' "
-                                    "(pip install zstandard, or Debian's python3-zstandard)")
         self.filename = filename
         self.filehandle = filehandle
         self.compress = compress
         self.default_time = source_date_epoch() if default_time is None else default_time
-        self._check_time("default_time", self.default_time)
         self.tree: Tree[None] = Tree()
         self._links: dict[tuple[int, int], list[Node[None]]] = {}
         self._last_plan: CPIOPlan | None = None
 
-    # ---------------------------------------------------------------- recording
+    # ---------------------------------------------------------------- attributes
 
-    @staticmethod
-    def _check_time(where: str, value: float) -> None:
-        if not 0 <= int(value) <= MAX_FIELD:
-            raise InvalidInputError(f"{where}: mtime {value} does not fit newc's unsigned 32-bit field "
-                                    "(1970-01-01 .. 2106-02-07)")
+    @property
+    def compress(self) -> str | None:
+        """None, "gzip", "xz" or "zstd" (validated when set, see :func:`validate_compress`)."""
+        return self._compress
+
+    @compress.setter
+    def compress(self, value: str | None) -> None:
+        self._compress = validate_compress(value)
+
+    @property
+    def default_time(self) -> int | float:
+        """The mtime of entries without one (validated when set, see :func:`validate_mtime`)."""
+        return self._default_time
+
+    @default_time.setter
+    def default_time(self, value: int | float) -> None:
+        try:
+            self._default_time = validate_mtime("CPIO default_time", value)
+        except InvalidInputError:
+            if value == source_date_epoch(0) and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+                raise InvalidInputError(f"SOURCE_DATE_EPOCH={value}: outside what newc can record; {MTIME_RULE} "
+                                        "(CPIO default_time is SOURCE_DATE_EPOCH)") from None
+            raise
+
+    # ---------------------------------------------------------------- recording
 
     def add(self, spec: FileInfoSpec) -> Node[None]:
         """Record one entry (a file-info mapping, shorthand tuple or FileInfo).
 
-        Raises InvalidInputError for what newc cannot hold: a file of 4 GiB or more, an
-        mtime outside 0..2**32-1, a hard link whose size or mode differs from its group;
-        CallOrderError after :meth:`plan` or :meth:`finish`.
+        Raises InvalidInputError for what newc or the kernel's unpacker cannot hold (see
+        :func:`check_entry`): a file of 4 GiB or more, an mtime outside 0..2**32-1, a name
+        of more than 4095 bytes or the trailer's name, a device number Linux cannot
+        represent, a hard link whose size or mode differs from its group; CallOrderError
+        after :meth:`plan` or :meth:`finish`.
         """
         self._require_open("add()")
         info = to_fileinfo(spec)
         where = info.name or "/"
-        if info.size > MAX_FIELD:
-            raise InvalidInputError(f"{where}: {info.size} bytes; a newc entry holds at most {MAX_FIELD} bytes")
-        if info.mtime is not None:
-            self._check_time(where, info.mtime)
+        check_entry(info)
         key = self._link_key(info)
         if key is not None and key in self._links:
             first = self._links[key][0].info
@@ -320,6 +332,60 @@ class CPIO(Lifecycle):
             self.write(out.fd, plan, sparse=sparse)
         self._mark_finished()
         return plan
+
+
+# --------------------------------------------------------------------------------------
+# What newc and the kernel's unpacker can hold (init/initramfs.c)
+
+PATH_MAX = 4096
+"""The kernel skips an entry whose c_namesize (name and NUL) is more than PATH_MAX."""
+LINUX_MAJOR_MAX = (1 << 12) - 1
+"""The kernel makes a device number with MKDEV(major, minor) into a 32-bit dev_t: 12 bits of major, ..."""
+LINUX_MINOR_MAX = (1 << 20) - 1
+"""... and 20 bits of minor; larger numbers would be cut to other devices."""
+MTIME_RULE = "newc's unsigned 32-bit c_mtime holds 0..4294967295 (1970-01-01 .. 2106-02-07 UTC)"
+
+
+def validate_compress(value: object) -> str | None:
+    """``compress``: None or one of :data:`COMPRESSIONS` (zstd only with the zstandard module)."""
+    if value is not None and (not isinstance(value, str) or value not in COMPRESSIONS):
+        raise InvalidInputError(f"CPIO compress: must be None or one of {', '.join(COMPRESSIONS)}, found {value!r}")
+    if value == "zstd" and _zstd is None:
+        raise InvalidInputError("CPIO compress: 'zstd' needs the Python module 'zstandard' "
+                                "(pip install zstandard, or Debian's python3-zstandard)")
+    return value
+
+
+def validate_mtime(where: str, value: object) -> int | float:
+    """A time newc can record: seconds 0..2**32-1 (fractions are dropped).  Times outside
+    are refused rather than clamped, as GNU cpio refuses them ("field width not sufficient")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"{where}: must be seconds since the epoch, found {value!r}")
+    if not 0 <= value < MAX_FIELD + 1:          # False for NaN too
+        raise InvalidInputError(f"{where}: {value!r} is outside what newc can record; {MTIME_RULE}")
+    return value
+
+
+def check_entry(info: FileInfo) -> None:
+    """Refuse what newc or the Linux unpacker cannot hold (InvalidInputError naming the
+    path, the field, the rule and the value)."""
+    where = info.name or "/"
+    if info.name == TRAILER_NAME:
+        raise InvalidInputError(f"{where}: the name {TRAILER_NAME!r} marks the end of a newc archive; an entry "
+                                "of that name would end the archive there (the kernel stops unpacking)")
+    if len(info.name) >= PATH_MAX // 4:
+        namesize = len(info.name.encode("utf-8")) + 1
+        if namesize > PATH_MAX:
+            raise InvalidInputError(f"{where[:60]}...: name of {namesize - 1} bytes; the kernel skips an entry "
+                                    f"whose c_namesize (name and NUL) is more than PATH_MAX {PATH_MAX}")
+    if info.size > MAX_FIELD:
+        raise InvalidInputError(f"{where}: size {info.size} bytes; newc's c_filesize holds at most {MAX_FIELD} bytes")
+    if info.mtime is not None:
+        validate_mtime(f"{where}: mtime", info.mtime)
+    if info.is_device and (info.rdev_major > LINUX_MAJOR_MAX or info.rdev_minor > LINUX_MINOR_MAX):
+        raise InvalidInputError(
+            f"{where}: device ({info.rdev_major}, {info.rdev_minor}); Linux unpacks a device number as "
+            f"MKDEV(major, minor) in 32 bits: major 0..{LINUX_MAJOR_MAX}, minor 0..{LINUX_MINOR_MAX}")
 
 
 def _head(name: bytes, fields: dict[str, int]) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,7 +29,7 @@ from construct import Container
 
 from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
-from ..fileinfo import source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..fileinfo import FileInfo, check_time, normalize_name, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
 from ..tree import Node, Tree
@@ -54,6 +55,90 @@ DEFAULT_PADDING_BYTES = 300 * 1024
 xorriso does: GRUB's El Torito loader (cdboot) reads whole chunks and fails on a medium
 that ends right after its core image (measured under SeaBIOS)."""
 EXTRA_KEYS = frozenset({"placed_later"})
+
+
+SYSTEM_ID_CHARS = 32
+"""System Identifier: 32 bytes (ECMA-119 8.4.5); Joliet's copy holds 16 UCS-2 characters."""
+LONG_ID_CHARS = 128
+"""Volume set, publisher, data preparer, application identifiers: 128 bytes (8.4.13-8.4.16);
+Joliet's copies hold 64 UCS-2 characters."""
+MAX_PADDING_BYTES = (1 << 32) * SECTOR_BYTES
+"""Volume Space Size is 32 bits of 2048-byte sectors."""
+LINUX_MAJOR_MAX = (1 << 12) - 1
+LINUX_MINOR_MAX = (1 << 20) - 1
+"""Linux keeps a device number in a 32-bit dev_t, 12 bits of major and 20 of minor (MKDEV)."""
+
+
+def validate_identifier(field: str, value: object, size: int) -> str:
+    """A volume descriptor text field: a str whose primary-descriptor form (upper case,
+    accents dropped, ECMA-119 7.4 a-characters, anything else '_') fits ``size`` bytes, with
+    no control characters and only characters of the Basic Multilingual Plane (Joliet's
+    UCS-2 copy keeps case and accents, and holds the first ``size // 2`` characters)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"ISO9660 {field}: expected a str, found {value!r}")
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF or code > 0xFFFF:
+            raise InvalidInputError(f"ISO9660 {field} {value!r}: character {ch!r} at {i} cannot be recorded "
+                                    "(control characters and characters outside UCS-2 are not allowed)")
+    pvd = value if value.isascii() else "".join(
+        ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch))
+    if len(pvd) > size:
+        raise InvalidInputError(f"ISO9660 {field} {value!r}: {len(pvd)} characters, the volume descriptor's "
+                                f"field holds {size} (ECMA-119 8.4)")
+    return value
+
+
+def validate_flag(field: str, value: object) -> bool:
+    """An on/off attribute: True or False."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"ISO9660 {field}: expected True or False, found {value!r}")
+    return value
+
+
+def validate_boot_catalog_path(value: object) -> str:
+    """The catalog's name in the trees: a path of the image (checked as file-info names are),
+    not the root."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"ISO9660 boot_catalog_path: expected a str, found {value!r}")
+    try:
+        name = normalize_name(value)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"ISO9660 boot_catalog_path: {e}") from None
+    if not name:
+        raise InvalidInputError(f"ISO9660 boot_catalog_path {value!r}: names the root; give a file name "
+                                "(or set boot_catalog_hidden)")
+    return value
+
+
+def validate_padding_bytes(value: object) -> int:
+    """Zero bytes after the last file: 0 .. the most a 32-bit Volume Space Size holds."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING_BYTES:
+        raise InvalidInputError(f"ISO9660 padding_bytes: expected an integer 0..{MAX_PADDING_BYTES}, found {value!r}")
+    return value
+
+
+def linux_pn_view(major: int, minor: int) -> tuple[int, int]:
+    """The device Linux isofs makes of the PN entry written for (major, minor) (glibc's
+    makedev split in two 32-bit halves; fs/isofs/rock.c, MKDEV into a 32-bit dev_t)."""
+    dev = ((major & 0x00000FFF) << 8) | ((major & 0xFFFFF000) << 32) | (minor & 0xFF) | ((minor & 0xFFFFFF00) << 12)
+    high, low = (dev >> 32) & 0xFFFFFFFF, dev & 0xFFFFFFFF
+    if low & ~0xFF and high == 0:
+        ma, mi = low >> 8, low & 0xFF
+    else:
+        ma, mi = high, low
+    kdev = ((ma << 20) | mi) & 0xFFFFFFFF
+    return kdev >> 20, kdev & LINUX_MINOR_MAX
+
+
+def check_pn_device(where: str, major: int, minor: int) -> None:
+    """Refuse a device number Linux cannot represent (major >= 2**12 or minor >= 2**20),
+    saying what Linux isofs would read from its Rock Ridge PN entry instead."""
+    if major > LINUX_MAJOR_MAX or minor > LINUX_MINOR_MAX:
+        seen = linux_pn_view(major, minor)
+        raise InvalidInputError(
+            f"{where}: device ({major}, {minor}) does not fit Linux's 32-bit dev_t (major 0..{LINUX_MAJOR_MAX}, "
+            f"minor 0..{LINUX_MINOR_MAX}); Linux would read its Rock Ridge PN entry as device {seen}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +260,7 @@ class ISO9660(Lifecycle):
 
     @default_time.setter
     def default_time(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-                or value in (float("inf"), float("-inf")):
-            raise InvalidInputError(f"ISO9660 default_time: expected seconds since the epoch, found {value!r}")
+        value = check_time("ISO9660", "default_time", value)     # finite, years 1..9999 (as file times)
         self._default_time = value
         self._time_given = True
 
@@ -186,6 +269,87 @@ class ISO9660(Lifecycle):
         """True when the volume's identifiers derive from the content: SOURCE_DATE_EPOCH is
         set or ``default_time`` was given."""
         return self._time_given or sde_is_set()
+
+    @property
+    def system(self) -> str:
+        """System Identifier (ECMA-119 8.4.5), 32 characters (see :func:`validate_identifier`)."""
+        return self._system
+
+    @system.setter
+    def system(self, value: str) -> None:
+        self._system = validate_identifier("system", value, SYSTEM_ID_CHARS)
+
+    @property
+    def volume_set(self) -> str:
+        """Volume Set Identifier (ECMA-119 8.4.13), 128 characters."""
+        return self._volume_set
+
+    @volume_set.setter
+    def volume_set(self, value: str) -> None:
+        self._volume_set = validate_identifier("volume_set", value, LONG_ID_CHARS)
+
+    @property
+    def publisher(self) -> str:
+        """Publisher Identifier (ECMA-119 8.4.14), 128 characters."""
+        return self._publisher
+
+    @publisher.setter
+    def publisher(self, value: str) -> None:
+        self._publisher = validate_identifier("publisher", value, LONG_ID_CHARS)
+
+    @property
+    def preparer(self) -> str:
+        """Data Preparer Identifier (ECMA-119 8.4.15), 128 characters."""
+        return self._preparer
+
+    @preparer.setter
+    def preparer(self, value: str) -> None:
+        self._preparer = validate_identifier("preparer", value, LONG_ID_CHARS)
+
+    @property
+    def application(self) -> str:
+        """Application Identifier (ECMA-119 8.4.16), 128 characters."""
+        return self._application
+
+    @application.setter
+    def application(self, value: str) -> None:
+        self._application = validate_identifier("application", value, LONG_ID_CHARS)
+
+    @property
+    def joliet(self) -> bool:
+        """Write a Joliet tree and supplementary volume descriptor (True or False)."""
+        return self._joliet
+
+    @joliet.setter
+    def joliet(self, value: bool) -> None:
+        self._joliet = validate_flag("joliet", value)
+
+    @property
+    def boot_catalog_path(self) -> str:
+        """Where the El Torito catalog appears in the trees (a file name, not the root)."""
+        return self._boot_catalog_path
+
+    @boot_catalog_path.setter
+    def boot_catalog_path(self, value: str) -> None:
+        self._boot_catalog_path = validate_boot_catalog_path(value)
+
+    @property
+    def boot_catalog_hidden(self) -> bool:
+        """Leave the catalog out of every directory (True or False)."""
+        return self._boot_catalog_hidden
+
+    @boot_catalog_hidden.setter
+    def boot_catalog_hidden(self, value: bool) -> None:
+        self._boot_catalog_hidden = validate_flag("boot_catalog_hidden", value)
+
+    @property
+    def padding_bytes(self) -> int:
+        """Zero bytes finish() adds inside the volume after the last file (>= 0)."""
+        return self._padding_bytes
+
+    @padding_bytes.setter
+    def padding_bytes(self, value: int) -> None:
+        self._padding_bytes = validate_padding_bytes(value)
 
     @property
     def rock_ridge(self) -> str | None:
@@ -259,8 +423,18 @@ class ISO9660(Lifecycle):
         """
         self._require_open("add()")
         info = to_fileinfo(spec, EXTRA_KEYS)
-        where = info.name or "/"
         placed_later = placed_later or bool(info.extra.get("placed_later"))
+        self.check_entry(info, placed_later)
+        node = self.tree.add(info)
+        # No per-entry state until plan(); a shared marker records "placed later".
+        node.w = _lay.PLACED_LATER if placed_later else None
+        return node
+
+    def check_entry(self, info: FileInfo, placed_later: bool = False) -> None:
+        """Refuse (InvalidInputError naming the path, the field and the rule) what this
+        image cannot hold, recording nothing: :meth:`add` calls it, and a coordinator that
+        adds one record to several writers (the hybrid) calls it before adding anywhere."""
+        where = info.name or "/"
         if info.is_file and info.size >= FOUR_GIB and self.interchange_level < 3:
             raise InvalidInputError(f"{where}: {info.size} bytes needs multi-extent records, which "
                                     f"interchange level {self.interchange_level} forbids (ECMA-119 10.3)")
@@ -271,6 +445,8 @@ class ISO9660(Lifecycle):
         if info.ISO9660_flags & ~_lay.USER_FLAGS:
             raise InvalidInputError(f"{where}: ISO9660_flags {info.ISO9660_flags:#x}: only FLAG_HIDDEN and "
                                     "FLAG_ASSOCIATED may be set by the caller (ECMA-119 9.1.6)")
+        if info.is_device and self.rock_ridge is not None:
+            check_pn_device(where, info.rdev_major, info.rdev_minor)
         if info.device_offset is not None:
             if info.device_offset % SECTOR_BYTES or info.device_offset < SYSTEM_AREA_BYTES:
                 raise InvalidInputError(f"{where}: device_offset {info.device_offset} must be a multiple of "
@@ -281,10 +457,6 @@ class ISO9660(Lifecycle):
             raise InvalidInputError(f"{where}: only regular files can be placed later")
         if self.rock_ridge is None:
             _hier.check_without_rock_ridge(info)      # plan() checks again: rock_ridge may change
-        node = self.tree.add(info)
-        # No per-entry state until plan(); a shared marker records "placed later".
-        node.w = _lay.PLACED_LATER if placed_later else None
-        return node
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory recursively (lstat, sorted; hard links share one extent)."""

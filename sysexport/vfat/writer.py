@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
-from ..fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..fileinfo import FileInfo, check_time, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
 from ..tree import Node, Tree
@@ -51,6 +51,66 @@ BOOT_CODE = b"\xcd\x18\xf4\xeb\xfd"
 BATCH_BYTES = 1 << 20               # small files gathered per pwrite
 BATCH_GAP_BYTES = 64 << 10          # free space a batch may bridge with zeros
 FAT32_TYPECODE = "I" if array("I").itemsize == 4 else "L"
+MAX_CLUSTER_BYTES = 65536
+MAX_VOLUME_BYTES = 0xFFFFFFFF * 4096
+"""BPB_TotSec32 is 32 bits: at most 2**32 - 1 sectors of at most 4096 bytes."""
+
+
+# --- attribute validation (as rust-fatfs checks its FormatVolumeOptions) ----------------------
+
+def _int_value(field: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"VFAT {field}: expected an integer, found {value!r}")
+    return value
+
+
+def validate_sector_size(value: object) -> int:
+    """BPB_BytsPerSec: one of 512, 1024, 2048, 4096 (fatgen103)."""
+    size = _int_value("sector_size", value)
+    if size not in SECTOR_SIZES:
+        raise InvalidInputError(f"VFAT sector_size: must be one of {', '.join(map(str, SECTOR_SIZES))} "
+                                f"(fatgen103 BPB_BytsPerSec), found {value!r}")
+    return size
+
+
+def validate_fat_type(value: object) -> int | None:
+    """None (chosen by the cluster count) or 12, 16, 32."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (12, 16, 32):
+        raise InvalidInputError(f"VFAT fat_type: must be 12, 16, 32 or None, found {value!r}")
+    return value
+
+
+def validate_cluster_size(value: object, sector_size: int) -> int | None:
+    """None (chosen) or a power of two from ``sector_size`` to 65536 bytes."""
+    if value is None:
+        return None
+    size = _int_value("cluster_size", value)
+    if size & (size - 1) or not sector_size <= size <= MAX_CLUSTER_BYTES:
+        raise InvalidInputError(f"VFAT cluster_size: must be a power of two from sector_size ({sector_size}) "
+                                f"to {MAX_CLUSTER_BYTES}, found {value!r}")
+    return size
+
+
+def validate_size_bytes(value: object) -> int | None:
+    """None (just large enough) or a least volume size, 0 .. 2**32 - 1 sectors of 4096 bytes."""
+    if value is None:
+        return None
+    size = _int_value("size_bytes", value)
+    if not 0 <= size <= MAX_VOLUME_BYTES:
+        raise InvalidInputError(f"VFAT size_bytes: must be 0..{MAX_VOLUME_BYTES} (BPB_TotSec32 is 32 bits), "
+                                f"found {value!r}")
+    return size
+
+
+def validate_volume_offset(value: object, sector_size: int) -> int:
+    """Byte offset of the volume on its device: >= 0, a multiple of ``sector_size``."""
+    offset = _int_value("volume_offset", value)
+    if offset < 0 or offset % sector_size:
+        raise InvalidInputError(f"VFAT volume_offset: must be a non-negative multiple of sector_size "
+                                f"({sector_size}), found {value!r}")
+    return offset
 
 
 @dataclass(slots=True)
@@ -220,20 +280,13 @@ class VFAT(Lifecycle):
             raise InvalidInputError("VFAT: give filename or filehandle, not both")
         self.filename = filename
         self.filehandle = filehandle
-        if sector_size not in SECTOR_SIZES:
-            raise InvalidInputError(f"VFAT: sector_size must be one of {SECTOR_SIZES}, found {sector_size}")
+        # The geometry attributes are validated properties (validate_* below): the same
+        # checks here and whenever one is set later.
+        self._cluster_size: int | None = None
+        self._volume_offset = 0
         self.sector_size = sector_size
-        if fat_type not in (None, 12, 16, 32):
-            raise InvalidInputError(f"VFAT: fat_type must be 12, 16 or 32, found {fat_type!r}")
         self.fat_type = fat_type
-        if cluster_size is not None:
-            if (cluster_size & (cluster_size - 1) or cluster_size % sector_size
-                    or not sector_size <= cluster_size <= 65536):
-                raise InvalidInputError(f"VFAT: cluster_size must be a power of two from sector_size "
-                                        f"({sector_size}) to 65536, found {cluster_size}")
         self.cluster_size = cluster_size
-        if size_bytes is not None and size_bytes < 0:
-            raise InvalidInputError(f"VFAT: size_bytes must be >= 0, found {size_bytes}")
         self.size_bytes = size_bytes
         if volume_id is not None and not 0 <= volume_id <= 0xFFFFFFFF:
             raise InvalidInputError(f"VFAT: volume_id must be a 32-bit number, found {volume_id}")
@@ -255,6 +308,56 @@ class VFAT(Lifecycle):
     def geometry(self) -> geo.Geometry | None:
         """The geometry of the last plan (None before plan())."""
         return self._last_plan.geometry if self._last_plan is not None else None
+
+    # --- attributes (validated when set, see the validate_* functions) ------------------------
+    @property
+    def sector_size(self) -> int:
+        """BPB_BytsPerSec: 512, 1024, 2048 or 4096."""
+        return self._sector_size
+
+    @sector_size.setter
+    def sector_size(self, value: int) -> None:
+        value = validate_sector_size(value)
+        if self._cluster_size is not None:
+            validate_cluster_size(self._cluster_size, value)     # the cluster must still hold whole sectors
+        validate_volume_offset(self._volume_offset, value)
+        self._sector_size = value
+
+    @property
+    def fat_type(self) -> int | None:
+        """12, 16 or 32 to force the type (checked against the cluster-count rule), None to choose."""
+        return self._fat_type
+
+    @fat_type.setter
+    def fat_type(self, value: int | None) -> None:
+        self._fat_type = validate_fat_type(value)
+
+    @property
+    def cluster_size(self) -> int | None:
+        """Bytes per cluster to force (a power of two, sector_size..65536), None to choose."""
+        return self._cluster_size
+
+    @cluster_size.setter
+    def cluster_size(self, value: int | None) -> None:
+        self._cluster_size = validate_cluster_size(value, self._sector_size)
+
+    @property
+    def size_bytes(self) -> int | None:
+        """The least size of the volume in bytes, None for just large enough."""
+        return self._size_bytes
+
+    @size_bytes.setter
+    def size_bytes(self, value: int | None) -> None:
+        self._size_bytes = validate_size_bytes(value)
+
+    @property
+    def volume_offset(self) -> int:
+        """Byte offset of the volume on the device (a multiple of sector_size)."""
+        return self._volume_offset
+
+    @volume_offset.setter
+    def volume_offset(self, value: int) -> None:
+        self._volume_offset = validate_volume_offset(value, self._sector_size)
 
     # --- input ------------------------------------------------------------------------------
     @property
@@ -525,9 +628,7 @@ class VFAT(Lifecycle):
 
     @default_time.setter
     def default_time(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
-                or value in (float("inf"), float("-inf")):
-            raise InvalidInputError(f"VFAT default_time: expected seconds since the epoch, found {value!r}")
+        value = check_time("VFAT", "default_time", value)     # finite, years 1..9999 (as file times)
         self._default_time = int(value)
         self._time_given = True
 
