@@ -345,3 +345,33 @@ def test_problem_offsets_are_image_offsets(base):
     assert v.read("/a.txt") == b"a\n"
     assert v.stat("/a.txt").extents[0][0] == views(base).stat("/a.txt").extents[0][0] + (1 << 20)
     assert re.match(r"volume descriptor at byte \d+: primary descriptor", str(r.problems[0]))
+
+
+# --- verify: everything checked at once ---------------------------------------------------------
+
+def test_verify_boot_info_table_and_path_tables(tmp_path):
+    """xorriso -boot-info-table: verify() finds nothing; a wrong checksum in the table, or a
+    path table naming another block, is a problem there."""
+    need("xorriso")
+    from sysexport.iso9660.view import verify
+    src = tmp_path / "s"
+    (src / "d").mkdir(parents=True)
+    (src / "boot.img").write_bytes(bytes(range(256)) * 16)
+    img = tmp_path / "bit.iso"
+    run(["xorriso", "-as", "mkisofs", "-R", "-b", "boot.img", "-no-emul-boot", "-boot-info-table",
+         "-o", str(img), str(src)])
+    data = img.read_bytes()
+    r = ISO9660Reader(io.BytesIO(data))
+    assert [str(p) for p in verify(r) if "d-characters" not in p.message] == []   # xorriso: "boot.img;1"
+    entry = r.boot_catalog()[0]
+    assert r.boot_info_table(entry, 4096)["ok"]
+    bad = bytearray(data)
+    bad[entry.device_offset + 20] ^= 1                      # bi_csum
+    problems = verify(ISO9660Reader(io.BytesIO(bytes(bad))))
+    assert [p for p in problems if p.structure == "boot info table" and p.offset == entry.device_offset + 8]
+    bad = bytearray(data)
+    table = r.lba_offset(r.pvd.location_of_type_l_path_table)
+    bad[table + 2] += 1                                     # the root's extent, in the L table only
+    problems = [str(p) for p in verify(ISO9660Reader(io.BytesIO(bytes(bad))))]
+    assert [p for p in problems if "type M path table differs" in p]
+    assert [p for p in problems if "not listed: blocks" in p]

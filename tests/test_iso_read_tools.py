@@ -22,7 +22,7 @@ from sysexport.iso9660.view import ISOView, open_iso_views
 MTIME = 1_600_000_000
 ATIME = 1_600_000_321
 ROOT = os.geteuid() == 0
-LONG_NAME = "long-" + "n" * 145                      # 150 bytes: NM needs most of a record's room
+LONG_NAME = "long-" + "n" * 248                      # 253 bytes: two NM entries (Linux cuts at 254)
 LONG_TARGET = "../" * 3 + "/".join(["z" * 100] * 3)   # over 255 bytes: several SL entries
 DEEP = "/".join(f"d{i}" for i in range(1, 11))       # 10 levels: genisoimage relocates (RRIP 4.1.5)
 TYPE_OF = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFCHR: "chardev",
@@ -543,6 +543,19 @@ def test_appended_sessions_as_xorriso_toc_reports_them(tmp_path):
     from sysexport.errors import InvalidInputError
     with pytest.raises(InvalidInputError, match="session 3"):
         ISO9660Reader(img, session=3)
+    # the second session's descriptors destroyed: libisoburn keeps the first and takes the
+    # header copy at LBA 0 as the newest ("Chain of ISO session headers broken at #2")
+    broken = str(tmp_path / "broken.iso")
+    data = bytearray(open(img, "rb").read())
+    second = r.sessions[1].descriptor_lba * 2048
+    data[second:second + 2048] = bytes(2048)
+    open(broken, "wb").write(data)
+    r = ISO9660Reader(broken)
+    assert [(s.number, s.start_lba, s.size_blocks) for s in r.sessions] == _toc(broken)
+    assert [s.found_by for s in r.sessions] == ["emulated TOC", "LBA 0 copy"]
+    assert [p for p in r.problems if "chain is broken at session 2" in p.message]
+    assert sorted(e.path for e in rr_view(broken).walk() if e.type == "file") == \
+        [f"/s{k}/f{k}.txt" for k in range(3)]
 
 
 def test_single_session_images_have_one_session(images):

@@ -328,6 +328,8 @@ class ISO9660Reader:
             if session is None:
                 self.session = self.sessions[-1]
             else:
+                if isinstance(session, bool) or not isinstance(session, int):
+                    raise InvalidInputError(f"session: expected an index (int), found {session!r}")
                 if not -len(self.sessions) <= session < len(self.sessions):
                     raise InvalidInputError(f"session {session}: this volume has {len(self.sessions)} "
                                             f"session(s), 0 to {len(self.sessions) - 1}")

@@ -150,6 +150,16 @@ def _structures(r: ISO9660Reader) -> list[ISOStructure]:
     for d in r.descriptors:
         out.append(ISOStructure("iso9660-descriptor", d.offset, 2048, f"volume descriptor: {d.kind} (type {d.type}) "
                                 f"at LBA {d.lba}", {"type": d.type, "kind": d.kind, "lba": d.lba}))
+    if r.session.descriptor_lba != 16:          # the set at LBA 16 that readers knowing no sessions see
+        for lba in range(16, 16 + 8):
+            raw = r._sector_or_none(lba)
+            if raw is None or raw[1:6] != b"CD001":
+                break
+            out.append(ISOStructure("iso9660-descriptor", r.lba_offset(lba), 2048,
+                                    f"volume descriptor type {raw[0]} at LBA {lba} (the copy at the start, for "
+                                    "readers that know no sessions)", {"type": raw[0], "lba": lba, "copy": True}))
+            if raw[0] == 255:
+                break
     p = r.pvd
     for kind, lba in (("L", p.location_of_type_l_path_table), ("M", p.location_of_type_m_path_table),
                       ("optional L", p.location_of_optional_type_l_path_table),
@@ -200,3 +210,77 @@ def _volume_fields(r: ISO9660Reader, v: VolumeInfo) -> dict[str, Any]:
     out["views"] = r.view_names
     out["sessions"] = len(r.sessions)
     return out
+
+
+def directory_structures(reader: ISO9660Reader, limit: int = 100_000) -> list[ISOStructure]:
+    """Every directory extent of the primary and Joliet trees (for a map of the image; it
+    walks the trees, so it is not part of :func:`open_iso_views`), at most ``limit``."""
+    out: list[ISOStructure] = []
+    for kind, tree in (("iso9660", "primary"), ("joliet", "Joliet")):
+        if kind not in reader.view_names:
+            continue
+        try:
+            for e in ISOView(reader, kind).walk():
+                if e.is_dir and e.extents:
+                    offset, size = e.extents[0]
+                    out.append(ISOStructure(f"{kind}-directory", offset, size, f"{tree} directory {e.path}",
+                                            {"path": e.path, "tree": kind}))
+                    if len(out) >= limit:
+                        return out
+        except InvalidImageError as err:
+            reader._note("directory", None, f"{tree} tree: {err}")
+    return out
+
+
+def verify(reader: ISO9660Reader, *, read_files: bool = True) -> list[Problem]:
+    """Check the whole volume and return every problem seen (``reader.problems``): every
+    view walked and (``read_files``) every file read through, zisofs decoded; the type L and
+    M path tables against each other and against the primary tree's directories; the El
+    Torito catalog (checksum, entries inside the image) and each boot info table (the
+    PVD's LBA, the image's LBA, length and checksum)."""
+    files_by_offset: dict[int, Stat] = {}
+    dir_lbas: set[int] = set()
+    for kind in reader.view_names:
+        view = ISOView(reader, kind)
+        try:
+            for e in view.walk():
+                if kind == "iso9660" and e.is_dir:
+                    dir_lbas.add(e.fields["_dir"][0])
+                if not e.is_file:
+                    continue
+                if kind == "iso9660" and e.extents:
+                    files_by_offset.setdefault(e.extents[0][0], e)
+                if read_files:
+                    try:
+                        with view.open(e.path) as f:
+                            while f.read(1 << 20):
+                                pass
+                    except InvalidImageError as err:
+                        reader._note("file", e.extents[0][0] if e.extents else None, f"{kind}:{e.path}: {err}")
+        except InvalidImageError as err:
+            reader._note("directory", None, f"{kind} tree: {err}")
+    try:
+        tables = [reader.path_table("L"), reader.path_table("M")]
+        if tables[0] != tables[1]:
+            reader._note("path table", reader.lba_offset(reader.pvd.location_of_type_m_path_table),
+                         "the type M path table differs from the type L one")
+        listed = {lba for _, lba, _ in tables[0]}
+        if dir_lbas and listed != dir_lbas:
+            missing, extra = sorted(dir_lbas - listed), sorted(listed - dir_lbas)
+            reader._note("path table", reader.lba_offset(reader.pvd.location_of_type_l_path_table),
+                         f"the type L path table lists {len(listed)} directories, the tree has {len(dir_lbas)}"
+                         + (f"; not listed: blocks {missing[:5]}" if missing else "")
+                         + (f"; listed but not in the tree: blocks {extra[:5]}" if extra else ""))
+    except InvalidImageError as err:
+        reader._note("path table", None, str(err))
+    try:
+        for entry in reader.boot_catalog():
+            image = files_by_offset.get(entry.device_offset)
+            info = reader.boot_info_table(entry, image.size if image is not None else None)
+            if info is not None and not info["ok"]:
+                reader._note("boot info table", entry.device_offset + 8, f"the boot image at LBA {entry.load_rba}: "
+                             f"bi_length {info['bi_length']}, bi_csum {info['bi_csum']:#x}; the image has "
+                             f"{image.size if image else '?'} bytes, checksum {info.get('checksum', 0):#x}")
+    except InvalidImageError as err:
+        reader._note("boot catalog", None, str(err))
+    return list(reader.problems)
