@@ -73,12 +73,15 @@ DEFAULT_DIR_MODE = 0o40555            # the older API's mode where a view has no
 DEFAULT_FILE_MODE = 0o100444
 ROOT_RECORD_OFFSET = 156             # BP 157 of a volume descriptor: the root's record (ECMA-119 8.4.18)
 ROOT_RECORD_BYTES = 34
-MAX_DIR_RECORDS = 1_000_000
+MAX_DIR_RECORDS = 250_000
 """Records read from one directory at most (bounded memory); the rest is a problem."""
 MAX_PROBLEMS = 10_000
 CACHE_RECORDS = 400_000
 """Directory records kept parsed (in the directory and listing caches) at most."""
 MAX_CATALOG_SECTORS = 4
+MAX_PATH_TABLE_BYTES = 32 << 20
+"""A path table larger than this is not read (one of a million directories takes ~20 MiB)."""
+CE_CACHE_AREAS = 1024
 CHUNK_SECTORS = 32
 _VERSION = re.compile(r";[0-9]*$")
 _D_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.;")
@@ -313,6 +316,7 @@ class ISO9660Reader:
             self._rr_moved_empty: dict[tuple[int, int], bool] = {}
             self._skipped: dict[tuple[Any, ...], list[str]] = {}
             self._roots: dict[str, Stat] = {}
+            self._ce_cache: dict[tuple[int, int, int], tuple[int, bytes] | str] = {}
             self._root_dirs: dict[bool, tuple[int, int, bytes, int] | InvalidImageError] = {}
             first = self.read_at(self.lba_offset(FIRST_DESCRIPTOR_LBA), SECTOR_BYTES, "volume descriptor") \
                 if self.lba_offset(FIRST_DESCRIPTOR_LBA) + SECTOR_BYTES <= self.image_size_bytes else b""
@@ -602,7 +606,17 @@ class ISO9660Reader:
         return None
 
     def _read_area(self, block: int, offset: int, length: int) -> tuple[int, bytes] | str:
-        """A continuation area (SUSP 5.1), checked against the image before it is read."""
+        """A continuation area (SUSP 5.1), checked against the image before it is read (the
+        last CE_CACHE_AREAS read are kept: many records naming one area cost one read)."""
+        key = (block, offset, length)
+        got = self._ce_cache.get(key)
+        if got is None:
+            got = self._ce_cache[key] = self._read_area_uncached(block, offset, length)
+            if len(self._ce_cache) > CE_CACHE_AREAS:
+                self._ce_cache.pop(next(iter(self._ce_cache)))
+        return got
+
+    def _read_area_uncached(self, block: int, offset: int, length: int) -> tuple[int, bytes] | str:
         at = self.lba_offset(block) + offset
         if not self._inside(at, length):
             return (f"its continuation area at block {block} offset {offset} ({length} bytes) lies outside "
@@ -1202,6 +1216,9 @@ class ISO9660Reader:
         lba = p.location_of_type_l_path_table if kind == "L" else p.location_of_type_m_path_table
         at = self.lba_offset(lba)
         size = p.path_table_size
+        if size > MAX_PATH_TABLE_BYTES:
+            raise InvalidImageError(f"type {kind} path table at byte {at}: {size} bytes (more than "
+                                    f"{MAX_PATH_TABLE_BYTES} are not read)")
         if not self._inside(at, size):
             raise InvalidImageError(f"type {kind} path table at byte {at} ({size} bytes) lies outside the image "
                                     f"({self.image_size_bytes} bytes)")

@@ -21,7 +21,11 @@ from ._fastread import decode_su_entry
 MAX_CE_CHAIN = 32
 """Continuation areas followed from one record (RR_MAX_CE_ENTRIES of the Linux kernel)."""
 MAX_CE_BYTES = 1 << 16
-"""The longest continuation area read (the kernel takes one block; libisofs writes up to one)."""
+"""The most continuation area bytes read for one record, all areas of its chain together
+(the kernel takes 32 areas of at most one block: 64 KiB)."""
+MAX_ENTRIES = 1024
+"""The most system use entries decoded for one record (a hostile area of 4-byte entries
+would otherwise cost time and memory out of proportion)."""
 MAX_TARGET_BYTES = 1 << 16
 """The longest symlink target assembled (the kernel stops at one page)."""
 
@@ -56,6 +60,9 @@ def parse_area(data: bytes, at: int, note: Note) -> list[tuple[str, dict[str, An
         sig = data[pos:pos + 2]
         length = data[pos + 2]
         if sig == b"\0\0":
+            break
+        if len(out) >= MAX_ENTRIES:
+            note(at + pos, f"more than {MAX_ENTRIES} system use entries in one area; the rest is not read")
             break
         if length < _rs.SUSP_HEADER_SIZE or pos + length > end:
             note(at + pos, f"system use entry {sig!r}: length {length} does not fit the {end - pos} bytes left "
@@ -99,7 +106,12 @@ def entries(system_use: bytes, at: int, read_area: ReadArea, note: Note) -> list
     pending = parse_area(system_use, at, note)
     seen: set[tuple[int, int]] = set()
     where = at
+    budget = MAX_CE_BYTES
     while True:
+        if len(out) + len(pending) > MAX_ENTRIES:
+            note(where, f"more than {MAX_ENTRIES} system use entries for one record; the rest is not read")
+            out.extend(p for p in pending[:max(0, MAX_ENTRIES - len(out))] if p[0] != "CE")
+            return out
         ce = None
         for sig, fields in pending:
             if sig == "CE":
@@ -120,10 +132,11 @@ def entries(system_use: bytes, at: int, read_area: ReadArea, note: Note) -> list
         seen.add(key)
         if length == 0:
             return out
-        if length > MAX_CE_BYTES:
-            note(where, f"CE entry: a continuation area of {length} bytes (at most {MAX_CE_BYTES} are read); "
-                        "not followed")
+        if length > budget:
+            note(where, f"CE entry: a continuation area of {length} bytes (at most {MAX_CE_BYTES} are read for "
+                        "one record); not followed")
             return out
+        budget -= length
         got = read_area(block, offset, length)
         if isinstance(got, str):
             note(where, f"CE entry: {got}; not followed")
