@@ -19,10 +19,9 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import crcmod.predefined
-from construct import ConstructError
 
 from ..data import BytesData, DataSource, _pwrite_all, make_source
 from ..fileinfo import source_date_epoch
@@ -696,102 +695,52 @@ class GPT(Lifecycle):
 
     # ------------------------------------------------------------------ reading
 
+    table: "GPTTable | None" = None
+    """For a table read by :meth:`parse`: every field of both headers and entries as found
+    (:class:`~sysexport.partition.probe.GPTTable`)."""
+
     @classmethod
     def parse(cls, source: int | BinaryIO | bytes | str | os.PathLike, block_size: int = 512, *,
               check_backup: bool = True) -> "GPT":
-        """Read a GPT (UEFI 5.3.2): the primary header at LBA 1 and its entries, and unless
-        ``check_backup`` is False the backup header and its entries.  Verifies signature
-        and CRC32s; InvalidImageError names the field that is wrong."""
+        """Read a GPT (UEFI 5.3.2) strictly: the primary header at LBA 1 and its entries must
+        be valid, and unless ``check_backup`` is False the backup (at the primary's
+        AlternateLBA) too, agreeing with the primary.  Verifies signature and CRC32s, every
+        size and offset against the image; InvalidImageError names the field that is wrong.
+        (:func:`sysexport.partition.probe.read_gpt` is the lenient reader: a bad primary
+        with a good backup reads the backup, recording the problem, as sgdisk does.)"""
+        from .probe import read_gpt
         _check_block_size(block_size, "GPT.parse")
         if isinstance(source, (str, os.PathLike)):
             with open(source, "rb") as f:
                 return cls.parse(f.fileno(), block_size, check_backup=check_backup)
-        read = _reader(source)
-        primary, array = _read_table(read, block_size, block_size, "primary")
-        gpt = cls(block_size=block_size, disk_guid=primary.DiskGUID, entry_count=primary.NumberOfPartitionEntries,
-                  alignment_bytes=block_size, primary_entries_offset=primary.PartitionEntryLBA * block_size,
-                  backup_header_offset=primary.AlternateLBA * block_size,
-                  first_usable_lba=primary.FirstUsableLBA, last_usable_lba=primary.LastUsableLBA)
-        gpt.device_size_bytes = (primary.AlternateLBA + 1) * block_size
-        if check_backup:
-            backup, backup_array = _read_table(read, block_size, primary.AlternateLBA * block_size, "backup")
-            for key in ("DiskGUID", "FirstUsableLBA", "LastUsableLBA", "NumberOfPartitionEntries",
-                        "PartitionEntryArrayCRC32"):
-                if backup[key] != primary[key]:
-                    raise InvalidImageError(f"GPT backup header: {key} is {backup[key]}, "
-                                            f"the primary has {primary[key]}")
-            if backup.AlternateLBA != 1:
-                raise InvalidImageError(f"GPT backup header: AlternateLBA is {backup.AlternateLBA}, expected 1")
-            gpt.backup_entries_offset = backup.PartitionEntryLBA * block_size
-        size = primary.SizeOfPartitionEntry
-        for i in range(primary.NumberOfPartitionEntries):
-            raw = array[i * size:i * size + GPT_ENTRY_SIZE]
-            if raw[:16] == bytes(16):
-                continue
-            e = GPT_PARTITION_ENTRY.parse(raw)
-            if e.EndingLBA < e.StartingLBA:
-                raise InvalidImageError(f"GPT entry {i + 1}: EndingLBA {e.EndingLBA} < StartingLBA {e.StartingLBA}")
-            name = bytes(e.PartitionName).decode("utf-16-le", "surrogatepass")
-            name = name.split("\0", 1)[0]
-            p = GPTPartition(e.PartitionTypeGUID, e.UniquePartitionGUID, name, e.Attributes,
-                             e.StartingLBA * block_size, (e.EndingLBA - e.StartingLBA + 1) * block_size,
-                             block_size=block_size, index=i + 1)
-            gpt.partitions.append(p)
+        read, size = _reader(source)
+        t = read_gpt(read, size, block_size)
+        if t is None:
+            block = read(block_size, 8)
+            raise InvalidImageError(f"GPT primary header (block size {block_size}, byte {block_size}): Signature is "
+                                    f"{block!r}, expected {GPT_SIGNATURE!r}")
+        if t.primary_error is not None:
+            raise InvalidImageError(t.primary_error)
+        if check_backup and (t.backup_error or t.mismatches):
+            raise InvalidImageError(t.backup_error or t.mismatches[0])
+        if t.entry_errors:
+            raise InvalidImageError(t.entry_errors[0])
+        gpt = t.to_gpt()
+        gpt.table = t
         return gpt
 
 
-def _reader(source: int | BinaryIO | bytes) -> Callable[[int, int], bytes]:
+def _reader(source: int | BinaryIO | bytes) -> tuple[Callable[[int, int], bytes], int]:
+    """``read(offset, n)`` over ``source`` and its size in bytes."""
+    from .probe import file_reader, image_size
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf = bytes(source)
-        return lambda offset, n: buf[offset:offset + n]
-    if isinstance(source, int):
-        def read_fd(offset: int, n: int) -> bytes:
-            parts, got = [], 0
-            while got < n:
-                piece = os.pread(source, n - got, offset + got)
-                if not piece:
-                    break
-                parts.append(piece)
-                got += len(piece)
-            return b"".join(parts)
-        return read_fd
-    if hasattr(source, "read") and hasattr(source, "seek"):
-        def read_obj(offset: int, n: int) -> bytes:
-            source.seek(offset)
-            return source.read(n)
-        return read_obj
+        return (lambda offset, n: buf[offset:offset + n]), len(buf)
+    if isinstance(source, int) or (hasattr(source, "read") and hasattr(source, "seek")):
+        return file_reader(source), image_size(source)
     raise InvalidInputError(f"GPT.parse: expected a file descriptor, file object, bytes or path, "
                             f"found {type(source).__name__}")
 
 
-def _read_table(read: Callable[[int, int], bytes], block_size: int, offset: int, which: str):
-    """Read and check one GPT header at ``offset`` and its entry array."""
-    where = f"GPT {which} header (block size {block_size}, byte {offset})"
-    block = read(offset, block_size)
-    if len(block) < block_size:
-        raise InvalidImageError(f"{where}: image ends before the header")
-    if block[:8] != GPT_SIGNATURE:
-        raise InvalidImageError(f"{where}: Signature is {block[:8]!r}, expected {GPT_SIGNATURE!r}")
-    try:
-        h = GPT_HEADER.parse(block)
-    except ConstructError as e:
-        raise InvalidImageError(f"{where}: {e}") from None
-    if not GPT_HEADER_SIZE <= h.HeaderSize <= block_size:
-        raise InvalidImageError(f"{where}: HeaderSize is {h.HeaderSize}, expected 92..{block_size}")
-    zeroed = block[:16] + b"\0\0\0\0" + block[20:h.HeaderSize]
-    if _crc32(zeroed) != h.HeaderCRC32:
-        raise InvalidImageError(f"{where}: HeaderCRC32 is {h.HeaderCRC32:#010x}, computed {_crc32(zeroed):#010x}")
-    if h.MyLBA * block_size != offset:
-        raise InvalidImageError(f"{where}: MyLBA is {h.MyLBA}, expected {offset // block_size}")
-    if h.SizeOfPartitionEntry < GPT_ENTRY_SIZE or h.SizeOfPartitionEntry % GPT_ENTRY_SIZE:
-        raise InvalidImageError(f"{where}: SizeOfPartitionEntry is {h.SizeOfPartitionEntry}, expected 128 * 2**n")
-    array_bytes = h.NumberOfPartitionEntries * h.SizeOfPartitionEntry
-    if array_bytes > _PARSE_ARRAY_MAX_BYTES:
-        raise InvalidImageError(f"{where}: entry array of {array_bytes} bytes, more than {_PARSE_ARRAY_MAX_BYTES}")
-    array = read(h.PartitionEntryLBA * block_size, array_bytes)
-    if len(array) < array_bytes:
-        raise InvalidImageError(f"{where}: image ends inside the entry array at LBA {h.PartitionEntryLBA}")
-    if _crc32(array) != h.PartitionEntryArrayCRC32:
-        raise InvalidImageError(f"{where}: PartitionEntryArrayCRC32 is {h.PartitionEntryArrayCRC32:#010x}, "
-                                f"computed {_crc32(array):#010x}")
-    return h, array
+if TYPE_CHECKING:
+    from .probe import GPTTable
