@@ -128,17 +128,10 @@ def _probe_partition_tables(img: Image) -> list[tuple[int, int, int, bool]]:
 
 
 def _is_fat_boot_sector(sector: bytes) -> bool:
-    """A FAT boot sector also ends in 0x55AA: tell it from an MBR by its BPB (a jump, a
-    power-of-two sector size and cluster size, reserved sectors, one or two FATs), as
-    libblkid's vfat prober does."""
-    if len(sector) < 512 or sector[0] not in (0xEB, 0xE9):
-        return False
-    bps = int.from_bytes(sector[11:13], "little")
-    spc = sector[13]
-    reserved = int.from_bytes(sector[14:16], "little")
-    fats = sector[16]
-    return (bps in (512, 1024, 2048, 4096) and spc in (1, 2, 4, 8, 16, 32, 64, 128) and reserved >= 1
-            and fats in (1, 2))
+    """A FAT boot sector also ends in 0x55AA: tell it from an MBR as libblkid does
+    (:func:`sysexport.partition.probe.looks_like_fat`)."""
+    from ..partition.probe import looks_like_fat
+    return looks_like_fat(sector)
 
 
 # --- ISO 9660 ---------------------------------------------------------------------------------------
