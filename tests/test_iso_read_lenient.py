@@ -375,3 +375,32 @@ def test_verify_boot_info_table_and_path_tables(tmp_path):
     problems = [str(p) for p in verify(ISO9660Reader(io.BytesIO(bytes(bad))))]
     assert [p for p in problems if "type M path table differs" in p]
     assert [p for p in problems if "not listed: blocks" in p]
+
+
+def test_directories_pointing_into_each_other_cost_one_read(base):
+    """Every record of /many made a directory pointing back at /many (each with another
+    size) or into its middle: each is read once at most, quickly; the walk ends with an
+    InvalidImageError (a loop) and the other trees' entries stay readable."""
+    import time
+    v0 = views(base)
+    many = v0.stat("/many")
+    lba = many.fields["_dir"][0]
+    data = bytearray(base)
+    for i, e in enumerate(v0.reader.children("rr", many)):
+        at = e.fields["record_offset"]
+        target = lba if i % 2 else lba + 1                    # the directory itself, or its second block
+        size = 2048 * (1 + i % 3) + 34 * i
+        data[at + 2:at + 10] = target.to_bytes(4, "little") + target.to_bytes(4, "big")
+        data[at + 10:at + 18] = size.to_bytes(4, "little") + size.to_bytes(4, "big")
+        data[at + 25] |= 0x02
+    t0 = time.monotonic()
+    r = ISO9660Reader(io.BytesIO(bytes(data)))
+    for name in ("rr", "iso9660"):
+        with pytest.raises(InvalidImageError, match="loop"):
+            list(ISOView(r, name).walk())
+    assert time.monotonic() - t0 < 2
+    assert len(files(ISOView(r, "joliet"))) == 65              # the Joliet tree has its own records
+    assert ISOView(r, "rr").read("/a.txt") == b"a\n"
+    ps = [str(p) for p in r.problems]
+    assert [p for p in ps if re.match(r"directory record at byte \d+: directory extent at byte \d+ lies inside", p)]
+    assert [p for p in ps if re.match(r"directory record at byte \d+: the directory at byte \d+ is referred to", p)]

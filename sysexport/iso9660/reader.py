@@ -37,6 +37,7 @@ names "rr", "joliet", "iso") stay, for ``sysexport inspect``.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import stat as _stat
@@ -317,6 +318,8 @@ class ISO9660Reader:
             self._skipped: dict[tuple[Any, ...], list[str]] = {}
             self._roots: dict[str, Stat] = {}
             self._ce_cache: dict[tuple[int, int, int], tuple[int, bytes] | str] = {}
+            self._dir_sizes: dict[int, int] = {}
+            self._dir_starts: list[int] = []
             self._root_dirs: dict[bool, tuple[int, int, bytes, int] | InvalidImageError] = {}
             first = self.read_at(self.lba_offset(FIRST_DESCRIPTOR_LBA), SECTOR_BYTES, "volume descriptor") \
                 if self.lba_offset(FIRST_DESCRIPTOR_LBA) + SECTOR_BYTES <= self.image_size_bytes else b""
@@ -575,6 +578,10 @@ class ISO9660Reader:
         if size <= 0 or not self._inside(start, size):
             raise InvalidImageError(f"root directory record at byte {at} ({what} descriptor): extent of {size} "
                                     f"bytes at byte {start} does not fit the image ({self.image_size_bytes} bytes)")
+        try:
+            lba, size = self._directory(lba, size)
+        except InvalidImageError as e:
+            raise InvalidImageError(f"root directory record at byte {at} ({what} descriptor): {e}") from None
         return lba, size, raw[18:25], at
 
     # -- Rock Ridge (SUSP 1.12, RRIP) --------------------------------------------------------
@@ -747,11 +754,12 @@ class ISO9660Reader:
         t = _record_time(date)
         fields: dict[str, Any] = {"lba": lba, "record_offset": at, "_dir": (lba, size)}
         extents = ((self.lba_offset(lba), size),)
+        link = ("dir", self.lba_offset(lba))
         if kind != "rr":
-            return Stat("/", "dir", size, mtime=t, extents=extents, fields=fields)
+            return Stat("/", "dir", size, mtime=t, extents=extents, link_id=link, fields=fields)
         recs = self._dir_records(lba, size)
         if not recs or recs[0].ident != b"\x00":
-            return Stat("/", "dir", size, mtime=t, atime=t, ctime=t, extents=extents, fields=fields)
+            return Stat("/", "dir", size, mtime=t, atime=t, ctime=t, extents=extents, link_id=link, fields=fields)
         info = self._rr(recs[0], skip=0)
         mode = info.mode
         if mode is not None and not _stat.S_ISDIR(mode):
@@ -760,7 +768,7 @@ class ISO9660Reader:
         times = self._times(info, t)
         fields["rr"] = info.signatures
         return Stat("/", "dir", size, mode=mode, uid=info.uid, gid=info.gid, mtime=times[0], atime=times[1],
-                    ctime=times[2], nlink=info.nlink, inode=info.inode, extents=extents, fields=fields)
+                    ctime=times[2], nlink=info.nlink, inode=info.inode, extents=extents, link_id=link, fields=fields)
 
     @staticmethod
     def _times(info: _susp.RRInfo, recorded: float | None) -> tuple[float | None, float | None, float | None]:
@@ -882,12 +890,39 @@ class ISO9660Reader:
         return tuple(out)
 
     def _dir_location(self, rec: _Rec) -> tuple[int, int]:
-        lba = rec.lba + rec.ear
+        return self._directory(rec.lba + rec.ear, rec.size, rec.at)
+
+    def _directory(self, lba: int, size: int, at: int | None = None) -> tuple[int, int]:
+        """A directory extent (LBA, size) as every reference to it will read it.
+
+        A directory is known by where it starts: a second reference with another size reads
+        the size first seen (a problem), and an extent that overlaps another directory's is
+        refused, so that every byte of the image is parsed as directory records once per
+        tree, whatever sizes a hostile image gives (walk() sees a directory met twice as a
+        loop through its link_id)."""
         start = self.lba_offset(lba)
-        if rec.size < DIRECTORY_RECORD_FIXED_BYTES + 1 or not self._inside(start, rec.size):
-            raise InvalidImageError(f"directory extent at byte {start} ({rec.size} bytes) does not fit the image "
+        known = self._dir_sizes.get(lba)
+        if known is not None:
+            if known != size:
+                self._note("directory record", at, f"the directory at byte {start} is referred to with sizes "
+                           f"{known} and {size}; {known} is read")
+            return lba, known
+        if size < DIRECTORY_RECORD_FIXED_BYTES + 1 or not self._inside(start, size):
+            raise InvalidImageError(f"directory extent at byte {start} ({size} bytes) does not fit the image "
                                     f"({self.image_size_bytes} bytes)")
-        return lba, rec.size
+        blocks = -(-size // SECTOR_BYTES)
+        i = bisect.bisect_left(self._dir_starts, lba)
+        if i > 0:
+            before = self._dir_starts[i - 1]
+            if before + -(-self._dir_sizes[before] // SECTOR_BYTES) > lba:
+                raise InvalidImageError(f"directory extent at byte {start} lies inside the directory at byte "
+                                        f"{self.lba_offset(before)}")
+        if i < len(self._dir_starts) and self._dir_starts[i] < lba + blocks:
+            raise InvalidImageError(f"directory extent at byte {start} ({size} bytes) overlaps the directory at "
+                                    f"byte {self.lba_offset(self._dir_starts[i])}")
+        self._dir_starts.insert(i, lba)
+        self._dir_sizes[lba] = size
+        return lba, size
 
     def _entry(self, kind: str, group: list[_Rec]) -> tuple[list[str], dict[str, Any], int, bool] | None:
         """(candidate names, Stat arguments, record offset, exact name) of one entry, or None
@@ -916,8 +951,8 @@ class ISO9660Reader:
         if is_dir:
             loc = self._dir_location(rec)
             fields["_dir"] = loc
-            return names, dict(type="dir", size=rec.size, mtime=t, extents=((self.lba_offset(loc[0]), loc[1]),),
-                               fields=fields), rec.at, exact
+            return names, dict(type="dir", size=loc[1], mtime=t, extents=((self.lba_offset(loc[0]), loc[1]),),
+                               link_id=("dir", self.lba_offset(loc[0])), fields=fields), rec.at, exact
         extents = self._file_extents(group)
         size = sum(s for _, s in extents)
         zf = None
@@ -982,7 +1017,8 @@ class ISO9660Reader:
             if loc is None:
                 loc = self._dir_location(rec)
             fields["_dir"] = loc
-            args.update(size=loc[1], extents=((self.lba_offset(loc[0]), loc[1]),))
+            args.update(size=loc[1], extents=((self.lba_offset(loc[0]), loc[1]),),
+                        link_id=("dir", self.lba_offset(loc[0])))
             return names, args, rec.at, exact
         if type_ == "file":
             extents = self._file_extents(group)
@@ -1027,9 +1063,7 @@ class ISO9660Reader:
         dot = self._decode_record(first[:length], at) if DIRECTORY_RECORD_FIXED_BYTES < length else None
         if dot is None or dot.ident != b"\x00" or not dot.flags & FLAG_DIRECTORY:
             raise InvalidImageError(f"CL points at block {info.cl}, which does not start with a '.' record")
-        loc = self._dir_location(dot)
-        if loc[0] != info.cl:
-            loc = (info.cl, loc[1])
+        loc = self._directory(info.cl, dot.size, rec.at)
         attrs = self._rr(dot)
         return attrs, loc
 
@@ -1045,7 +1079,7 @@ class ISO9660Reader:
         except InvalidImageError:
             return found
         stack = [(lba, size)]
-        seen = {(lba, size)}
+        seen = {lba}
         while stack and len(seen) < MAX_DIR_RECORDS:
             lba, size = stack.pop()
             try:
@@ -1056,9 +1090,12 @@ class ISO9660Reader:
                 if r.ident in (b"\x00", b"\x01"):
                     continue
                 if r.flags & FLAG_DIRECTORY:
-                    loc = (r.lba + r.ear, r.size)
-                    if loc not in seen and self._inside(self.lba_offset(loc[0]), loc[1]):
-                        seen.add(loc)
+                    try:
+                        loc = self._dir_location(r)
+                    except InvalidImageError:
+                        continue
+                    if loc[0] not in seen:
+                        seen.add(loc[0])
                         stack.append(loc)
                 elif r.size and (b"ZF" in r.su or b"CE" in r.su):
                     zf = self._rr(r).zf
