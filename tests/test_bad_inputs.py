@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pytest
 
 from sysexport.cpio import CPIO
-from sysexport.errors import (CallOrderError, InvalidInputError, LayoutError, SysExportError)
+from sysexport.errors import CallOrderError, InvalidInputError, LayoutError, SourceError, SysExportError
 from sysexport.hybrid import ISO9660Hybrid
 from sysexport.iso9660.writer import ISO9660
 from sysexport.partition.gpt import GPT, GPT_TYPE_LINUX_FS
@@ -136,6 +136,17 @@ def stale_write(w: Any, ctx: Ctx) -> None:
         os.close(fd)
 
 
+def source_shrinks(w: Any, ctx: Ctx) -> None:
+    """A source file that changes size after add(): the error comes while the image is
+    being written (its temporary file exists), so the old image must survive it."""
+    path = ctx.host_file("grows.bin", b"y" * 100_000)
+    if isinstance(w, GPT):
+        w.add_partition(P, 1 << 20, data=path)
+    else:
+        w.add({"name": "grows.bin", "mode": 0o100644, "data_path": path})
+    os.truncate(path, 10)
+
+
 def big_sparse(w: Any, ctx: Ctx) -> None:
     w.add({"name": "big.bin", "mode": 0o100644, "data_path": ctx.host_file("big", b"", size=1 << 32)})
 
@@ -215,6 +226,11 @@ CASES = [
     Case("hybrid-unknown-key", hybrid, add(f("k", mtiem=5)), InvalidInputError, ("k", "mtiem")),
     Case("iso-dir-with-data", iso, add({"name": "d", "mode": 0o40755, "data": b"x"}), InvalidInputError,
          ("d", "carry data")),
+    Case("iso-source-changed-while-writing", iso, source_shrinks, SourceError, ("grows.bin", "changed size")),
+    Case("vfat-source-changed-while-writing", vfat, source_shrinks, SourceError, ("grows.bin", "changed size")),
+    Case("cpio-source-changed-while-writing", cpio, source_shrinks, SourceError, ("grows.bin", "changed size")),
+    Case("hybrid-source-changed-while-writing", hybrid, source_shrinks, SourceError, ("grows.bin", "changed size")),
+    Case("gpt-partition-data-changed-while-writing", gpt, source_shrinks, SourceError, ("grows.bin", "changed size")),
     # --- devices ---------------------------------------------------------------------------
     Case("cpio-device-major-4096", cpio, add(("chr", "dev/x", (4096, 1))), InvalidInputError,
          ("dev/x", "(4096, 1)", "major 0..4095")),
@@ -272,6 +288,15 @@ CASES = [
          ("boot_catalog_path", "root")),
     Case("iso-padding-negative", iso, setattr_("padding_bytes", -1), InvalidInputError, ("padding_bytes", "-1")),
     Case("iso-interchange-level-4", iso, setattr_("interchange_level", 4), InvalidInputError, ("interchange_level", "4")),
+    Case("gpt-alignment-not-block-multiple", gpt, setattr_("alignment_bytes", 100), InvalidInputError,
+         ("alignment_bytes", "100")),
+    Case("gpt-entry-count-zero", gpt, setattr_("entry_count", 0), InvalidInputError, ("entry_count", "0")),
+    Case("gpt-entry-count-below-partitions", gpt, setattr_("entry_count", 1), InvalidInputError,
+         ("entry_count", "2 partitions"), setup=lambda w, ctx: (w.add_partition(P, 1 << 20), w.add_partition(P, 1 << 20))),
+    Case("gpt-block-size-after-partitions", gpt, setattr_("block_size", 4096), InvalidInputError,
+         ("block_size", "4096"), setup=lambda w, ctx: w.add_partition(P, 1 << 20)),
+    Case("gpt-knob-not-block-multiple", gpt, setattr_("backup_entries_offset", 1000), InvalidInputError,
+         ("backup_entries_offset", "1000")),
     Case("cpio-compress-bzip2", cpio, setattr_("compress", "bzip2"), InvalidInputError, ("compress", "'bzip2'")),
     Case("hybrid-esp-min-size-negative", hybrid, setattr_("esp_min_size_bytes", -1), InvalidInputError,
          ("esp_min_size_bytes", "-1")),
@@ -303,8 +328,12 @@ CASES = [
     # --- GPT -----------------------------------------------------------------------------------
     Case("gpt-name-37-units", gpt, lambda w, ctx: w.add_partition(P, 1 << 20, name="n" * 37), InvalidInputError,
          ("GPT partition 1", "37", "36")),
+    Case("gpt-name-surrogate", gpt, lambda w, ctx: w.add_partition(P, 1 << 20, name="n\udcff"), InvalidInputError,
+         ("GPT partition 1", "surrogate")),
     Case("gpt-attributes-over-64-bits", gpt, lambda w, ctx: w.add_partition(P, 1 << 20, attributes=1 << 64),
          InvalidInputError, ("GPT partition 1", "attributes")),
+    Case("gpt-attributes-reserved-bit", gpt, lambda w, ctx: w.add_partition(P, 1 << 20, attributes=1 << 10),
+         InvalidInputError, ("GPT partition 1", "0x400", "reserves")),
     Case("gpt-type-zero-guid", gpt, lambda w, ctx: w.add_partition(uuid.UUID(int=0), 1 << 20), InvalidInputError,
          ("GPT partition 1", "type_guid")),
     Case("gpt-overlap", gpt, lambda w, ctx: w.add_partition(P, 1 << 20, device_offset=(1 << 20) + 4096),

@@ -63,6 +63,39 @@ def _check_block_size(block_size: object, where: str) -> int:
     return block_size
 
 
+ENTRY_COUNT_MAX = _PARSE_ARRAY_MAX_BYTES // GPT_ENTRY_SIZE
+ATTR_RESERVED_BITS = ((1 << 48) - 1) & ~0b111
+"""Attributes bits 3..47: reserved by UEFI 5.3.3 (Table 5-8), must be zero."""
+
+
+def validate_entry_count(value: object, partitions: int = 0) -> int:
+    """NumberOfPartitionEntries: 1..131072 (a 16 MiB array), and room for ``partitions``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not max(1, partitions) <= value <= ENTRY_COUNT_MAX:
+        raise InvalidInputError(f"GPT entry_count: must be an integer {max(1, partitions)}..{ENTRY_COUNT_MAX}"
+                                f"{f' (the table holds {partitions} partitions)' if partitions else ''}, "
+                                f"found {value!r}")
+    return value
+
+
+def validate_block_multiple(field: str, value: object, block_size: int, positive: bool = False) -> int:
+    """A byte count or offset that must be a (positive) multiple of the block size."""
+    if (isinstance(value, bool) or not isinstance(value, int) or value < (1 if positive else 0)
+            or value % block_size):
+        kind = "positive" if positive else "non-negative"
+        raise InvalidInputError(f"GPT {field}: must be a {kind} multiple of the block size {block_size}, "
+                                f"found {value!r}")
+    return value
+
+
+def validate_knob(field: str, value: object, multiple_of: int) -> int | None:
+    """A layout knob: None (the default place) or a non-negative multiple of ``multiple_of``."""
+    if value is None:
+        return None
+    if multiple_of == 1 and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidInputError(f"GPT {field}: must be None or a non-negative integer (an LBA), found {value!r}")
+    return validate_block_multiple(field, value, multiple_of)
+
+
 @dataclass
 class GPTPartition:
     """One partition entry (UEFI 5.3.3, Table 5-6), in bytes of the device.
@@ -265,18 +298,13 @@ class GPT(Lifecycle):
             raise InvalidInputError("GPT: give filename or filehandle, not both")
         self.filename = filename
         self.filehandle = filehandle
-        self.block_size = _check_block_size(block_size, "GPT")
-        if not isinstance(entry_count, int) or not 1 <= entry_count <= (_PARSE_ARRAY_MAX_BYTES // GPT_ENTRY_SIZE):
-            raise InvalidInputError(f"GPT: entry_count must be 1..{_PARSE_ARRAY_MAX_BYTES // GPT_ENTRY_SIZE}, "
-                                    f"found {entry_count!r}")
+        # Validated properties (the validate_* functions): the same checks now and when set later.
+        self._block_size: int
+        self._alignment_bytes: int
+        self._device_size_bytes: int | None
+        self.block_size = block_size
         self.entry_count = entry_count
-        if not isinstance(alignment_bytes, int) or alignment_bytes <= 0 or alignment_bytes % block_size:
-            raise InvalidInputError(f"GPT: alignment_bytes must be a positive multiple of the block size "
-                                    f"{block_size}, found {alignment_bytes!r}")
         self.alignment_bytes = alignment_bytes
-        if device_size_bytes is not None and (not isinstance(device_size_bytes, int) or device_size_bytes % block_size):
-            raise InvalidInputError(f"GPT: device_size_bytes must be a multiple of the block size {block_size}, "
-                                    f"found {device_size_bytes!r}")
         self.device_size_bytes = device_size_bytes
         if isinstance(guid_seed, int) and not isinstance(guid_seed, bool):
             guid_seed = str(guid_seed)
@@ -294,6 +322,94 @@ class GPT(Lifecycle):
         self.resolved_layout: GPTLayout | None = None
         if self.guid_seed is not None:
             self._resolve_guids()
+
+    # ------------------------------------------------------------------ attributes
+
+    @property
+    def block_size(self) -> int:
+        """The logical block size the table is made for: 512, 1024, 2048 or 4096."""
+        return self._block_size
+
+    @block_size.setter
+    def block_size(self, value: int) -> None:
+        value = _check_block_size(value, "GPT")
+        if getattr(self, "partitions", None):
+            raise InvalidInputError(f"GPT block_size: cannot change from {self._block_size} to {value} once "
+                                    "partitions are added (use derive() for a table of another block size)")
+        self._block_size = value
+
+    @property
+    def entry_count(self) -> int:
+        """NumberOfPartitionEntries: 1..131072, and at least the partitions added."""
+        return self._entry_count
+
+    @entry_count.setter
+    def entry_count(self, value: int) -> None:
+        self._entry_count = validate_entry_count(value, len(getattr(self, "partitions", ())))
+
+    @property
+    def alignment_bytes(self) -> int:
+        """Where automatically placed partitions start: a positive multiple of the block size."""
+        return self._alignment_bytes
+
+    @alignment_bytes.setter
+    def alignment_bytes(self, value: int) -> None:
+        self._alignment_bytes = validate_block_multiple("alignment_bytes", value, self._block_size, positive=True)
+
+    @property
+    def device_size_bytes(self) -> int | None:
+        """The device size finish() and plan() lay out for; None for just large enough."""
+        return self._device_size_bytes
+
+    @device_size_bytes.setter
+    def device_size_bytes(self, value: int | None) -> None:
+        self._device_size_bytes = (None if value is None else
+                                   validate_block_multiple("device_size_bytes", value, self._block_size, positive=True))
+
+    @property
+    def primary_entries_offset(self) -> int | None:
+        """Layout knob: byte offset of the primary entry array (None: LBA 2)."""
+        return self._knob_primary_entries_offset
+
+    @primary_entries_offset.setter
+    def primary_entries_offset(self, value: int | None) -> None:
+        self._knob_primary_entries_offset = validate_knob("primary_entries_offset", value, self._block_size)
+
+    @property
+    def backup_entries_offset(self) -> int | None:
+        """Layout knob: byte offset of the backup entry array (None: before the backup header)."""
+        return self._knob_backup_entries_offset
+
+    @backup_entries_offset.setter
+    def backup_entries_offset(self, value: int | None) -> None:
+        self._knob_backup_entries_offset = validate_knob("backup_entries_offset", value, self._block_size)
+
+    @property
+    def backup_header_offset(self) -> int | None:
+        """Layout knob: byte offset of the backup header (None: the last block)."""
+        return self._knob_backup_header_offset
+
+    @backup_header_offset.setter
+    def backup_header_offset(self, value: int | None) -> None:
+        self._knob_backup_header_offset = validate_knob("backup_header_offset", value, self._block_size)
+
+    @property
+    def first_usable_lba(self) -> int | None:
+        """Layout knob: FirstUsableLBA (None: after the primary array)."""
+        return self._knob_first_usable_lba
+
+    @first_usable_lba.setter
+    def first_usable_lba(self, value: int | None) -> None:
+        self._knob_first_usable_lba = validate_knob("first_usable_lba", value, 1)
+
+    @property
+    def last_usable_lba(self) -> int | None:
+        """Layout knob: LastUsableLBA (None: before the backup array)."""
+        return self._knob_last_usable_lba
+
+    @last_usable_lba.setter
+    def last_usable_lba(self, value: int | None) -> None:
+        self._knob_last_usable_lba = validate_knob("last_usable_lba", value, 1)
 
     # ------------------------------------------------------------------ recording
 
@@ -316,6 +432,16 @@ class GPT(Lifecycle):
             raise InvalidInputError(f"GPT partition {index} ({name!r}): partition {index - 1} already fills the "
                                     f"rest of the disk (size_bytes None without data); it must be the last one")
         where = f"GPT partition {index} ({name!r})"
+        if isinstance(attributes, int) and 0 <= attributes < (1 << 64) and attributes & ATTR_RESERVED_BITS:
+            raise InvalidInputError(f"{where}: attributes {attributes:#x} set bits of 3..47, which UEFI 5.3.3 "
+                                    "(Table 5-8) reserves and says must be zero (bits 0-2 are defined, "
+                                    "48-63 belong to the partition type)")
+        if isinstance(name, str) and not name.isascii():
+            try:
+                name.encode("utf-16-le")
+            except UnicodeEncodeError as e:
+                raise InvalidInputError(f"{where}: name has a lone surrogate {name[e.start]!r} at {e.start}; "
+                                        "PartitionName is UTF-16 text") from None
         p = GPTPartition(_as_guid(type_guid, f"{where}: type_guid"),
                          None if unique_guid is None else _as_guid(unique_guid, f"{where}: unique_guid"),
                          name, attributes, device_offset, size_bytes, data, block_size=self.block_size, index=index)
