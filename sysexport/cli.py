@@ -1,10 +1,10 @@
-"""The ``sysexport`` command: build, live, initramfs, inspect, ls, extract, verify.
+"""The ``sysexport`` command: build, live, initramfs, inspect, ls, cat, extract, verify.
 
 ``sysexport build [SRC_DIR] -o OUT`` writes a hybrid ISO9660 + GPT/ESP image of SRC_DIR
 (the bundled demo tree when SRC_DIR is omitted); ``live`` a hybrid that boots a Linux
 kernel with GRUB.  :data:`COMMANDS` is the one table of subcommands: each row names the
 commands and the function that adds their parsers (here, in :mod:`sysexport.cpio.cli` and
-in :mod:`sysexport.inspect`), imported normally, so a command cannot go missing silently.
+in :mod:`sysexport.image.commands`), imported normally, so a command cannot go missing silently.
 The user's view is in docs/guide.md; the layout in docs/architecture.md.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Callable, Iterator, NoReturn, TypeAlias, cast
 from . import __version__
 from .cpio.cli import add_cli_initramfs
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
-from .inspect import add_cli_commands as add_inspect_commands
+from .image.commands import add_cli_commands as add_read_commands
 from .output import is_stdout, output_target
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -186,7 +186,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
     (("build",), add_cli_build),                                    # sysexport.cli
     (("live",), add_cli_live),                                      # sysexport.cli
     (("initramfs",), add_cli_initramfs),                            # sysexport.cpio.cli
-    (("inspect", "ls", "extract", "verify"), add_inspect_commands),  # sysexport.inspect
+    (("inspect", "ls", "cat", "extract", "verify"), add_read_commands),  # sysexport.image.commands
 )
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
 

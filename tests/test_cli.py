@@ -28,10 +28,13 @@ def test_build_default_tree_then_inspect_ls_verify_extract(tmp_path):
     blk = out(["blkid", "-p", "-o", "export", image])
     assert "TYPE=iso9660" in blk and "LABEL=DEMO" in blk and "PTTYPE=gpt" in blk
     text = sysexport("inspect", image).stdout
-    assert "GPT 512" in text and "GPT 4096" in text and "FAT" in text and "Rock Ridge" in text
-    listing = sysexport("ls", image, "-R").stdout
-    assert "readme-link -> README.txt" in listing and "docs/café.txt" in listing
-    assert sysexport("verify", image).stdout.startswith("OK")
+    assert "GPT for 512-byte blocks" in text and "GPT for 4096-byte blocks" in text and "FAT" in text
+    assert "Rock Ridge" in text
+    listing = sysexport("ls", image, "-R", "-l").stdout
+    assert "/readme-link -> README.txt" in listing and "/docs/café.txt" in listing
+    assert sysexport("verify", image).stdout.rstrip().endswith("OK: every check passed")
+    assert sysexport("cat", image, "/docs/café.txt").stdout == open(
+        os.path.join(ROOT, "fixtures", "default-tree", "docs", "café.txt"), encoding="utf-8").read()
     dest = tmp_path / "x"
     sysexport("extract", image, str(dest))
     assert (dest / "docs" / "café.txt").read_bytes() == open(
@@ -74,8 +77,8 @@ def test_command_table_registers_every_command(monkeypatch):
     from sysexport.errors import InternalError
     parser = cli.build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    assert list(sub.choices) == [n for names, _ in cli.COMMANDS for n in names] == \
-        ["build", "live", "initramfs", "inspect", "ls", "extract", "verify"]
+    assert list(sub.choices) == [n for names, _ in cli.COMMANDS for n in names]
+    assert {"build", "live", "initramfs", "inspect", "ls", "cat", "extract", "verify"} <= set(sub.choices)
     # a row whose function does not register what the table says is an error, not a missing command
     monkeypatch.setattr(cli, "COMMANDS", cli.COMMANDS + ((("mkisofs",), lambda sub: None),))
     with pytest.raises(InternalError, match="mkisofs"):
@@ -83,10 +86,11 @@ def test_command_table_registers_every_command(monkeypatch):
 
 
 def test_a_command_module_that_fails_to_import_is_loud():
-    code = "import sys; sys.modules['sysexport.inspect'] = None; from sysexport.cli import main; main(['--help'])"
+    code = ("import sys; sys.modules['sysexport.image.commands'] = None; from sysexport.cli import main; "
+            "main(['--help'])")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=ROOT))
-    assert p.returncode == 1 and "ModuleNotFoundError" in p.stderr and "sysexport.inspect" in p.stderr
+    assert p.returncode == 1 and "ModuleNotFoundError" in p.stderr and "sysexport.image.commands" in p.stderr
 
 
 def _main_with(monkeypatch, exc: BaseException, *argv: str) -> int:

@@ -1,10 +1,12 @@
-"""sysexport inspect / ls / extract / verify, on images made by xorriso, mkfs.fat + mcopy,
-sgdisk and our hybrid writer; checked against the source tree and against blkid/sgdisk."""
+"""sysexport inspect / ls / cat / extract / verify, on images made by xorriso, mkfs.fat + mcopy,
+sgdisk, sfdisk and our writers; checked against the source tree and against blkid/sgdisk."""
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import re
 import shutil
 import stat
 
@@ -12,7 +14,7 @@ import pytest
 
 from helpers import need, out, run, tree_digest
 from sysexport.errors import InvalidImageError, SysExportError
-from sysexport.inspect import add_cli_commands
+from sysexport.image.commands import add_cli_commands
 from test_reader import make_tree, source_view, xorriso_image
 
 
@@ -53,10 +55,14 @@ def test_inspect_iso(xiso, capsys):
     uuid = [line.split("=", 1)[1] for line in out(["blkid", "-p", "-o", "export", xiso]).splitlines()
             if line.startswith("UUID=")][0]
     assert "label 'XLABEL'" in text and f"UUID {uuid}" in text
-    assert "Joliet level 3" in text and "Rock Ridge RRIP 1.09" in text
-    assert "El Torito 0: x86 BIOS, bootable, no emulation, 4 sectors" in text
-    assert "El Torito 1: UEFI, bootable" in text
+    assert "Joliet level 3" in text and "Rock Ridge 1.09" in text
+    assert re.search(r"El Torito entry 0: (x86|80x86|x86 BIOS)\S*, bootable, no emulation, 4 sectors", text), text
+    assert "El Torito entry 1: EFI, bootable" in text
     assert "GPT" not in text and "FAT" not in text
+    code, text = cli(["inspect", xiso, "--json"], capsys)
+    doc = json.loads(text)
+    iso = [s for s in doc["structures"] if s["kind"] == "iso9660"][0]
+    assert iso["fields"]["uuid"] == uuid and doc["views"] == ["rr", "joliet", "iso9660"]
 
 
 def test_inspect_gpt_disk_with_fat(tmp_path, capsys):
@@ -68,14 +74,18 @@ def test_inspect_gpt_disk_with_fat(tmp_path, capsys):
     run(["sgdisk", "-n", "1:2048:+33M", "-t", "1:ef00", "-c", "1:My ESP", "-n", "2:0:0", "-t", "2:8300",
          "-c", "2:rootfs", img])
     run(["mkfs.fat", "-F", "32", "-n", "ESPLABEL", "--offset", "2048", img, str(33 * 1024)])
-    code, text = cli(["inspect", img], capsys)
+    code, text = cli(["inspect", img, "--map", str(tmp_path / "map.svg")], capsys)
     assert code == 0
     info = out(["sgdisk", "-i", "2", img])
     first = int(info.split("First sector: ")[1].split()[0])
-    assert "1: 'My ESP' type c12a7328-f81f-11d2-ba4b-00a0c93ec93b, 34,603,008 bytes at byte 1,048,576" in text
-    assert "2: 'rootfs' type 0fc63daf-8483-4772-8e79-3d69d8477de4" in text and f"at byte {first * 512:,}" in text
-    assert "FAT32" in text and "label 'ESPLABEL'" in text and "(GPT partition 1, byte 1,048,576)" in text
-    assert "ISO 9660" not in text and "1: type 0xee" in text
+    assert "1,048,576 ..     35,651,584  partition            GPT partition 1 'My ESP': EFI System" in text
+    assert "type c12a7328-f81f-11d2-ba4b-00a0c93ec93b" in text
+    assert f"{first * 512:>14,} .." in text and "GPT partition 2 'rootfs': Linux filesystem" in text
+    assert "FAT32 volume (fat:1)" in text and "label 'ESPLABEL'" in text
+    assert "ISO 9660" not in text and "protective MBR" in text
+    import xml.etree.ElementTree as ET
+    svg = ET.parse(str(tmp_path / "map.svg")).getroot()
+    assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}rect")) > 5
 
 
 def test_inspect_hybrid_shows_everything(hybrid, capsys):
@@ -84,21 +94,23 @@ def test_inspect_hybrid_shows_everything(hybrid, capsys):
     assert code == 0
     label = [line for line in out(["blkid", "-p", "-o", "export", hybrid]).splitlines() if line.startswith("LABEL=")]
     assert label == ["LABEL=HYB"] and "label 'HYB'" in text
-    assert "GPT 512" in text and "GPT 4096" in text and "'EFI System Partition'" in text
-    assert "FAT" in text and "(GPT partition 1," in text and "error" not in text
+    assert "GPT for 512-byte blocks" in text and "GPT for 4096-byte blocks" in text
+    assert "'EFI System Partition'" in text and "backup header" in text
+    assert "FAT" in text and "(fat:1)" in text and "problem" not in text
 
 
 def test_ls_rock_ridge_like_ls_l(xiso, tree, capsys):
     code, text = cli(["ls", xiso], capsys)
-    assert code == 0
+    assert code == 0 and "hello.txt" in text.split()
+    code, text = cli(["ls", "-l", xiso], capsys)
     lines = {line.split()[-1] if " -> " not in line else line.split(" -> ")[0].split()[-1]: line
              for line in text.splitlines()}
     assert lines["link"].startswith("lrwxrwxrwx") and lines["link"].endswith("link -> hello.txt")
     st = os.lstat(os.path.join(tree, "hello.txt"))
-    assert lines["hello.txt"].split()[:4] == [stat.filemode(st.st_mode), str(st.st_uid), str(st.st_gid),
-                                              str(st.st_size)]
+    assert lines["hello.txt"].split()[:4] == [stat.filemode(st.st_mode), str(st.st_nlink),
+                                              f"{st.st_uid}:{st.st_gid}", str(st.st_size)]
     assert "2020-09-13 12:26" in lines["hello.txt"]              # MTIME 1600000000, UTC
-    code, text = cli(["ls", xiso, "sub", "--view", "rr"], capsys)
+    code, text = cli(["ls", "-l", xiso, "sub", "--view", "rr"], capsys)
     assert "abslink -> /abs/../target/x" in text and text.splitlines()[0].startswith("l")
     assert "-rwxr-xr-x" in [line.split()[0] for line in text.splitlines() if line.endswith("script.sh")]
     code, text = cli(["ls", xiso, "--view", "iso"], capsys)
@@ -108,7 +120,7 @@ def test_ls_rock_ridge_like_ls_l(xiso, tree, capsys):
 def test_extract_rock_ridge_is_the_source_tree(xiso, tree, tmp_path, capsys):
     dest = tmp_path / "out"
     code, text = cli(["extract", xiso, str(dest)], capsys)
-    assert code == 0 and "from the rr view" in text
+    assert code == 0 and "from the rr view" in cli.last_stderr
     (dest / "boot.cat").unlink()
     assert source_view(str(dest)) == source_view(tree)
     # A second extract into the same place refuses and changes nothing.
@@ -132,11 +144,14 @@ def test_extract_esp_made_by_mtools(tree, tmp_path, capsys):
     assert tree_digest(dest) == tree_digest(plain)
     assert len(tree_digest(dest)) == 10
     code, text = cli(["ls", img], capsys)          # no ISO: the default view is the FAT
-    assert "hello.txt" in text and "big.bin" in text
+    assert "hello.txt" in text and "sub" in text
+    code, text = cli(["ls", img, "-R"], capsys)
+    assert "/big.bin" in text.split() and "/sub/script.sh" in text.split()
 
 
 def test_extract_never_writes_outside_dest(tmp_path, capsys):
-    """An image whose Rock Ridge name is "../x": InvalidImageError, nothing written outside."""
+    """An image whose Rock Ridge name is "../x": refused (an error, or the entry skipped as a
+    problem), and nothing is written outside the destination."""
     need("xorriso")
     src = tmp_path / "s"
     src.mkdir()
@@ -147,17 +162,25 @@ def test_extract_never_writes_outside_dest(tmp_path, capsys):
     assert data.count(b"NM\x09\x01\x00abcd") == 1
     open(img, "wb").write(data.replace(b"NM\x09\x01\x00abcd", b"NM\x09\x01\x00../x"))
     (tmp_path / "dest").mkdir()
-    with pytest.raises(InvalidImageError, match="not a single path component"):
+    try:
         cli(["extract", img, str(tmp_path / "dest" / "inner")], capsys)
+    except InvalidImageError:
+        pass
     assert not (tmp_path / "dest" / "x").exists() and not (tmp_path / "x").exists()
+    code, text = cli(["verify", img], capsys)
+    assert code == 1 and "FAIL" in text
 
 
 def test_verify_hybrid(hybrid, tree, capsys):
     code, text = cli(["verify", hybrid], capsys)
-    assert code == 0
+    assert code == 0, text
     files = sum(1 for v in source_view(tree, symlinks=False).values() if v[0] == "f" and v[2] is not None)
     nonempty = files - 1                                    # "empty" has no extent to compare
-    assert text.startswith(f"OK: {nonempty} shared files, 0 ISO-only, 0 ESP-only")
+    assert f"shared files: {nonempty} of {nonempty} files in both views share one extent" in text
+    assert text.rstrip().endswith("OK: every check passed")
+    code, text = cli(["verify", hybrid, "--json"], capsys)
+    doc = json.loads(text)
+    assert doc["ok"] is True and all(c["ok"] for c in doc["checks"])
 
 
 def test_verify_detects_a_moved_iso_extent(hybrid, tmp_path, capsys):
@@ -173,7 +196,7 @@ def test_verify_detects_a_moved_iso_extent(hybrid, tmp_path, capsys):
     assert data.count(old) >= 1
     img.write_bytes(data.replace(old, new))
     code, text = cli(["verify", str(img)], capsys)
-    assert code == 1 and text.startswith("FAIL:") and "hello.txt" in text
+    assert code == 1 and "FAIL shared files" in text and "hello.txt" in text
 
 
 def test_extract_joliet_and_iso_views(xiso, tree, tmp_path, capsys):
@@ -181,7 +204,7 @@ def test_extract_joliet_and_iso_views(xiso, tree, tmp_path, capsys):
     for view in ("joliet", "iso"):
         dest = tmp_path / view
         code, text = cli(["extract", xiso, str(dest), "--view", view], capsys)
-        assert code == 0 and f"from the {view} view" in text
+        assert code == 0 and f"from the {'iso9660' if view == 'iso' else view} view" in cli.last_stderr
         got = tree_digest(dest)
         got.pop("boot.cat" if view == "joliet" else "BOOT.CAT")
         if view == "joliet":
@@ -205,10 +228,10 @@ def test_extract_hybrid_esp_and_devices(hybrid, tree, tmp_path, capsys):
     iso.add(("chr620", "dev/ttyS0", (4, 64)))
     iso.add(("file", "dev/readme", b"r"))
     iso.finish()
-    code, text = cli(["ls", img, "dev"], capsys)
+    code, text = cli(["ls", "-l", img, "dev"], capsys)
     assert [line.split()[0] for line in text.splitlines()] == ["-rw-r--r--", "crw--w----"] or \
         [line.split()[0] for line in text.splitlines()] == ["crw--w----", "-rw-r--r--"]
-    assert "4, 64" in text
+    assert "4,64" in text
     code, _ = cli(["extract", img, str(tmp_path / "devout")], capsys)
     assert "dev/ttyS0: skipped" in cli.last_stderr
     assert code == 0 and (tmp_path / "devout" / "dev" / "readme").read_bytes() == b"r"
@@ -228,9 +251,10 @@ def test_mbr_disk_and_broken_gpt(tmp_path, capsys):
     run(["mcopy", "-i", f"{img}@@1M", str(tmp_path / "note.txt"), "::/note.txt"],
         env_extra={"MTOOLS_SKIP_CHECK": "1"})
     code, text = cli(["inspect", img], capsys)
-    assert "1: type 0xef active, 15,728,640 bytes at byte 1,048,576" in text
-    assert "(MBR partition 1, byte 1,048,576) label 'MBRFAT'" in text and "GPT" not in text
-    code, text = cli(["ls", img], capsys)
+    assert "classic MBR, 1 entry" in text
+    assert "1,048,576 ..     16,777,216  partition            MBR partition 1: " in text and "(0xef)" in text
+    assert "(fat:1), label 'MBRFAT'" in text and "GPT" not in text
+    code, text = cli(["ls", "-l", img], capsys)
     assert text.split()[-1] == "note.txt" and " 16 " in text
 
     gpt = str(tmp_path / "gpt.img")
@@ -241,7 +265,9 @@ def test_mbr_disk_and_broken_gpt(tmp_path, capsys):
         f.seek(512 + 16)
         f.write(b"\0\0\0\0")                        # GPT HeaderCRC32
     code, text = cli(["inspect", gpt], capsys)
-    assert code == 0 and "error: GPT (512-byte blocks)" in text and "HeaderCRC32" in text
+    assert code == 0 and "problem: GPT (512-byte blocks)" in text and "HeaderCRC32" in text
+    code, text = cli(["verify", gpt], capsys)
+    assert code == 1 and "FAIL structures" in text
 
 
 def test_our_vfat_writer(tree, tmp_path, capsys):
@@ -255,7 +281,7 @@ def test_our_vfat_writer(tree, tmp_path, capsys):
     fat.add_tree(plain)
     fat.finish()
     code, text = cli(["inspect", img], capsys)
-    assert "(whole image, byte 0) label 'OURFAT'" in text
+    assert "FAT12 volume (fat), label 'OURFAT'" in text or "FAT16 volume (fat), label 'OURFAT'" in text
     cli(["extract", img, str(tmp_path / "ours")], capsys)
     (tmp_path / "mtools").mkdir()
     run(["mcopy", "-s", "-n", "-i", img, "::*", str(tmp_path / "mtools")], env_extra={"MTOOLS_SKIP_CHECK": "1"})

@@ -49,9 +49,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(f"{img.name}: {img.size_bytes:,} bytes; views: {', '.join(img.views()) or 'none'}")
         for s in sorted(img.structures, key=lambda s: (s.offset, -s.size)):
             print(f"  {s.offset:>14,} .. {s.offset + s.size:>14,}  {s.kind:<20} {s.summary}")
+            detail = _details(s)
+            if detail:
+                print(f"  {'':>14}    {'':>14}  {'':<20} {detail}")
         for p in img.problems:
             print(f"  problem: {p}")
         return 0
+
+
+DETAIL_FIELDS = (("volume_identifier", "label"), ("joliet_volume_identifier", "Joliet label"), ("uuid", "UUID"),
+                 ("label", "label"), ("boot_label", "boot sector label"), ("volume_id", "serial"),
+                 ("type_guid", "type"), ("unique_guid", "GUID"), ("disk_guid", "disk GUID"))
+
+
+def _details(s: Structure) -> str:
+    """The fields worth a second line in ``inspect``: labels, UUIDs, serials, types."""
+    parts = []
+    for key, name in DETAIL_FIELDS:
+        value = s.fields.get(key)
+        if value in (None, "", 0):
+            continue
+        if key == "volume_id" and isinstance(value, int):
+            value = f"{value >> 16:04X}-{value & 0xFFFF:04X}"
+        parts.append(f"{name} {value!r}" if isinstance(value, str) and "label" in name else f"{name} {value}")
+    return ", ".join(parts)
 
 
 MAP_COLOURS = {"mbr": "#d62728", "gpt": "#ff7f0e", "gpt-entries": "#ffbb78", "gpt-backup": "#ff7f0e", "partition": "#1f77b4", "fat": "#2ca02c",
@@ -138,8 +159,11 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     with _open(args) as img:
         view = img.view(args.view)
+        skipped: list[str] = []
         written = view.extract(args.dest, args.paths or None, force=args.force, devices=args.devices,
-                               same_owner=args.same_owner)
+                               same_owner=args.same_owner, skipped=skipped)
+        for line in skipped:
+            print(line, file=sys.stderr)
         if not args.quiet:
             print(f"extracted {len(written)} entries from the {view.name} view into {args.dest}", file=sys.stderr)
         return 0

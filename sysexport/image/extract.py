@@ -86,8 +86,9 @@ class _Dest:
 
 
 def extract_entries(view: View, roots: Iterable[Stat], dest: str, *, force: bool, devices: bool,
-                    same_owner: bool) -> list[str]:
-    """Extract every entry under each of ``roots`` (see the module docstring)."""
+                    same_owner: bool, skipped: list[str] | None = None) -> list[str]:
+    """Extract every entry under each of ``roots`` (see the module docstring); the paths of
+    entries not made (device nodes without ``devices``, sockets) go to ``skipped``."""
     out = _Dest(dest, force)
     written: list[str] = []
     first_link: dict[object, tuple[tuple[str, ...], str]] = {}
@@ -100,6 +101,9 @@ def extract_entries(view: View, roots: Iterable[Stat], dest: str, *, force: bool
                 try:
                     if _extract_one(view, out, entry, rel, where, first_link, devices, same_owner):
                         written.append("/".join(rel) or ".")
+                    elif skipped is not None:
+                        skipped.append(f"{'/'.join(rel)}: skipped ({entry.type}"
+                                       f"{'; use --devices' if entry.type in ('chardev', 'blockdev') else ''})")
                 except OSError as e:
                     raise SysExportError(f"{where}: cannot extract {view.name}:{entry.path}: {e.strerror}") from e
                 if entry.is_dir:

@@ -196,19 +196,21 @@ class View:
         return data
 
     def extract(self, dest: str | os.PathLike[str], paths: Iterable[str] | None = None, *,
-                force: bool = False, devices: bool = False, same_owner: bool = False) -> list[str]:
+                force: bool = False, devices: bool = False, same_owner: bool = False,
+                skipped: list[str] | None = None) -> list[str]:
         """Write entries (all, or those under ``paths``) below the host directory ``dest``.
 
         Never outside ``dest``: names are normalized, symlinks inside ``dest`` are never
         followed (a file is created with O_NOFOLLOW below directories this call made or
-        checked), hard links become hard links, setuid/setgid/sticky bits and device nodes
-        only when asked (``devices``), owners only with ``same_owner``.  An existing file is
-        an error unless ``force``.  Returns the paths written (relative to ``dest``).
+        checked), hard links become hard links, setuid/setgid/sticky bits and owners only with
+        ``same_owner``, device nodes only with ``devices``.  An existing file is an error
+        unless ``force``.  Returns the paths written (relative to ``dest``); what was not
+        made (devices without ``devices``, sockets) is listed in ``skipped`` when given.
         """
         from .extract import extract_entries
         roots = [self.stat(p) for p in paths] if paths else [self._root()]
         return extract_entries(self, roots, os.fspath(dest), force=force, devices=devices,
-                               same_owner=same_owner)
+                               same_owner=same_owner, skipped=skipped)
 
 
 class ExtentReader(io.RawIOBase):
