@@ -52,6 +52,7 @@ _LAZY = {
     "GPT_TYPE_MS_BASIC_DATA": "sysexport.partition.gpt",
     "MBR": "sysexport.partition.mbr",
     "CPIO": "sysexport.cpio",
+    "Exporter": "sysexport.export.exporter",
 }
 
 # ``open`` is not in __all__: ``from sysexport import *`` must not hide the builtin open().

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, NoReturn, TypeAlias, cast
 
 from . import __version__
 from .cpio.cli import add_cli_initramfs
+from .export.cli import add_cli_export
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .image.commands import add_cli_commands as add_read_commands
 from .output import is_stdout, output_target
@@ -187,6 +188,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
     (("live",), add_cli_live),                                      # sysexport.cli
     (("initramfs",), add_cli_initramfs),                            # sysexport.cpio.cli
     (("inspect", "ls", "cat", "extract", "verify"), add_read_commands),  # sysexport.image.commands
+    (("export",), add_cli_export),                                  # sysexport.export.cli
 )
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
 
