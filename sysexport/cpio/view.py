@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..errors import InvalidImageError
-from ..image.view import MAX_ENTRIES, TYPES, ExtentReader, Stat, View, normalize
+from ..image.view import MAX_ENTRIES, TYPES, ExtentReader, SeekableStream, Stat, View, normalize
 from ._structs import NEWC_HEADER_BYTES, TRAILER_NAME, pad_bytes
 
 NEWC_MAGICS = (b"070701", b"070702")
@@ -326,7 +326,7 @@ class CPIOView(View):
                                               m.data_pos, entry.size, entry.path))
 
 
-class _DecodedFile(io.RawIOBase):
+class _DecodedFile(SeekableStream):
     """A file inside a compressed segment: decoded from the segment's start on demand
     (seeking backwards decodes again)."""
 
@@ -335,20 +335,6 @@ class _DecodedFile(io.RawIOBase):
         self._make, self._data_pos, self._size, self._what = make, data_pos, size, what
         self._stream: _Stream | None = None
         self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
         want = min(len(buffer), self._size - self._pos)

@@ -213,7 +213,34 @@ class View:
                                same_owner=same_owner, skipped=skipped)
 
 
-class ExtentReader(io.RawIOBase):
+class SeekableStream(io.RawIOBase):
+    """The read-only, seekable stream a view's ``_content`` returns: subclasses set
+    ``_size`` (the content's length), ``_pos`` and ``_what`` (for messages) and provide
+    ``readinto``; position, seeking and the io protocol are here."""
+
+    _size = 0
+    _pos = 0
+    _what = "file"
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        pos = base + offset
+        if pos < 0:
+            raise InvalidInputError(f"{self._what}: seek to {pos}")
+        self._pos = pos
+        return pos
+
+
+class ExtentReader(SeekableStream):
     """A seekable, read-only stream of bytes stored in ``extents`` of an image file.
 
     ``extents`` are (offset, size) pairs in ``image``; their concatenation is the content,
@@ -237,23 +264,6 @@ class ExtentReader(io.RawIOBase):
         if sum(s for _, s in self._extents) < self._size:
             raise InvalidImageError(f"{what}: {self._size} bytes but its extents hold "
                                     f"{sum(s for _, s in self._extents)}")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        pos = base + offset
-        if pos < 0:
-            raise InvalidInputError(f"{self._what}: seek to {pos}")
-        self._pos = pos
-        return pos
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
