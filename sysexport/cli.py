@@ -133,17 +133,22 @@ def cmd_live(args: argparse.Namespace) -> int:
     input_file("--kernel", args.kernel)
     input_file("--initrd", args.initrd)
     setup = make_bootable(img, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
-                          timeout_s=args.timeout)
+                          timeout_s=args.timeout, arch=args.arch, secure_boot=args.secure_boot,
+                          package_root=args.package_root)
     with progress(img.total_data_bytes, "writing"):
         summary = img.finish()
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
-    print(f"{args.output}: live image (BIOS and UEFI, CD and disk, 512 and 4096-byte sectors)", file=report)
+    firmware = "BIOS and UEFI" if setup.mbr_boot_code is not None else f"UEFI ({setup.arch})"
+    print(f"{args.output}: live image ({firmware}, CD and disk, 512 and 4096-byte sectors)", file=report)
     for line in summary.lines():
         print("  " + line, file=report)
     print(f"  kernel     {args.kernel}", file=report)
     print(f"  initrd     {args.initrd}", file=report)
     print(f"  cmdline    {args.cmdline or ''}", file=report)
     print(f"  marker     {setup.marker} (GRUB finds the medium by this file)", file=report)
+    if setup.signed is not None:
+        print(f"  secure boot {setup.efi_loader} = {setup.signed.shim} (shim), "
+              f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}", file=report)
     return 0
 
 
@@ -179,6 +184,15 @@ def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
     lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
     lv.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
     lv.add_argument("--gpt-at-device-end", action="store_true", help=GPT_AT_END_HELP)
+    from .boot.arch import ARCHITECTURES
+    lv.add_argument("--arch", choices=sorted(ARCHITECTURES), default="amd64",
+                    help="target architecture (default amd64; arm64 and riscv64 boot UEFI only)")
+    lv.add_argument("--secure-boot", action="store_true",
+                    help="boot UEFI through the distribution's signed shim and GRUB (Debian: shim-signed, "
+                         "grub-efi-<arch>-signed); the kernel must be signed")
+    lv.add_argument("--package-root", metavar="DIR",
+                    help="find GRUB and shim under DIR (the target's packages unpacked with dpkg-deb -x) "
+                         "instead of /")
     lv.set_defaults(func=cmd_live)
     return lv
 

@@ -107,7 +107,9 @@ def test_find_grub_names_debian_packages(tmp_path):
     with pytest.raises(SysExportError, match="grub-efi-amd64-bin"):
         grub.find_grub("x86_64-efi", lib_dir=tmp_path)
     with pytest.raises(InvalidInputError, match="platform"):
-        grub.find_grub("arm64-efi")
+        grub.find_grub("sparc64-ieee1275")
+    with pytest.raises(SysExportError, match="grub-efi-arm64-bin"):     # arm64: tests/test_arm64.py
+        grub.find_grub("arm64-efi", lib_dir=tmp_path)
     (tmp_path / "x86_64-efi").mkdir()
     for name in grub.REQUIRED_FILES["x86_64-efi"]:
         (tmp_path / "x86_64-efi" / name).write_bytes(b"")

@@ -36,6 +36,8 @@ from ..fileinfo import source_date_epoch
 from ..identity import BuildIdentity, sde_is_set
 from ..iso9660.eltorito import BOOT_X86, EMU_NONE
 from ..partition.gpt import GPT_TYPE_BIOS_BOOT, GPTPartition
+from .arch import ARCHITECTURES, Arch, arch_of_platform, get_arch, host_arch
+from .secureboot import SignedFiles, check_kernel, config_names, find_signed_chain
 if TYPE_CHECKING:
     from ..hybrid import ISO9660Hybrid
 from ._structs import (GRUB_BOOT_DRIVE_FROM_BIOS, GRUB_BOOT_MACHINE_KERNEL_ADDR,  # noqa: F401 (re-exported)
@@ -46,12 +48,13 @@ GRUB_LIB_DIR = "/usr/lib/grub"
 """Where Debian's grub-pc-bin and grub-efi-amd64-bin put GRUB's images and modules."""
 PLATFORM_BIOS = "i386-pc"
 PLATFORM_EFI = "x86_64-efi"
-PLATFORMS = (PLATFORM_BIOS, PLATFORM_EFI)
-DEBIAN_PACKAGES = {PLATFORM_BIOS: "grub-pc-bin", PLATFORM_EFI: "grub-efi-amd64-bin"}
+EFI_PLATFORMS = tuple(a.efi_platform for a in ARCHITECTURES.values())
+PLATFORMS = (PLATFORM_BIOS,) + EFI_PLATFORMS
+DEBIAN_PACKAGES = {PLATFORM_BIOS: "grub-pc-bin", **{a.efi_platform: a.grub_efi_package for a in ARCHITECTURES.values()}}
 MKIMAGE_PACKAGE = "grub-common"
 MKIMAGE_NAMES = ("grub-mkimage", "grub2-mkimage")
 REQUIRED_FILES = {PLATFORM_BIOS: ("kernel.img", "moddep.lst", "boot.img", "diskboot.img", "cdboot.img"),
-                  PLATFORM_EFI: ("kernel.img", "moddep.lst")}
+                  **{p: ("kernel.img", "moddep.lst") for p in EFI_PLATFORMS}}
 
 GRUB_DIR = "boot/grub"
 """The directory of grub.cfg and the module directories, in both file systems."""
@@ -68,6 +71,9 @@ COMMON_MODULES = ("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_
                   "linux", "boot", "gzio", "ls", "cat", "halt", "reboot", "sleep", "minicmd")
 BIOS_MODULES = ("biosdisk",) + COMMON_MODULES
 EFI_MODULES = COMMON_MODULES + ("efi_gop", "efi_uga")
+EFI_MODULES_BY_PLATFORM = {PLATFORM_EFI: EFI_MODULES,
+                           **{p: COMMON_MODULES + ("efi_gop",) for p in EFI_PLATFORMS if p != PLATFORM_EFI}}
+"""The modules of each EFI image (efi_uga exists on x86 only)."""
 
 @dataclass(frozen=True)
 class GrubInstall:
@@ -87,11 +93,14 @@ class GrubInstall:
 
 def find_grub(platform: str, *, lib_dir: str | os.PathLike | None = None,
               mkimage: str | None = None) -> GrubInstall:
-    """Locate GRUB's ``platform`` directory (``i386-pc`` or ``x86_64-efi``) and grub-mkimage.
+    """Locate GRUB's ``platform`` directory (``i386-pc``, ``x86_64-efi``, ``arm64-efi``,
+    ``riscv64-efi``) and grub-mkimage.
 
     ``lib_dir`` defaults to $SYSEXPORT_GRUB_LIB_DIR, else /usr/lib/grub; ``mkimage`` to
-    $SYSEXPORT_GRUB_MKIMAGE, else grub-mkimage (or grub2-mkimage) on $PATH.  When
-    something is missing the SysExportError names the Debian package that provides it.
+    $SYSEXPORT_GRUB_MKIMAGE, else grub-mkimage (or grub2-mkimage) on $PATH: the host's, which
+    writes images for every platform from that platform's modules.  When something is
+    missing the SysExportError names the Debian package that provides it (and, for another
+    architecture than the host's, how to unpack it without installing it).
     """
     if platform not in PLATFORMS:
         raise InvalidInputError(f"find_grub(): platform must be one of {', '.join(PLATFORMS)}, found {platform!r}")
@@ -100,8 +109,13 @@ def find_grub(platform: str, *, lib_dir: str | os.PathLike | None = None,
     package = DEBIAN_PACKAGES[platform]
     missing = [n for n in REQUIRED_FILES[platform] if not os.path.isfile(os.path.join(module_dir, n))]
     if missing:
+        arch = arch_of_platform(platform)
+        hint = f"on Debian: apt-get install {package} {MKIMAGE_PACKAGE}"
+        if arch is not None and arch.name != host_arch():
+            hint += (f"; on a host of another architecture: apt-get download {package}:{arch.name}, "
+                     f"dpkg-deb -x {package}_*.deb DIR and give DIR as package_root (--package-root)")
         raise SysExportError(f"GRUB for {platform} is not installed: {os.path.join(module_dir, missing[0])} "
-                             f"is missing (on Debian: apt-get install {package} {MKIMAGE_PACKAGE})")
+                             f"is missing ({hint})")
     tool = mkimage or os.environ.get("SYSEXPORT_GRUB_MKIMAGE")
     if tool is None:
         tool = next((t for t in map(shutil.which, MKIMAGE_NAMES) if t), None)
@@ -184,9 +198,13 @@ def make_bios_eltorito_image(marker: str, *, modules: Sequence[str] | None = Non
 
 def make_efi_image(marker: str, *, modules: Sequence[str] | None = None,
                    extra_modules: Sequence[str] = (), grub: GrubInstall | None = None) -> bytes:
-    """``EFI/BOOT/BOOTX64.EFI``: GRUB as an x64 UEFI application (UEFI 2.x 3.5.1.1)."""
+    """``EFI/BOOT/BOOTX64.EFI`` (``BOOTAA64.EFI``, ...): GRUB as a UEFI application for
+    ``grub``'s platform (default x86_64-efi; UEFI 2.x 3.5.1.1)."""
     grub = grub or find_grub(PLATFORM_EFI)
-    return _mkimage(grub, "x86_64-efi", early_config(marker), _modules(EFI_MODULES, modules, extra_modules))
+    if grub.platform not in EFI_PLATFORMS:
+        raise InvalidInputError(f"make_efi_image(): {grub.platform} is not an EFI platform")
+    return _mkimage(grub, grub.platform, early_config(marker),
+                    _modules(EFI_MODULES_BY_PLATFORM[grub.platform], modules, extra_modules))
 
 
 def make_bios_disk_boot(marker: str, *, modules: Sequence[str] | None = None,
@@ -332,6 +350,13 @@ class BootSetup:
     bios_boot_partition: GPTPartition | None = None
     mbr_boot_code: bytes | None = None
     """GRUB's boot.img: as built, then as patched once the image is planned."""
+    arch: str = "amd64"
+    secure_boot: bool = False
+    efi_loader: str | None = None
+    """The removable-media loader in the image (``EFI/BOOT/BOOTX64.EFI``, ...): GRUB, or
+    with ``secure_boot`` the signed shim."""
+    signed: SignedFiles | None = None
+    """With ``secure_boot``: the signed chain used (host paths, the signed GRUB's prefix)."""
 
 
 def _file_spec(name: str, content: Any, target: str = "both") -> dict[str, Any]:
@@ -360,11 +385,13 @@ def _identity(content: Any) -> object:
 def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
                       initrd: str | os.PathLike[str] | bytes | None = None, cmdline: str = "",
                       grub_cfg: str | bytes | None = None, marker: str | None = None,
-                      bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
+                      bios: bool | None = None, efi: bool = True, copy_modules: bool = True, serial: bool = True,
                       timeout_s: int = 5, modules: Sequence[str] = (),
                       grub_lib_dir: str | os.PathLike[str] | None = None,
                       volume_label: str | None = None,
-                      identity: BuildIdentity | None = None) -> tuple[BootContribution, BootSetup]:
+                      identity: BuildIdentity | None = None,
+                      arch: str | Arch = "amd64", secure_boot: bool = False,
+                      package_root: str | os.PathLike[str] | None = None) -> tuple[BootContribution, BootSetup]:
     """What GRUB contributes to a hybrid image so that it boots five ways, as a value.
 
     Files for both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
@@ -375,21 +402,51 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     emulation, boot info table), the EFI entry naming the ESP, a GPT BIOS boot partition
     holding GRUB's core and GRUB's boot.img as MBR boot code; once the partition is
     placed, ``finalize`` patches both to name its LBA (:func:`patch_bios_boot`).
-    ``modules`` are embedded in every image besides the defaults.  Every GRUB image is
-    built here, so a missing GRUB piece fails before anything is added.  The marker file
-    that GRUB searches for is unique to the image: random, or when ``identity`` (the
-    hybrid's :meth:`~sysexport.hybrid.ISO9660Hybrid.content_identity`) is reproducible,
-    derived from it and from these arguments.  See docs/booting.md.
+    ``modules`` are embedded in every image built here besides the defaults.  Every GRUB
+    image is built (and every file found) here, so a missing piece fails before anything is
+    added.  The marker file that GRUB searches for is unique to the image: random, or when
+    ``identity`` (the hybrid's :meth:`~sysexport.hybrid.ISO9660Hybrid.content_identity`)
+    is reproducible, derived from it and from these arguments.  See docs/booting.md.
+
+    ``arch`` (:data:`~sysexport.boot.arch.ARCHITECTURES`: amd64, arm64, riscv64) chooses
+    GRUB's EFI platform and the loader's name (``EFI/BOOT/BOOTAA64.EFI`` on arm64); BIOS
+    boot (``bios``, default: where the architecture has it) exists on amd64 only.
+    ``package_root`` is a directory holding the target's Debian packages unpacked with
+    ``dpkg-deb -x`` (GRUB's modules in ``usr/lib/grub/<platform>``, shim in
+    ``usr/lib/shim``); ``grub_lib_dir`` still wins for GRUB's modules.
+
+    ``secure_boot``: the UEFI paths go through the distribution's signed chain instead of a
+    GRUB built here (:mod:`sysexport.boot.secureboot`): signed shim as the loader, the signed
+    GRUB beside it as ``grub<arch>.efi``, MokManager as ``mm<arch>.efi``; no EFI modules are
+    copied (the signed GRUB has its own built in and loads none under Secure Boot), and
+    grub.cfg must not ``insmod``.  The kernel must carry an Authenticode signature
+    (:func:`~sysexport.boot.secureboot.check_kernel`).  The BIOS paths are unchanged.
     """
+    a = get_arch(arch)
+    if bios is None:
+        bios = a.bios_platform is not None
+    if bios and a.bios_platform is None:
+        raise InvalidInputError(f"make_bootable(): {a.name} has no BIOS boot; leave bios unset or False")
     if not (bios or efi):
         raise InvalidInputError("make_bootable(): enable bios, efi or both")
-    grub_bios = find_grub(PLATFORM_BIOS, lib_dir=grub_lib_dir) if bios else None
-    grub_efi = find_grub(PLATFORM_EFI, lib_dir=grub_lib_dir) if efi else None
+    if secure_boot and not efi:
+        raise InvalidInputError("make_bootable(): secure_boot is a UEFI path; it needs efi=True")
+    lib_dir = grub_lib_dir
+    if lib_dir is None and package_root is not None:
+        lib_dir = a.path(package_root, GRUB_LIB_DIR)
+    grub_bios = find_grub(a.bios_platform, lib_dir=lib_dir) if bios and a.bios_platform else None
+    signed = find_signed_chain(a, package_root=package_root) if secure_boot else None
+    grub_efi = find_grub(a.efi_platform, lib_dir=lib_dir) if efi and signed is None else None
+    if kernel is not None:
+        check_kernel(kernel, a, secure_boot=secure_boot)
     if marker is None:
-        marker = _unique_marker(identity, volume_label, kernel, initrd, cmdline, grub_cfg)
+        variant = () if (a.name, secure_boot) == ("amd64", False) else (a.name, secure_boot)
+        marker = _unique_marker(identity, volume_label, kernel, initrd, cmdline, grub_cfg, *variant)
     check_marker(marker)
-    cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline, serial, timeout_s)
-    setup = BootSetup(marker=marker, grub_cfg=cfg)
+    cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline,
+                       serial and a.pc_serial, timeout_s)
+    setup = BootSetup(marker=marker, grub_cfg=cfg, arch=a.name, secure_boot=secure_boot,
+                      efi_loader=a.efi_loader if efi else None, signed=signed)
     eltorito = make_bios_eltorito_image(marker, extra_modules=modules, grub=grub_bios) if grub_bios else None
     mbr_code, core = make_bios_disk_boot(marker, extra_modules=modules, grub=grub_bios) if grub_bios else (None, None)
     efi_image = make_efi_image(marker, extra_modules=modules, grub=grub_efi) if grub_efi else None
@@ -401,6 +458,9 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
         setup.files.append(name)
 
     add(f"{GRUB_DIR}/grub.cfg", cfg.encode("utf-8"))
+    if signed is not None:          # where the signed GRUB's built-in prefix points, if elsewhere
+        for name in config_names(signed, GRUB_DIR):
+            add(name, cfg.encode("utf-8"))
     add(marker.lstrip("/"), f"sysexport boot medium marker {marker}\n".encode("ascii"))
     if kernel is not None:
         add(KERNEL_NAME, kernel)
@@ -411,9 +471,12 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
             for name in grub.module_files():
                 add(f"{GRUB_DIR}/{grub.platform}/{name}", grub.path(name))
     if efi_image is not None:
-        add(EFI_LOADER_NAME, efi_image)
+        add(a.efi_loader, efi_image)
+    if signed is not None:
+        for name, path in signed.files():
+            add(name, path)
     if eltorito is None or mbr_code is None or core is None:
-        return BootContribution(files=tuple(files), efi_from_esp=efi_image is not None), setup
+        return BootContribution(files=tuple(files), efi_from_esp=efi), setup
     add(ELTORITO_NAME, eltorito, target="iso")     # the boot info table is written into it
     setup.mbr_boot_code = mbr_code
     bios_code, bios_core = mbr_code, core
@@ -428,7 +491,7 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
         files=tuple(files),
         eltorito=(ElToritoRequest(platform=BOOT_X86, path=ELTORITO_NAME, media_type=EMU_NONE,
                                   load_size=ELTORITO_LOAD_SECTORS, boot_info_table=True),),
-        efi_from_esp=efi_image is not None,
+        efi_from_esp=efi,
         partitions=(PartitionRequest(GPT_TYPE_BIOS_BOOT, align_up(len(core), 4096), "BIOS boot partition", core),),
         mbr_boot_code=mbr_code, finalize=finalize)
     return contribution, setup
@@ -441,10 +504,10 @@ def _unique_marker(identity: BuildIdentity | None, *inputs: object) -> str:
         identity = BuildIdentity(b"" if sde_is_set() else None)
     if not identity.reproducible:
         return f"/{GRUB_DIR}/sysexport-{identity.token('GRUB marker')}.marker"
-    label, kernel, initrd, cmdline, grub_cfg = inputs
+    label, kernel, initrd, cmdline, grub_cfg, *variant = inputs     # variant: (arch, secure_boot) if not default
     return default_marker("sysexport-grub", label, source_date_epoch(), _identity(kernel), _identity(initrd),
                           cmdline, grub_cfg.hex() if isinstance(grub_cfg, bytes) else grub_cfg,
-                          identity.token("GRUB marker"))
+                          identity.token("GRUB marker"), *variant)
 
 
 def _config_text(grub_cfg: str | bytes | None, marker: str, kernel: bool, initrd: bool, cmdline: str,
@@ -466,16 +529,20 @@ def _config_text(grub_cfg: str | bytes | None, marker: str, kernel: bool, initrd
 def make_bootable(hybrid: ISO9660Hybrid, *, kernel: str | os.PathLike[str] | bytes | None = None,
                   initrd: str | os.PathLike[str] | bytes | None = None, cmdline: str = "",
                   grub_cfg: str | bytes | None = None, marker: str | None = None,
-                  bios: bool = True, efi: bool = True, copy_modules: bool = True, serial: bool = True,
+                  bios: bool | None = None, efi: bool = True, copy_modules: bool = True, serial: bool = True,
                   timeout_s: int = 5, modules: Sequence[str] = (),
-                  grub_lib_dir: str | os.PathLike[str] | None = None) -> BootSetup:
+                  grub_lib_dir: str | os.PathLike[str] | None = None,
+                  arch: str | Arch = "amd64", secure_boot: bool = False,
+                  package_root: str | os.PathLike[str] | None = None) -> BootSetup:
     """Make an :class:`~sysexport.hybrid.ISO9660Hybrid` boot five ways with GRUB: the
     :func:`boot_contribution` for these arguments, given to ``hybrid.contribute()``.
-    Returns what was added (:class:`BootSetup`)."""
+    ``secure_boot=True``: UEFI through the distribution's signed shim and GRUB;
+    ``arch="arm64"``: an arm64 image (UEFI only).  Returns what was added (:class:`BootSetup`)."""
     contribution, setup = boot_contribution(
         kernel=kernel, initrd=initrd, cmdline=cmdline, grub_cfg=grub_cfg, marker=marker, bios=bios, efi=efi,
         copy_modules=copy_modules, serial=serial, timeout_s=timeout_s, modules=modules,
-        grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label, identity=hybrid.content_identity())
+        grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label, identity=hybrid.content_identity(),
+        arch=arch, secure_boot=secure_boot, package_root=package_root)
     parts = hybrid.contribute(contribution)
     if parts:
         setup.bios_boot_partition = parts[0]
