@@ -421,6 +421,34 @@ def test_scripts_bring_their_interpreters(tmp_path):
     assert err.value.rule == "dangling-interpreter" and "/usr/bin/python9" in str(err.value)
 
 
+def test_problems_in_a_walked_directory_are_warnings_unless_strict(tmp_path):
+    """A tree holds files whose dependencies are not there (a script whose #! names a
+    program that is not installed, a plugin needing a library of another package, firmware
+    for another CPU): exported without them, with a warning; tree_errors="error" fails."""
+    r = fake_root(tmp_path)
+    put(r, "/usr/lib/py/cgi.py", "#! /usr/local/bin/python\n", 0o755)
+    put(r, "/usr/lib/py/plugin.so", make_elf(needed=("libmissing.so.1",)))
+    put(r, "/usr/lib/py/firmware.elf", make_elf(bits=32, machine="EM_ARM", e_type=2, dynamic=False))
+    link(r, "usr/lib/py/loop", "loop")
+    put(r, "/usr/lib/py/ok.so", make_elf(needed=("libfoo.so.1",)))
+    e = Exporter(r)
+    e.add("/bin/prog", "/usr/lib/py")
+    assert {"usr/lib/py/cgi.py", "usr/lib/py/plugin.so", "usr/lib/py/firmware.elf", "usr/lib/py/ok.so"} <= set(names(e))
+    warned = " ".join(x.reason for x in e.log if x.action == "warn")
+    for what in ("/usr/local/bin/python", "libmissing.so.1", "foreign architecture", "symlink loop"):
+        assert what in warned, what
+    with pytest.raises(DependencyError):
+        Exporter(r, tree_errors="error").add("/usr/lib/py")
+    with pytest.raises(DependencyError):              # a path named in add() always fails
+        Exporter(r).add("/usr/lib/py/cgi.py")
+    with pytest.raises(DependencyError):
+        Exporter(r, tree_errors="error").add_find("/usr/lib/py", lambda p: p.endswith(".so"))
+    e = Exporter(r)
+    e.add_find("/usr/lib/py", lambda p: p.endswith(".so"))
+    assert any(x.action == "warn" and "libmissing.so.1" in x.reason for x in e.log)
+    assert "usr/lib/x86_64-linux-gnu/libfoo.so.1.2" in names(e)          # ok.so's library came along
+
+
 def test_pseudo_file_systems_are_skipped(tmp_path):
     r = fake_root(tmp_path)
     put(r, "/proc/self/mounts", "fake")

@@ -115,6 +115,9 @@ def add_cli_export(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--foreign-arch", choices=("error", "warn"), default="error",
                    help="an ELF program of another architecture than the first one exported")
     p.add_argument("--bad-elf", choices=("error", "warn"), default="error", help="an ELF file that cannot be read")
+    p.add_argument("--strict", action="store_true",
+                   help="a file found in a directory (--add DIR, --add-find) whose interpreter or library is "
+                        "missing fails the export (default: exported without it, with a warning)")
     p.add_argument("--format", choices=FORMATS, help="the kind of OUT (default: from its name)")
     p.add_argument("--label", help="volume label (iso, img)")
     p.add_argument("--allow-nonempty", action="store_true",
@@ -147,7 +150,7 @@ def cli_export(args: argparse.Namespace) -> int:
     log.propagate = False
     try:
         exporter = Exporter(args.src, None, on_collision=args.on_collision, foreign_arch=args.foreign_arch,
-                            bad_elf=args.bad_elf)
+                            bad_elf=args.bad_elf, tree_errors="error" if args.strict else "warn")
         for spec in args.rewrite:
             exporter.rewrite_path(*_pair("--rewrite", spec))
         for spec in args.user:

@@ -158,9 +158,8 @@ def read_elf(host_path: str, path: str) -> ELFInfo:
     Raises :class:`ELFFileError` (``rule="unreadable-elf"``) when pyelftools cannot make
     sense of it: a truncated file, a broken program header, a dynamic segment outside the
     file."""
-    from elftools.elf.dynamic import DynamicSegment
+    from elftools.elf.dynamic import Dynamic
     from elftools.elf.elffile import ELFFile
-    from elftools.elf.segments import InterpSegment
 
     try:
         with open(host_path, "rb") as f:
@@ -178,12 +177,20 @@ def read_elf(host_path: str, path: str) -> ELFInfo:
             needed: list[str] = []
             soname = rpath = runpath = None
             nodeflib = dynamic = False
-            for seg in elf.iter_segments():
-                if isinstance(seg, InterpSegment) and interp is None:
-                    interp = seg.get_interp_name()
-                elif isinstance(seg, DynamicSegment) and not dynamic:
+            for i in range(elf.num_segments()):
+                # The program headers only; the sections are never needed (pyelftools'
+                # DynamicSegment would walk them all to find the string table: read it
+                # through DT_STRTAB instead, as the loader does).
+                phdr = elf._get_segment_header(i)
+                p_type = phdr["p_type"]
+                if p_type == "PT_INTERP" and interp is None:
+                    f.seek(int(phdr["p_offset"]))
+                    raw = f.read(int(phdr["p_filesz"]))
+                    interp = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                elif p_type == "PT_DYNAMIC" and not dynamic:
                     dynamic = True
-                    for tag in seg.iter_tags():
+                    table = Dynamic(f, elf, None, int(phdr["p_offset"]), int(phdr["p_filesz"]) == 0)
+                    for tag in table.iter_tags():
                         d_tag = tag.entry.d_tag
                         if d_tag == "DT_NEEDED":
                             needed.append(_tag_text(tag, "needed"))

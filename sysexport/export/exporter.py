@@ -138,14 +138,18 @@ class Exporter:
     "x86_64", or None for that of the first ELF program exported), ``lib`` and
     ``platform`` (what ``$LIB`` and ``$PLATFORM`` expand to), ``system_dirs`` (the
     loader's built-in directories), ``path`` (for :meth:`which`), ``skip_pseudo`` (leave
-    out /proc and /sys).
+    out /proc and /sys), ``tree_errors`` ("warn" or "error": what a file found by walking
+    a directory does when its interpreter or a library is missing, it is an ELF file of
+    another architecture or unreadable, or a symlink in the tree loops or leaves the root;
+    with "warn", the default, it is exported without what it needs and the log says so;
+    a path named in :meth:`add` always fails on those).
     """
 
     def __init__(self, src: PathArg = "/", dst: Any = None, *, on_collision: CollisionRule = "error",
                  foreign_arch: str = "error", bad_elf: str = "error", dangling_symlinks: str = "warn",
                  arch: Arch | str | None = None, lib: str | None = None, platform: str | None = None,
                  system_dirs: Sequence[str] | None = None, path: str = DEFAULT_PATH,
-                 skip_pseudo: bool = True) -> None:
+                 skip_pseudo: bool = True, tree_errors: str = "warn") -> None:
         self.src = SourceRoot(src)
         if isinstance(dst, (str, bytes, os.PathLike)):
             from .dirdest import DirectoryWriter
@@ -158,6 +162,8 @@ class Exporter:
         self.foreign_arch = _choice("foreign_arch", foreign_arch, ("error", "warn"))
         self.bad_elf = _choice("bad_elf", bad_elf, ("error", "warn"))
         self.dangling_symlinks = _choice("dangling_symlinks", dangling_symlinks, ("warn", "error"))
+        self.tree_errors = _choice("tree_errors", tree_errors, ("warn", "error"))
+        self._walking = 0
         self.arch: Arch | None = _arch(arch)
         self.path = path
         self.log: list[LogEntry] = []
@@ -267,6 +273,13 @@ class Exporter:
             self._find(res.physical, predicate, f"found in {top}")
 
     def _find(self, directory: str, predicate: Callable[[str], object] | None, reason: str) -> None:
+        self._walking += 1
+        try:
+            self._find_walk(directory, predicate, reason)
+        finally:
+            self._walking -= 1
+
+    def _find_walk(self, directory: str, predicate: Callable[[str], object] | None, reason: str) -> None:
         stack = [directory]
         while stack:
             d = stack.pop()
@@ -288,7 +301,7 @@ class Exporter:
                     self._log("skip", None, child, _kind(st.st_mode), "skip rule")
                     continue
                 if predicate is None or predicate(child):
-                    self._add_path(child, reason, contents=False, deps=True)
+                    self._tree_step(child, lambda: self._add_path(child, reason, contents=False, deps=True))
             stack.extend(reversed(subdirs))
 
     def add_passwd(self, *, shadow_from_source: bool = False) -> None:
@@ -534,9 +547,13 @@ class Exporter:
             self._put_stat(physical, st, reason)
         if stat.S_ISDIR(st.st_mode):
             if contents:
-                for name in self.src.listdir(physical):
-                    self._add_child(physical.rstrip("/") + "/" + name, f"in {physical} ({reason})"
-                                    if not reason.startswith("in ") else reason)
+                self._walking += 1
+                try:
+                    for name in self.src.listdir(physical):
+                        self._add_child(physical.rstrip("/") + "/" + name, f"in {physical} ({reason})"
+                                        if not reason.startswith("in ") else reason)
+                finally:
+                    self._walking -= 1
         elif stat.S_ISREG(st.st_mode) and deps:
             self._file_deps(physical, st)
 
@@ -548,9 +565,22 @@ class Exporter:
             self._log("skip", None, child, _kind(st.st_mode), "skip rule")
             return
         if stat.S_ISLNK(st.st_mode):
-            self._add_path(child, reason, contents=True, deps=True)
+            self._tree_step(child, lambda: self._add_path(child, reason, contents=True, deps=True))
         else:
-            self._record_node(child, st, reason, contents=True, deps=True)
+            self._tree_step(child, lambda: self._record_node(child, st, reason, contents=True, deps=True))
+
+    def _tree_step(self, path: str, step: Callable[[], object]) -> None:
+        """One entry of a directory walk: its problems are warnings with tree_errors="warn"."""
+        if self.tree_errors == "error":
+            step()
+            return
+        try:
+            step()
+        except (SourcePathError, DependencyError, ELFFileError) as e:
+            if e.rule in ("unexportable", "unreadable"):
+                raise
+            self._log("warn", None, path, "", f"{e}; found in a directory walk, exported without what it needs "
+                      "(tree_errors='warn')")
 
     def _put_stat(self, physical: str, st: os.stat_result, reason: str, *, target: str | None = None) -> None:
         """Record the entry of a physical path from its lstat."""
