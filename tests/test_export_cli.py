@@ -188,3 +188,25 @@ def test_export_errors(tmp_path):
     assert p.returncode == 2 and "expected SRC=DST" in p.stderr
     # nothing half-written anywhere
     assert sorted(os.listdir(tmp_path)) == ["full", "root"]
+
+
+def test_export_add_find_skip_and_strict(tmp_path):
+    r = fake_root(tmp_path)
+    for n in ("Europe/Paris", "Europe/Berlin", "America/New_York", "posix/Europe/Paris"):
+        put(r, f"/usr/share/zoneinfo/{n}", n)
+    link(r, "usr/share/zoneinfo/Europe/Lisbon", "../America/New_York")       # its target comes along
+    put(r, "/usr/lib/tools/broken", "#!/usr/bin/missing\n", 0o755)
+    dest = tmp_path / "out"
+    p = sysexport("export", "--src", r, "--add-find", "/usr/share/zoneinfo:Europe/*", "--add-find",
+                  "/usr/share/zoneinfo/posix:Paris", "--skip", "/usr/share/zoneinfo/posix/Europe",
+                  "--add", "/usr/lib/tools", "-o", f"{dest}/")
+    found = sorted(os.path.relpath(os.path.join(d, n), dest) for d, ds, fs in os.walk(dest) for n in ds + fs)
+    assert [f for f in found if "zoneinfo/" in f] == [
+        "usr/share/zoneinfo/America", "usr/share/zoneinfo/America/New_York", "usr/share/zoneinfo/Europe",
+        "usr/share/zoneinfo/Europe/Berlin", "usr/share/zoneinfo/Europe/Lisbon", "usr/share/zoneinfo/Europe/Paris"]
+    assert "usr/lib/tools/broken" in found
+    assert "sysexport: warn" in p.stderr and "/usr/bin/missing" in p.stderr             # a warning, not verbose
+    p = sysexport("export", "--src", r, "--add", "/usr/lib/tools", "--strict", "-o", str(tmp_path / "s") + "/",
+                  ok=False)
+    assert p.returncode == 1 and "/usr/bin/missing (#! line) is not in the source root" in p.stderr
+    assert not os.path.exists(tmp_path / "s")
