@@ -16,6 +16,7 @@ from .errors import InternalError, InvalidImageError, InvalidInputError, LayoutE
 
 if TYPE_CHECKING:
     from .cpio import CPIO
+    from .export.exporter import Exporter
     from .hybrid import ISO9660Hybrid
     from .image import Image, open
     from .iso9660.eltorito import (BOOT_EFI, BOOT_MAC, BOOT_PPC, BOOT_X86, EMU_FLOPPY12, EMU_FLOPPY144,

@@ -1,4 +1,4 @@
-"""The ``sysexport`` command: build, live, initramfs, inspect, ls, cat, extract, verify.
+"""The ``sysexport`` command: build, live, initramfs, inspect, ls, cat, extract, verify, export.
 
 ``sysexport build [SRC_DIR] -o OUT`` writes a hybrid ISO9660 + GPT/ESP image of SRC_DIR
 (the bundled demo tree when SRC_DIR is omitted); ``live`` a hybrid that boots a Linux
