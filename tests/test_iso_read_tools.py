@@ -565,10 +565,12 @@ def test_single_session_images_have_one_session(images):
         assert [(s.number, s.start_lba, s.size_blocks) for s in r.sessions] == toc
 
 
-def test_mkisofs_session_after_the_first_is_found_by_scanning(tmp_path):
+@pytest.mark.parametrize("gap", [0, 45])
+def test_mkisofs_session_after_the_first_is_found_by_scanning(tmp_path, gap):
     """genisoimage -M/-C writes a second session where a CD's next track starts: a copy of
-    such a disc holds both; xorriso -toc reports only the first, we find both (scanning
-    after the first session's end) and read the newest by default."""
+    such a disc holds both (right after the first, as in util-linux's
+    iso-multi-0-174-348-genisoimage test image, or after a gap); xorriso -toc reports only
+    the first, we find both (scanning after the first session's end) and read the newest."""
     need("genisoimage")
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -578,7 +580,7 @@ def test_mkisofs_session_after_the_first_is_found_by_scanning(tmp_path):
     first = str(tmp_path / "first.iso")
     run(["genisoimage", "-quiet", "-R", "-o", first, str(a)])
     blocks = os.path.getsize(first) // 2048
-    nwa = (blocks + 15) // 16 * 16 + 32
+    nwa = blocks + gap
     second = str(tmp_path / "second.part")
     run(["genisoimage", "-quiet", "-R", "-C", f"0,{nwa}", "-M", first, "-o", second, str(b)])
     img = str(tmp_path / "disc.iso")

@@ -329,7 +329,7 @@ class ISO9660Reader:
                                         f"{STANDARD_IDENTIFIER!r} (ECMA-119 8.1.2)")
             image_blocks = (self.image_size_bytes - self.offset) // SECTOR_BYTES
             self.sessions: list[Session] = find_sessions(self._sector_or_none, image_blocks,
-                                                         lambda m: self._note("sessions", None, m))
+                                                         lambda m: self._note("sessions", None, m), self._blocks)
             if not self.sessions:
                 self.sessions = [Session(0, 0, 0, "", "single")]
             if session is None:
@@ -384,6 +384,12 @@ class ISO9660Reader:
 
     def _inside(self, start: int, size: int) -> bool:
         return start >= 0 and size >= 0 and start + size <= self.image_size_bytes
+
+    def _blocks(self, lba: int, count: int) -> bytes:
+        """Up to ``count`` blocks from ``lba``, as many as the image holds."""
+        at = self.lba_offset(lba)
+        n = max(0, min(count * SECTOR_BYTES, self.image_size_bytes - at) // SECTOR_BYTES * SECTOR_BYTES)
+        return self.read_at(at, n, "blocks") if n else b""
 
     def _sector_or_none(self, lba: int) -> bytes | None:
         at = self.lba_offset(lba)

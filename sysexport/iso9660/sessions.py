@@ -20,9 +20,11 @@ directory as the newest session of the chain (an ISO that merely holds another I
 file at LBA 32 is not a multi-session image).
 
 When there is no such chain the descriptor set at LBA 16 is the first session, and the
-blocks after its end are scanned for more descriptor sets (16-block steps, at most
-``MAX_SCAN_GAP_BLOCKS`` past the previous session's end): what mkisofs ``-C``/``-M``
-sessions written where a CD's next track starts look like in a copy of the disc.  xorriso
+blocks after its end are scanned for more descriptor sets (any block, at most
+``MAX_SCAN_GAP_BLOCKS`` past the previous session's end; a set counts when its root
+directory lies inside the session it describes): what mkisofs ``-C``/``-M`` sessions
+written where a CD's next track starts look like in a copy of the disc (util-linux's
+iso-multi-0-174-348-genisoimage test image has sessions at LBA 0, 174 and 348).  xorriso
 reports only the first of those; the Linux kernel mounts the one at LBA 16 of a file
 (``session=`` needs a CD drive's TOC; ``sbsector=N`` mounts the others).
 """
@@ -41,6 +43,8 @@ MAX_SCAN_GAP_BLOCKS = 16384
 """How far past a session's end another descriptor set is looked for (32 MiB: more than a
 CD's lead-out and lead-in between sessions, 11,400 blocks at most)."""
 MAX_SESSIONS = 1000
+SCAN_CHUNK_BLOCKS = 64
+_PVD_HEAD = bytes((VD_TYPE_PRIMARY,)) + STANDARD_IDENTIFIER
 
 ROOT_RECORD_OFFSET = 156
 VSS_OFFSET = 80
@@ -95,10 +99,12 @@ def _head(read: Callable[[int], bytes | None], lba: int) -> _Head | None:
 
 
 def find_sessions(read: Callable[[int], bytes | None], image_blocks: int,
-                  note: Callable[[str], None] | None = None) -> list[Session]:
+                  note: Callable[[str], None] | None = None,
+                  read_many: Callable[[int, int], bytes] | None = None) -> list[Session]:
     """The sessions of the volume whose block ``lba`` ``read(lba)`` gives (None past the
-    image's end); ``image_blocks`` is the image's size from the volume's start.  Empty when
-    there is no primary descriptor at LBA 16.  ``note`` receives what is odd."""
+    image's end; ``read_many(lba, count)`` up to ``count`` blocks at once, for the scan);
+    ``image_blocks`` is the image's size from the volume's start.  Empty when there is no
+    primary descriptor at LBA 16.  ``note`` receives what is odd."""
     def say(msg: str) -> None:
         if note is not None:
             note(msg)
@@ -110,7 +116,7 @@ def find_sessions(read: Callable[[int], bytes | None], image_blocks: int,
     if chain:
         return chain
     sessions = [Session(0, 0, first.vss, first.volume_identifier, "single")]
-    sessions.extend(_scan(read, image_blocks, first.vss, say))
+    sessions.extend(_scan(read, image_blocks, first.vss, say, read_many))
     return sessions
 
 
@@ -159,21 +165,33 @@ def _emulated_toc(read: Callable[[int], bytes | None], image_blocks: int, first:
 
 
 def _scan(read: Callable[[int], bytes | None], image_blocks: int, end: int,
-          say: Callable[[str], None]) -> list[Session]:
+          say: Callable[[str], None], read_many: Callable[[int, int], bytes] | None = None) -> list[Session]:
+    """Sessions after ``end``: the first block holding a primary descriptor whose root lies
+    inside the session it describes, at any block (genisoimage -C puts a session where the
+    previous one ended), at most MAX_SCAN_GAP_BLOCKS past the previous session's end."""
     out: list[Session] = []
     index = 1
     while len(out) < MAX_SESSIONS:
-        start = -(-max(end, 1) // GROWISOFS_ALIGN_BLOCKS) * GROWISOFS_ALIGN_BLOCKS
-        limit = min(image_blocks - FIRST_DESCRIPTOR_LBA, end + MAX_SCAN_GAP_BLOCKS)
+        first = max(end, 1) + FIRST_DESCRIPTOR_LBA            # a descriptor block of a session starting at end
+        limit = min(image_blocks, end + FIRST_DESCRIPTOR_LBA + MAX_SCAN_GAP_BLOCKS)
         found = None
-        lba = start
-        while lba < limit:
-            head = _head(read, lba + FIRST_DESCRIPTOR_LBA)
-            if head is not None and head.vss > FIRST_DESCRIPTOR_LBA + 1 and \
-                    lba + FIRST_DESCRIPTOR_LBA < head.root_lba < lba + head.vss:
-                found = (lba, head)
+        block = first
+        while block < limit and found is None:
+            count = min(SCAN_CHUNK_BLOCKS, limit - block)
+            chunk = read_many(block, count) if read_many is not None else \
+                b"".join(read(block + i) or bytes(SECTOR_BYTES) for i in range(count))
+            pos = chunk.find(_PVD_HEAD)
+            while pos >= 0 and found is None:
+                if pos % SECTOR_BYTES == 0:
+                    lba = block + pos // SECTOR_BYTES - FIRST_DESCRIPTOR_LBA
+                    head = _head(read, lba + FIRST_DESCRIPTOR_LBA)
+                    if head is not None and head.vss > FIRST_DESCRIPTOR_LBA + 1 and \
+                            lba + FIRST_DESCRIPTOR_LBA < head.root_lba < lba + head.vss:
+                        found = (lba, head)
+                pos = chunk.find(_PVD_HEAD, pos + 1)
+            block += max(count, 1)
+            if not chunk:
                 break
-            lba += GROWISOFS_ALIGN_BLOCKS
         if found is None:
             return out
         lba, head = found
