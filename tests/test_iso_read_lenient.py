@@ -168,6 +168,15 @@ def test_extent_outside_the_image_skips_the_entry(base):
     assert [p for p in problems(v) if p.startswith(f"directory record at byte {at}: its extent at byte")]
 
 
+def test_interleaved_file_is_not_read(base):
+    at = record_of(base, "/a.txt")
+    data = bytearray(base)
+    data[at + 26], data[at + 27] = 1, 1                      # file unit size, interleave gap
+    v = views(bytes(data))
+    assert "/a.txt" not in files(v) and v.read("/b.txt") == b"b\n"
+    assert [p for p in problems(v) if p.startswith(f"directory record at byte {at}: an interleaved file")]
+
+
 def test_truncated_image_reads_what_is_there(base):
     v0 = views(base)
     b = v0.stat("/b.txt").extents[0][0]

@@ -229,12 +229,13 @@ class BootCatalogEntry:
 class _Rec:
     """One directory record (ECMA-119 9.1) as the reader keeps it: ``at`` its byte offset."""
 
-    __slots__ = ("at", "lba", "size", "flags", "ident", "date", "su", "ear")
+    __slots__ = ("at", "lba", "size", "flags", "ident", "date", "su", "ear", "unit", "gap")
 
     def __init__(self, at: int, lba: int, size: int, flags: int, ident: bytes, date: bytes, su: bytes,
-                 ear: int) -> None:
+                 ear: int, unit: int = 0, gap: int = 0) -> None:
         self.at, self.lba, self.size, self.flags = at, lba, size, flags
         self.ident, self.date, self.su, self.ear = ident, date, su, ear
+        self.unit, self.gap = unit, gap
 
 
 class _VD(dict[str, Any]):
@@ -650,7 +651,7 @@ class ISO9660Reader:
         r = parse_directory_record(raw)
         if r is not None:
             return _Rec(at, r.location_of_extent, r.data_length, r.file_flags, r.file_identifier, raw[18:25],
-                        r.system_use, r.extended_attribute_record_length)
+                        r.system_use, r.extended_attribute_record_length, raw[26], raw[27])
         length = raw[0]
         len_fi = raw[32]
         if len_fi == 0:
@@ -672,7 +673,7 @@ class ISO9660Reader:
         if pad and DIRECTORY_RECORD_FIXED_BYTES + len_fi < length and raw[DIRECTORY_RECORD_FIXED_BYTES + len_fi]:
             self._note("directory record", at, "the padding byte after the file identifier is not zero")
         ident = raw[DIRECTORY_RECORD_FIXED_BYTES:DIRECTORY_RECORD_FIXED_BYTES + len_fi]
-        return _Rec(at, lba, size, raw[25], ident, raw[18:25], raw[su_start:length], raw[1])
+        return _Rec(at, lba, size, raw[25], ident, raw[18:25], raw[su_start:length], raw[1], raw[26], raw[27])
 
     def _dir_records(self, lba: int, size: int) -> list[_Rec]:
         """Every record of the directory extent at ``lba`` of ``size`` bytes (ECMA-119
@@ -884,6 +885,14 @@ class ISO9660Reader:
             self._rr_moved_empty[loc] = known
         return known
 
+    def _check_interleave(self, group: list[_Rec]) -> None:
+        """ECMA-119 6.4.3: an interleaved file (file unit size, interleave gap) is not read,
+        as Linux does not read one either."""
+        for r in group:
+            if r.unit or r.gap:
+                raise InvalidImageError(f"an interleaved file (file unit size {r.unit}, interleave gap {r.gap} "
+                                        "blocks, ECMA-119 9.1.7-8) is not supported")
+
     def _file_extents(self, group: list[_Rec]) -> tuple[tuple[int, int], ...]:
         out = []
         for r in group:
@@ -959,6 +968,7 @@ class ISO9660Reader:
             fields["_dir"] = loc
             return names, dict(type="dir", size=loc[1], mtime=t, extents=((self.lba_offset(loc[0]), loc[1]),),
                                link_id=("dir", self.lba_offset(loc[0])), fields=fields), rec.at, exact
+        self._check_interleave(group)
         extents = self._file_extents(group)
         size = sum(s for _, s in extents)
         zf = None
@@ -1027,6 +1037,7 @@ class ISO9660Reader:
                         link_id=("dir", self.lba_offset(loc[0])))
             return names, args, rec.at, exact
         if type_ == "file":
+            self._check_interleave(group)
             extents = self._file_extents(group)
             size = sum(s for _, s in extents)
             if info.zf is not None:
