@@ -17,13 +17,13 @@ output (exactly one block).  Memory is one table (at most 4 bytes a block) and o
 from __future__ import annotations
 
 import array
-import io
 import sys
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 
-from ..errors import InvalidImageError, InvalidInputError
+from ..errors import InvalidImageError
+from ..image.view import SeekableStream
 from ._rrstructs import (ZF_ALGORITHM_ZISOFS, ZISOFS_HEADER_BYTES, ZISOFS_MAGIC, ZISOFS_MAX_LOG2_BLOCK,
                          ZISOFS_MIN_LOG2_BLOCK, ZISOFS_POINTER_BYTES)
 
@@ -68,7 +68,7 @@ class UnsupportedCompression(InvalidImageError):
     blocks over 128 KiB): the file cannot be read decompressed."""
 
 
-class ZisofsReader(io.RawIOBase):
+class ZisofsReader(SeekableStream):
     """The decompressed bytes of a zisofs file whose recorded bytes ``stored`` (a seekable
     binary stream of ``stored_size`` bytes, such as an ExtentReader) holds.
 
@@ -165,24 +165,7 @@ class ZisofsReader(io.RawIOBase):
         self._cache_index, self._cache = index, out
         return out
 
-    # --- io.RawIOBase ------------------------------------------------------------------------
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        pos = base + offset
-        if pos < 0:
-            raise InvalidInputError(f"{self._what}: seek to {pos}")
-        self._pos = pos
-        return pos
-
+    # --- io.RawIOBase (position and seeking: SeekableStream) ---------------------------------
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         done = 0
