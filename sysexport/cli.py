@@ -15,8 +15,7 @@ import stat
 import sys
 import traceback
 import uuid
-from contextlib import contextmanager
-from typing import Callable, Iterator, NoReturn, TypeAlias, cast
+from typing import Callable, NoReturn, TypeAlias, cast
 
 from . import __version__
 from .cpio.cli import add_cli_initramfs
@@ -24,6 +23,7 @@ from .export.cli import add_cli_export
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .image.commands import add_cli_commands as add_read_commands
 from .output import is_stdout, output_target
+from .progress import add_output_options, emit, progress_for
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
@@ -37,26 +37,6 @@ def _default_tree() -> str:
         if os.path.isdir(candidate):
             return candidate
     raise SysExportError(f"{DEFAULT_TREE}: the bundled default tree is missing; give SRC_DIR")
-
-
-@contextmanager
-def progress(total_bytes: int, label: str) -> Iterator[None]:
-    """A progress bar on long writes when stdout is a terminal (tqdm), silent otherwise."""
-    from .data import PROGRESS
-    bar = None
-    if sys.stdout.isatty() and total_bytes > (8 << 20):
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=label, leave=False)
-        except ImportError:
-            bar = None
-    token = PROGRESS.set(bar.update if bar is not None else None)
-    try:
-        yield
-    finally:
-        PROGRESS.reset(token)
-        if bar is not None:
-            bar.close()
 
 
 def _partition_type(name: str) -> uuid.UUID:
@@ -103,13 +83,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         input_file("--partition", path)
         img.add_partition(type_guid, data=PathData(path), name=os.path.basename(path)[:36])
     img.add_tree(src)
-    with progress(img.total_data_bytes, "writing"):
+    with progress_for(args, img.total_data_bytes + _partition_bytes(img), "writing"):
         summary = img.finish()
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
-    print(f"{args.output}: hybrid ISO9660 + GPT image of {src}", file=report)
-    for line in summary.lines():
-        print("  " + line, file=report)
+    from .summaries import hybrid_summary
+    emit(args, hybrid_summary("build", args.output, [src], img, summary),
+         [f"{args.output}: hybrid ISO9660 + GPT image of {src}"] + ["  " + line for line in summary.lines()], report)
     return 0
+
+
+def _partition_bytes(img: object) -> int:
+    """Bytes of data the caller's partitions hold (the progress bar counts them too)."""
+    from .hybrid import ISO9660Hybrid
+    if not isinstance(img, ISO9660Hybrid):
+        return 0
+    return sum(getattr(p.data, "size_bytes", 0) for p in img.gpt.partitions if p.data is not None)
 
 
 def _tree_arg(spec: str) -> tuple[str, str]:
@@ -135,20 +123,21 @@ def cmd_live(args: argparse.Namespace) -> int:
     setup = make_bootable(img, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
                           timeout_s=args.timeout, arch=args.arch, secure_boot=args.secure_boot,
                           package_root=args.package_root)
-    with progress(img.total_data_bytes, "writing"):
+    with progress_for(args, img.total_data_bytes + _partition_bytes(img), "writing"):
         summary = img.finish()
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
     firmware = "BIOS and UEFI" if setup.mbr_boot_code is not None else f"UEFI ({setup.arch})"
-    print(f"{args.output}: live image ({firmware}, CD and disk, 512 and 4096-byte sectors)", file=report)
-    for line in summary.lines():
-        print("  " + line, file=report)
-    print(f"  kernel     {args.kernel}", file=report)
-    print(f"  initrd     {args.initrd}", file=report)
-    print(f"  cmdline    {args.cmdline or ''}", file=report)
-    print(f"  marker     {setup.marker} (GRUB finds the medium by this file)", file=report)
+    lines = [f"{args.output}: live image ({firmware}, CD and disk, 512 and 4096-byte sectors)"]
+    lines += ["  " + line for line in summary.lines()]
+    lines += [f"  kernel     {args.kernel}", f"  initrd     {args.initrd}", f"  cmdline    {args.cmdline or ''}",
+              f"  marker     {setup.marker} (GRUB finds the medium by this file)"]
     if setup.signed is not None:
-        print(f"  secure boot {setup.efi_loader} = {setup.signed.shim} (shim), "
-              f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}", file=report)
+        lines.append(f"  secure boot {setup.efi_loader} = {setup.signed.shim} (shim), "
+                     f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}")
+    from .summaries import hybrid_summary, live_boot
+    doc = hybrid_summary("live", args.output, [_tree_arg(t)[0] for t in args.add_tree or []], img, summary)
+    doc["boot"] = live_boot(setup, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "")
+    emit(args, doc, lines, report)
     return 0
 
 
@@ -168,6 +157,7 @@ def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
     b.add_argument("--mbr-boot-code", metavar="FILE", help="legacy BIOS boot code for the first 440 bytes")
     b.add_argument("--partition", action="append", metavar="TYPE:FILE",
                    help="an extra GPT partition holding FILE (TYPE: esp, bios, linux, msdata or a GUID)")
+    add_output_options(b)
     b.set_defaults(func=cmd_build)
     return b
 
@@ -193,6 +183,7 @@ def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
     lv.add_argument("--package-root", metavar="DIR",
                     help="find GRUB and shim under DIR (the target's packages unpacked with dpkg-deb -x) "
                          "instead of /")
+    add_output_options(lv)
     lv.set_defaults(func=cmd_live)
     return lv
 

@@ -39,7 +39,11 @@ PSEUDO_FILE_MAX_BYTES = 1 << 20
 
 
 PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("sysexport_progress", default=None)
-"""Optional callback told how many bytes of file data were just written (progress bars)."""
+"""Optional callback told how many bytes of file data were just written (progress bars,
+sysexport/progress.py), or read by the read side's ``verify`` and ``extract``.  It is called
+once per chunk of at most :data:`CHUNK_BYTES` (a hole of a sparse source in one call as it
+is passed), so a single large file moves it steadily; a writer may call it from a second
+thread (the hybrid's ESP), so a callback must be thread-safe."""
 
 
 def report_progress(n_bytes: int) -> None:
@@ -92,7 +96,7 @@ class BytesData(DataSource):
             n = min(CHUNK_BYTES, len(view) - pos)
             if self.data.count(0, pos, pos + n) != n:
                 pwrite_all(out_fd, view[pos:pos + n], offset + pos)
-        report_progress(self.size_bytes)
+            report_progress(n)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         return self.data
@@ -142,13 +146,13 @@ class PathData(DataSource):
             data = self.read_all(SMALL_FILE_BYTES)
             if data.count(0) != len(data):
                 pwrite_all(out_fd, data, offset)
+            report_progress(self.size_bytes)
         else:
             fd = self._open()
             try:
-                _copy_fd_range(fd, out_fd, offset, self.size_bytes, self.path)
+                _copy_fd_range(fd, out_fd, offset, self.size_bytes, self.path)    # reports each chunk
             finally:
                 os.close(fd)
-        report_progress(self.size_bytes)
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         if self.size_bytes > limit:
@@ -244,14 +248,13 @@ class FileObjData(DataSource):
             src_fd = None
         if src_fd is not None:
             _copy_fd_range(src_fd, out_fd, offset, self.size_bytes, self.describe(), self.start)
-            report_progress(self.size_bytes)
             return
         pos = offset
         for piece in self.iter_chunks():
             if piece.count(0) != len(piece):
                 pwrite_all(out_fd, piece, pos)
             pos += len(piece)
-        report_progress(self.size_bytes)
+            report_progress(len(piece))
 
     def read_all(self, limit: int = 1 << 20) -> bytes:
         if self.size_bytes > limit:
@@ -473,11 +476,14 @@ def _copy_fd_range(src_fd: int, out_fd: int, out_offset: int, length: int, name:
     if src_size < src_offset + length:
         raise SourceError(f"{name}: short read: expected {length} bytes, the file has {src_size - src_offset}",
                           path=name)
+    passed = src_offset                 # reported to the progress callback up to here
     for seg_start, seg_len in _data_segments(src_fd, src_offset, length):
+        report_progress(seg_start - passed)     # the hole before this segment
+        passed = seg_start + seg_len
         dst = out_offset + (seg_start - src_offset)
         done = 0
         while done < seg_len:
-            want = min(seg_len - done, 1 << 30)
+            want = min(seg_len - done, CHUNK_BYTES)
             n = 0
             if use_cfr:
                 try:
@@ -499,6 +505,8 @@ def _copy_fd_range(src_fd: int, out_fd: int, out_offset: int, length: int, name:
                 pwrite_all(out_fd, chunk, dst + done)
                 n = len(chunk)
             done += n
+            report_progress(n)
+    report_progress(src_offset + length - passed)   # a hole at the end
 
 
 _NO_COPY_FILE_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM,

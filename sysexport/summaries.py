@@ -1,0 +1,95 @@
+"""The JSON objects the building commands print with ``--json`` (build, live, initramfs,
+export), made from what their writers return.
+
+Each is a plain dict of JSON types whose shape ``sysexport/schemas/<command>.json``
+declares (the tests validate every command's output against it).  Byte offsets and sizes
+are integers in bytes of the image; labels are what each file system holds (trailing
+padding removed), so a script can compare them with ``isoinfo -d``, ``blkid`` or
+``sgdisk -p`` without parsing our plain lines.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .boot.grub import BootSetup
+    from .cpio.writer import CPIOPlan
+    from .hybrid import HybridSummary, ISO9660Hybrid
+
+CPIO_TRAILER = "TRAILER!!!"
+"""The name of the newc archive's last entry, which marks its end (not counted)."""
+GPT_BLOCK_SIZES = (512, 4096)
+"""The hybrid has a GPT for each of these logical block sizes, with the same partitions."""
+
+
+def hybrid_summary(command: str, output: str, sources: list[str], img: ISO9660Hybrid,
+                   summary: HybridSummary) -> dict[str, Any]:
+    """What ``build`` (and, with more keys, ``live``) prints with ``--json``: the image's
+    size, what the ISO 9660 volume and the ESP got (labels, offsets, sizes, the FAT type),
+    every GPT partition (index, name, type GUID, byte offset and size, and the first and
+    last LBA in each GPT's block size), and the files (how many, how many stored once for
+    both file systems, bytes of data)."""
+    types: dict[int, uuid.UUID] = {p.index: p.type_guid for p in img.gpt.partitions if p.index is not None}
+    partitions = []
+    for index, (name, offset, size) in enumerate(summary.partitions, 1):
+        type_guid = types.get(index)
+        partitions.append({
+            "index": index, "name": name, "type_guid": str(type_guid).upper() if type_guid else None,
+            "offset": offset, "size": size,
+            "lba": {str(b): {"first": offset // b, "last": (offset + size) // b - 1} for b in GPT_BLOCK_SIZES},
+        })
+    return {
+        "command": command,
+        "output": output,
+        "sources": list(sources),
+        "image_size": summary.image_size_bytes,
+        "iso9660": {"label": summary.iso_label, "joliet_label": summary.joliet_label,
+                    "volume_size": summary.image_size_bytes, "metadata_end": summary.iso_metadata_end},
+        "esp": {"label": summary.fat_label, "fat_type": summary.fat_type, "offset": summary.esp_offset,
+                "size": summary.esp_size_bytes, "partition": _esp_index(img)},
+        "partitions": partitions,
+        "files": {"count": summary.file_count, "stored_once": summary.shared_file_count,
+                  "stored_once_bytes": summary.data_bytes, "data_bytes": img.total_data_bytes},
+    }
+
+
+def _esp_index(img: ISO9660Hybrid) -> int | None:
+    return img.esp_partition.index
+
+
+def live_boot(setup: BootSetup, *, kernel: str, initrd: str, cmdline: str) -> dict[str, Any]:
+    """The ``boot`` member of ``live``'s JSON: what GRUB boots and how it finds the medium."""
+    return {"firmware": ["bios", "uefi"] if setup.mbr_boot_code is not None else ["uefi"], "arch": setup.arch,
+            "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "marker": setup.marker,
+            "grub_cfg": setup.grub_cfg, "efi_loader": setup.efi_loader, "secure_boot": setup.secure_boot,
+            "bios_boot_partition": setup.bios_boot_partition.index if setup.bios_boot_partition else None}
+
+
+def cpio_summary(output: str, source: str, plan: CPIOPlan, size_bytes: int | None) -> dict[str, Any]:
+    """What ``initramfs`` prints with ``--json``: the archive's entries by type (the
+    trailer not counted), its uncompressed size, ``size`` (the file written, compressed or
+    not; None for standard output), bytes of file data, and the compression."""
+    kinds: dict[str, int] = {}
+    data_bytes = 0
+    entries = [e for e in plan.entries if e.name != CPIO_TRAILER]
+    for e in entries:
+        kind = _cpio_kind(e.mode)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        data_bytes += e.size_bytes if kind == "file" else 0
+    return {"command": "initramfs", "output": output, "source": source, "format": "newc",
+            "compress": plan.compress, "entries": len(entries), "types": kinds,
+            "uncompressed_size": plan.size_bytes, "size": size_bytes, "data_bytes": data_bytes}
+
+
+def _cpio_kind(mode: int) -> str:
+    import stat
+    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISDIR, "dir"), (stat.S_ISLNK, "symlink"),
+                       (stat.S_ISCHR, "chardev"), (stat.S_ISBLK, "blockdev"), (stat.S_ISFIFO, "fifo"),
+                       (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "other"
+
+
+__all__ = ["cpio_summary", "hybrid_summary", "live_boot"]
