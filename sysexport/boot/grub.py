@@ -37,6 +37,8 @@ from ..identity import BuildIdentity, sde_is_set
 from ..iso9660.eltorito import BOOT_X86, EMU_NONE
 from ..partition.gpt import GPT_TYPE_BIOS_BOOT, GPTPartition
 from .arch import ARCHITECTURES, Arch, arch_of_platform, get_arch, host_arch
+from .menu import (MenuEntry, check_title, grub_linux_args, grub_quote,  # noqa: F401 (re-exported)
+                   kernel_cmdline_words, make_grub_cfg)
 from .secureboot import SignedFiles, check_kernel, config_names, find_signed_chain
 if TYPE_CHECKING:
     from ..hybrid import ISO9660Hybrid
@@ -271,72 +273,7 @@ def patch_bios_boot(mbr_code: bytes, core_img: bytes, core_device_offset: int) -
     return GrubBootCode.build(boot), bytes(core)
 
 
-# -- grub.cfg -----------------------------------------------------------------------------------
-
-_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:=,+@%^-]+")
-_KERNEL_WORD = re.compile(r'(?:[^\s"]+|"[^"]*")+')
-
-
-def grub_quote(word: str) -> str:
-    """Quote one word for a GRUB script (single quotes keep everything literal)."""
-    if _PLAIN_WORD.fullmatch(word):
-        return word
-    return "'" + word.replace("'", "'\\''") + "'"
-
-
-def kernel_cmdline_words(cmdline: str) -> list[str]:
-    """Split a kernel command line as the kernel does (double quotes group spaces)."""
-    if "\n" in cmdline or "\r" in cmdline or "\0" in cmdline:
-        raise InvalidInputError(f"cmdline: must be one line without NUL, found {cmdline!r}")
-    words = _KERNEL_WORD.findall(cmdline)
-    if _KERNEL_WORD.sub("", cmdline).strip():
-        raise InvalidInputError(f"cmdline: unbalanced double quote in {cmdline!r}")
-    return words
-
-
-def grub_linux_args(cmdline: str) -> list[str]:
-    """The words for GRUB's ``linux`` command that give the kernel ``cmdline``.
-
-    GRUB rebuilds the command line from its arguments (grub-core/lib/cmdline.c): an
-    argument with a space is wrapped in double quotes, and every ``\\``, ``'`` and ``"``
-    in it gets a backslash, which the kernel does not remove.  So a kernel word's double
-    quotes are dropped here and GRUB re-quotes the whole word (``x="a b"`` reaches the
-    kernel as ``"x=a b"``, which it parses to the same parameter), and ``'`` and ``\\``
-    are refused: they cannot reach the kernel unchanged through GRUB.
-    """
-    if "'" in cmdline or "\\" in cmdline:
-        raise InvalidInputError(f"cmdline: GRUB would hand ' and \\ to the kernel with a backslash added "
-                                f"(grub-core/lib/cmdline.c); found in {cmdline!r}")
-    return [grub_quote(w.replace('"', "")) for w in kernel_cmdline_words(cmdline)]
-
-
-def make_grub_cfg(*, marker: str, kernel: str | None = KERNEL_NAME, initrd: str | None = INITRD_NAME,
-                  cmdline: str = "", serial: bool = True, timeout_s: int = 5, title: str = "Linux") -> str:
-    """A grub.cfg with one menu entry booting ``/kernel`` with ``/initrd`` and ``cmdline``.
-
-    It first reports on the console (and serial port 0) which platform GRUB runs on and
-    the root device it found (``sysexport-boot: platform=pc root=cd END``), then
-    ``sysexport-boot: marker ok END`` when the marker file is there: boot tests read these
-    lines (short, so that GRUB's terminal never wraps them).
-    """
-    check_marker(marker)
-    if not isinstance(timeout_s, int) or timeout_s < -1:
-        raise InvalidInputError(f"timeout_s: expected an int >= -1, found {timeout_s!r}")
-    lines = ["# grub.cfg written by sysexport", f"set timeout={timeout_s}", "set default=0"]
-    if serial:
-        lines += ["serial --unit=0 --speed=115200", "terminal_input serial console",
-                  "terminal_output serial console"]
-    lines += ['echo "sysexport-boot: platform=${grub_platform} root=${root} END"',
-              f'if [ -f {marker} ]; then echo "sysexport-boot: marker ok END"; fi']
-    if kernel is not None:
-        words = grub_linux_args(cmdline)
-        lines += [f"menuentry {grub_quote(title)} --id sysexport-linux {{",
-                  "  " + " ".join(["linux", grub_quote("/" + kernel.lstrip("/")), *words])]
-        if initrd is not None:
-            lines.append(f"  initrd {grub_quote('/' + initrd.lstrip('/'))}")
-        lines.append("}")
-    return "\n".join(lines) + "\n"
-
+# -- grub.cfg: the menu's parts live in :mod:`sysexport.boot.menu` ------------------------------
 
 # -- putting it into a hybrid image -------------------------------------------------------------
 
@@ -391,7 +328,9 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
                       volume_label: str | None = None,
                       identity: BuildIdentity | None = None,
                       arch: str | Arch = "amd64", secure_boot: bool = False,
-                      package_root: str | os.PathLike[str] | None = None) -> tuple[BootContribution, BootSetup]:
+                      package_root: str | os.PathLike[str] | None = None, title: str = "Linux",
+                      entries: Sequence[MenuEntry] = (),
+                      default_entry: int = 0) -> tuple[BootContribution, BootSetup]:
     """What GRUB contributes to a hybrid image so that it boots five ways, as a value.
 
     Files for both file systems: ``boot/grub/grub.cfg`` (``grub_cfg``, or one made by
@@ -402,6 +341,11 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     emulation, boot info table), the EFI entry naming the ESP, a GPT BIOS boot partition
     holding GRUB's core and GRUB's boot.img as MBR boot code; once the partition is
     placed, ``finalize`` patches both to name its LBA (:func:`patch_bios_boot`).
+    ``title`` names the menu entry of ``kernel``; ``entries`` (:class:`~sysexport.boot.menu.MenuEntry`,
+    host paths or bytes) are further entries, each kernel and initrd stored once
+    (``boot/vmlinuz-2``, ``boot/initrd-2.img``, ...); ``default_entry`` is the one booted
+    when the timeout runs out (0 the first).  A ``grub_cfg`` of the caller's replaces the
+    generated menu as is (the entries' files are still added for it to name).
     ``modules`` are embedded in every image built here besides the defaults.  Every GRUB
     image is built (and every file found) here, so a missing piece fails before anything is
     added.  The marker file that GRUB searches for is unique to the image: random, or when
@@ -437,14 +381,19 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     grub_bios = find_grub(a.bios_platform, lib_dir=lib_dir) if bios and a.bios_platform else None
     signed = find_signed_chain(a, package_root=package_root) if secure_boot else None
     grub_efi = find_grub(a.efi_platform, lib_dir=lib_dir) if efi and signed is None else None
-    if kernel is not None:
-        check_kernel(kernel, a, secure_boot=secure_boot)
+    menu_files, menu = _menu_files(entries)
+    for k in [kernel] + [e.kernel for e in entries]:
+        if k is not None:
+            check_kernel(k, a, secure_boot=secure_boot)
     if marker is None:
-        variant = () if (a.name, secure_boot) == ("amd64", False) else (a.name, secure_boot)
+        variant: tuple[object, ...] = () if (a.name, secure_boot) == ("amd64", False) else (a.name, secure_boot)
+        if entries or title != "Linux" or default_entry:     # the default menu keeps its marker
+            variant += (title, default_entry, *((e.title, _identity(e.kernel), _identity(e.initrd), e.cmdline)
+                                                for e in entries))
         marker = _unique_marker(identity, volume_label, kernel, initrd, cmdline, grub_cfg, *variant)
     check_marker(marker)
     cfg = _config_text(grub_cfg, marker, kernel is not None, initrd is not None, cmdline,
-                       serial and a.pc_serial, timeout_s)
+                       serial and a.pc_serial, timeout_s, title=title, entries=menu, default_entry=default_entry)
     setup = BootSetup(marker=marker, grub_cfg=cfg, arch=a.name, secure_boot=secure_boot,
                       efi_loader=a.efi_loader if efi else None, signed=signed)
     eltorito = make_bios_eltorito_image(marker, extra_modules=modules, grub=grub_bios) if grub_bios else None
@@ -466,6 +415,8 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
         add(KERNEL_NAME, kernel)
     if initrd is not None:
         add(INITRD_NAME, initrd)
+    for name, content in menu_files:
+        add(name, content)
     for grub in (grub_bios, grub_efi):
         if grub is not None and copy_modules:
             for name in grub.module_files():
@@ -510,12 +461,49 @@ def _unique_marker(identity: BuildIdentity | None, *inputs: object) -> str:
                           identity.token("GRUB marker"), *variant)
 
 
+def _menu_files(entries: Sequence[MenuEntry]) -> tuple[list[tuple[str, Any]], list[MenuEntry]]:
+    """The kernels and initrds of ``entries`` as files of the image, each host file (or
+    bytes) stored once (``boot/vmlinuz-2``, ``boot/initrd-2.img``, ... in their order: the
+    main kernel and initrd are ``boot/vmlinuz`` and ``boot/initrd.img``), and the entries
+    naming those image paths."""
+    files: list[tuple[str, Any]] = []
+    named: dict[tuple[str, object], str] = {}
+
+    def name_of(content: Any, kind: str) -> str:
+        key = (kind, _content_key(content))
+        if key not in named:
+            number = sum(k[0] == kind for k in named) + 2
+            named[key] = f"boot/vmlinuz-{number}" if kind == "kernel" else f"boot/initrd-{number}.img"
+            files.append((named[key], content))
+        return named[key]
+
+    menu = []
+    for entry in entries:
+        if not isinstance(entry, MenuEntry):
+            raise InvalidInputError(f"entries: expected MenuEntry values, found {type(entry).__name__}")
+        entry.check()
+        menu.append(MenuEntry(entry.title, name_of(entry.kernel, "kernel"),
+                              name_of(entry.initrd, "initrd") if entry.initrd is not None else None, entry.cmdline))
+    return files, menu
+
+
+def _content_key(content: Any) -> object:
+    """What makes two kernels (initrds) the same file: the host file's real path, or the bytes' digest."""
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(content)).hexdigest()
+    if isinstance(content, (str, os.PathLike)):
+        return os.path.realpath(content)
+    raise InvalidInputError(f"menu entry: expected a host path or bytes, found {type(content).__name__}")
+
+
 def _config_text(grub_cfg: str | bytes | None, marker: str, kernel: bool, initrd: bool, cmdline: str,
-                 serial: bool, timeout_s: int) -> str:
+                 serial: bool, timeout_s: int, *, title: str = "Linux", entries: Sequence[MenuEntry] = (),
+                 default_entry: int = 0) -> str:
     if grub_cfg is None:
         return make_grub_cfg(marker=marker, kernel=KERNEL_NAME if kernel else None,
                              initrd=INITRD_NAME if initrd else None, cmdline=cmdline,
-                             serial=serial, timeout_s=timeout_s)
+                             serial=serial, timeout_s=timeout_s, title=title, entries=entries,
+                             default_entry=default_entry)
     if isinstance(grub_cfg, bytes):
         try:
             return grub_cfg.decode("utf-8")
@@ -533,7 +521,8 @@ def make_bootable(hybrid: ISO9660Hybrid, *, kernel: str | os.PathLike[str] | byt
                   timeout_s: int = 5, modules: Sequence[str] = (),
                   grub_lib_dir: str | os.PathLike[str] | None = None,
                   arch: str | Arch = "amd64", secure_boot: bool = False,
-                  package_root: str | os.PathLike[str] | None = None) -> BootSetup:
+                  package_root: str | os.PathLike[str] | None = None, title: str = "Linux",
+                  entries: Sequence[MenuEntry] = (), default_entry: int = 0) -> BootSetup:
     """Make an :class:`~sysexport.hybrid.ISO9660Hybrid` boot five ways with GRUB: the
     :func:`boot_contribution` for these arguments, given to ``hybrid.contribute()``.
     ``secure_boot=True``: UEFI through the distribution's signed shim and GRUB;
@@ -542,7 +531,8 @@ def make_bootable(hybrid: ISO9660Hybrid, *, kernel: str | os.PathLike[str] | byt
         kernel=kernel, initrd=initrd, cmdline=cmdline, grub_cfg=grub_cfg, marker=marker, bios=bios, efi=efi,
         copy_modules=copy_modules, serial=serial, timeout_s=timeout_s, modules=modules,
         grub_lib_dir=grub_lib_dir, volume_label=hybrid.volume_label, identity=hybrid.content_identity(),
-        arch=arch, secure_boot=secure_boot, package_root=package_root)
+        arch=arch, secure_boot=secure_boot, package_root=package_root, title=title, entries=entries,
+        default_entry=default_entry)
     parts = hybrid.contribute(contribution)
     if parts:
         setup.bios_boot_partition = parts[0]
