@@ -4,7 +4,8 @@ A :class:`BootContribution` is a value: files to add, El Torito entries, whether
 El Torito EFI entry names the ESP, GPT partitions, legacy MBR boot code, and a
 ``finalize`` function that, once the layout is known, returns the byte patches that
 depend on it (GRUB's boot.img and core image must name the LBA of the BIOS boot
-partition).  :meth:`sysexport.hybrid.ISO9660Hybrid.contribute` takes it; the hybrid's
+partition; an isohybrid MBR the LBA of the El Torito boot image, a file it asks to
+``locate``).  :meth:`sysexport.hybrid.ISO9660Hybrid.contribute` takes it; the hybrid's
 plan then holds the patched bytes.  Nothing edits the hybrid's parts behind its back.
 """
 from __future__ import annotations
@@ -59,6 +60,10 @@ class PlacedBoot:
 
     partitions: tuple[tuple[int, int], ...]
     device_size_bytes: int
+    files: tuple[tuple[int | None, int], ...] = ()
+    """``(device_offset, size_bytes)`` of each path of :attr:`BootContribution.locate`, in
+    its order (device_offset None: an empty file, which has no bytes): an isohybrid MBR
+    names the El Torito boot image's address."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class BootContribution:
     partitions: tuple[PartitionRequest, ...] = ()
     mbr_boot_code: bytes | None = None
     finalize: Callable[[PlacedBoot], BootPatches] | None = field(default=None, compare=False)
+    locate: tuple[str, ...] = ()
+    """Image paths (files added to the image, by the contribution or before it) whose
+    final extents ``finalize`` is told in :attr:`PlacedBoot.files`."""
 
     def check(self) -> None:
         """Reject a contribution the hybrid cannot hold."""
@@ -90,3 +98,8 @@ class BootContribution:
             if req.data is not None and len(req.data) > req.size_bytes:
                 raise InvalidInputError(f"boot contribution: partition {req.name!r} holds {req.size_bytes} bytes, "
                                         f"its data has {len(req.data)}")
+        for path in self.locate:
+            if not isinstance(path, str) or not path.strip("/"):
+                raise InvalidInputError(f"boot contribution: locate names image paths, found {path!r}")
+        if self.locate and self.finalize is None:
+            raise InvalidInputError("boot contribution: locate without a finalize to tell the extents to")

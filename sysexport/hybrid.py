@@ -37,7 +37,7 @@ from .contribution import BootContribution, BootPatches, PlacedBoot
 from .data import BytesData, DataSource
 from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from .extent import Extent, align_up, check_no_overlap
-from .fileinfo import FileInfo, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from .fileinfo import FileInfo, normalize_name, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from .identity import BuildIdentity, content_digest
 from .iso9660._structs import SECTOR_BYTES as ISO_SECTOR_BYTES
 from .iso9660._structs import SYSTEM_AREA_BYTES
@@ -47,7 +47,7 @@ from .output import Output
 from .partition.gpt import ENTRY_ARRAY_MIN_BYTES, GPT, GPT_TYPE_ESP, GPTLayout, GPTPartition
 from .partition._structs import MBR_SIGNATURE_OFFSET
 from .partition.mbr import BOOT_CODE_MAX_BYTES, MBR
-from .tree import Node
+from .tree import Node, subtree
 from .vfat.names import check_label, label_from
 from .vfat.writer import VFAT, VFATPlan
 from .writer import Lifecycle
@@ -396,6 +396,70 @@ class ISO9660Hybrid(Lifecycle):
             for info in walk_host_fileinfo(host_dir, dest):
                 self.add(info)
 
+    # -- remove and rename (issue 13) -------------------------------------------------------
+    def remove(self, path: str) -> None:
+        """Take ``path`` out of every file system that holds it (a directory with everything
+        under it), while the image is open (CallOrderError after plan()).  A missing path
+        is an InvalidInputError naming it; so is a boot image an El Torito entry names by
+        ``path`` (the error names both).  A shared file's bytes go with it."""
+        self._require_open("remove()")
+        call = "ISO9660Hybrid.remove()"
+        iso_node, fat_node = self._nodes(path, call)
+        if iso_node is not None:
+            self.iso.check_removable(iso_node, call)
+        gone: set[int] = set()
+        counted: dict[str, FileInfo] = {}
+        for top in (iso_node, fat_node):
+            for n in subtree(top) if top is not None else ():
+                gone.add(id(n))
+                if n.children is None:
+                    counted[n.path] = n.info
+        self._files -= len(counted)
+        self.total_data_bytes -= sum(i.size for i in counted.values() if i.is_file)
+        self._drop_shared(gone)
+        if iso_node is not None:
+            self.iso.tree.remove(iso_node.path, call)
+        if fat_node is not None:
+            self.esp.remove(fat_node.path)
+
+    def rename(self, old_path: str, new_path: str) -> None:
+        """Move ``old_path`` (with its subtree) to ``new_path`` in every file system that
+        holds it, metadata kept: the parent must exist and the target must not, in each
+        (FAT's rules too: long names, no name differing only by case).  Nothing changes
+        when either refuses.  El Torito entries naming a moved file follow it."""
+        self._require_open("rename()")
+        call = "ISO9660Hybrid.rename()"
+        iso_node, fat_node = self._nodes(old_path, call)
+        for tree, node in ((self.iso.tree, iso_node), (self.esp.tree, fat_node)):
+            if node is not None:
+                tree.check_rename(node.path, new_path, call)
+        old = normalize_name(old_path)
+        if fat_node is not None:
+            self.esp.rename(old, new_path)
+        if iso_node is not None:
+            try:
+                self.iso.rename(old, new_path)
+            except InvalidInputError:
+                if fat_node is not None:
+                    self.esp.rename(new_path, old)      # undo: the free old name takes it back
+                raise
+
+    def _nodes(self, path: str, call: str) -> tuple[Node | None, Node | None]:
+        """(ISO node, ESP node) of ``path``; InvalidInputError when neither holds it."""
+        name = normalize_name(path)
+        if not name:
+            raise InvalidInputError(f"{call}: the root directory cannot be removed, renamed or linked")
+        iso_node, fat_node = self.iso.tree.find(name), self.esp.tree.find(name)
+        if iso_node is None and fat_node is None:
+            raise InvalidInputError(f"{call}: {name} is not in the image")
+        return iso_node, fat_node
+
+    def _drop_shared(self, gone: set[int]) -> None:
+        """Forget the shared files whose ESP or ISO node is in ``gone`` (node ids)."""
+        keep = [(f, i) for f, i in zip(self._shared_fat, self._shared_iso) if id(f) not in gone and id(i) not in gone]
+        self._shared_fat = [f for f, _ in keep]
+        self._shared_iso = [i for _, i in keep]
+
     def add_partition(self, type_guid: uuid.UUID | str, size_bytes: int | None = None, *, name: str = "",
                       unique_guid: uuid.UUID | str | None = None, attributes: int = 0,
                       data: DataSource | bytes | str | os.PathLike[str] | None = None) -> GPTPartition:
@@ -451,7 +515,7 @@ class ISO9660Hybrid(Lifecycle):
         esp, extents, next_free = self._place_partitions(iso.end_bytes)
         device_size = align_up(next_free, 4096) + BACKUP_AREA_BYTES
         # 3. What the contributions patch now that the partitions are placed.
-        boot_code, data = self._finalize_contributions(extents, device_size, boot_code)
+        boot_code, data = self._finalize_contributions(extents, device_size, boot_code, esp)
         # 4. Both GPTs: 4K arrays in the system area and before the backup header block,
         #    512-byte arrays in the ISO's gap and below the 4K backup array.  Their GUIDs
         #    are random, or derive from both file systems' content (reproducible builds).
@@ -523,20 +587,36 @@ class ISO9660Hybrid(Lifecycle):
         return esp, extents, next_free
 
     def _finalize_contributions(self, extents: dict[int, tuple[int, int]], device_size: int,
-                                boot_code: bytes | None) -> tuple[bytes | None, dict[int, DataSource]]:
-        """Ask each contribution for the patches that depend on where its partitions lie."""
+                                boot_code: bytes | None,
+                                esp: VFATPlan) -> tuple[bytes | None, dict[int, DataSource]]:
+        """Ask each contribution for the patches that depend on where its partitions (and
+        the files it asks to locate) lie."""
         data: dict[int, DataSource] = {}
         for contribution, indices in self._contributions:
             if contribution.finalize is None:
                 continue
+            files = tuple(self._locate_file(path, esp) for path in contribution.locate)
             patches: BootPatches = contribution.finalize(PlacedBoot(tuple(extents[i] for i in indices),
-                                                                    device_size))
+                                                                    device_size, files))
             if patches.mbr_boot_code is not None:
                 boot_code = _check_boot_code(patches.mbr_boot_code, "boot contribution")
             for index, blob in zip(indices, patches.partition_data):
                 if blob is not None:
                     data[index] = BytesData(bytes(blob))
         return boot_code, data
+
+    def _locate_file(self, path: str, esp: VFATPlan) -> tuple[int | None, int]:
+        """(device_offset, size_bytes) of the file ``path`` of the image: where the FAT put
+        a shared file, where the ISO put one of its own (an isohybrid MBR names the El
+        Torito boot image's address)."""
+        node = self.iso.tree.find(to_fileinfo({"name": path, "mode": 0o40755}).name)
+        if node is None or not node.info.is_file:
+            raise InvalidInputError(f"boot contribution: {path} is not a file of the image")
+        for fat_node, iso_node in zip(self._shared_fat, self._shared_iso):
+            if iso_node is node:
+                return esp.device_offset_of(fat_node), node.info.size
+        located = self.iso.lookup(path)
+        return located.device_offset, located.size_bytes
 
     def _gpt_layouts(self, device_size: int, gap: Extent, extents: dict[int, tuple[int, int]],
                      data: dict[int, DataSource], identity: BuildIdentity) -> tuple[GPTLayout, GPTLayout]:
