@@ -39,8 +39,17 @@ COMMON_KEYS = frozenset({
     "name", "mode", "data", "data_path", "size", "mtime", "atime", "ctime", "uid", "gid",
     "rdev", "rdev_major", "rdev_minor", "dev", "ino", "nlink", "blksize", "blocks",
     "FAT_shortname", "FAT_flags", "ISO9660_shortname", "ISO9660_flags",
-    "device_offset", "device_align", "hybrid_target",
+    "device_offset", "device_align", "hybrid_target", "hidden_from", "joliet_name",
 })
+
+NAMESPACES = ("iso9660", "joliet", "fat")
+"""The namespaces an entry can be hidden from (``hidden_from``): "iso9660", the primary
+tree with its Rock Ridge records; "joliet", the Joliet tree; "fat", a FAT volume (the ESP
+of a hybrid)."""
+JOLIET_NAME_MAX_CHARS = 64
+"""Joliet: an identifier holds at most 64 UCS-2 characters (Joliet specification 1995)."""
+JOLIET_NAME_FORBIDDEN = frozenset("*/:;?\\")
+"""Characters a Joliet identifier may not hold (besides controls 0x00-0x1F)."""
 
 _TYPE_BITS = {
     "file": stat.S_IFREG, "dir": stat.S_IFDIR, "sym": stat.S_IFLNK, "chr": stat.S_IFCHR,
@@ -163,6 +172,8 @@ class FileInfo:
     device_offset: int | None = None
     device_align: int | None = None
     hybrid_target: str = "both"
+    hidden_from: frozenset[str] = frozenset()
+    joliet_name: str | None = None
     implicit: bool = False
     _extra: dict[str, object] | None = field(default=None, repr=False)
 
@@ -174,6 +185,10 @@ class FileInfo:
         if d is None:
             return _PendingExtra(self)
         return d
+
+    def visible_in(self, namespace: str) -> bool:
+        """False when ``hidden_from`` names ``namespace`` (one of :data:`NAMESPACES`)."""
+        return namespace not in self.hidden_from
 
     @property
     def file_type(self) -> int:
@@ -324,7 +339,7 @@ def from_shorthand(spec: Sequence[object]) -> dict[str, object]:
 
 _FILEINFO_KEYS = ("name", "mode", "size", "mtime", "atime", "ctime", "uid", "gid", "rdev_major", "rdev_minor",
                   "dev", "ino", "nlink", "FAT_shortname", "FAT_flags", "ISO9660_shortname", "ISO9660_flags",
-                  "device_offset", "device_align", "hybrid_target")
+                  "device_offset", "device_align", "hybrid_target", "hidden_from", "joliet_name")
 """The FileInfo attributes that are file-info keys of the same name (data is the source or target)."""
 _U32_KEYS = ("uid", "gid", "rdev_major", "rdev_minor", "FAT_flags", "ISO9660_flags")
 _COUNT_KEYS = ("dev", "ino", "nlink")
@@ -427,9 +442,52 @@ def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_k
     if not isinstance(target, str) or target not in HYBRID_TARGETS:
         raise InvalidInputError(f"{where}: hybrid_target must be 'both', 'iso' or 'esp', found {target!r}")
     info.hybrid_target = target
+    if d.get("hidden_from") is not None:
+        info.hidden_from = check_hidden_from(where, d["hidden_from"])
+    if d.get("joliet_name") is not None:
+        info.joliet_name = check_joliet_name(where, d["joliet_name"])
     for k in extra_keys:
         if k in d:
             info.extra[k] = d[k]
+
+
+def check_hidden_from(where: str, value: object) -> frozenset[str]:
+    """``hidden_from``: a tuple, list or set of namespace names (:data:`NAMESPACES`)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, set, frozenset)):
+        raise InvalidInputError(f"{where}: hidden_from must be a tuple of namespace names "
+                                f"({', '.join(NAMESPACES)}), found {value!r}")
+    for ns in value:
+        if ns not in NAMESPACES:
+            raise InvalidInputError(f"{where}: hidden_from names an unknown namespace {ns!r} "
+                                    f"(expected {', '.join(NAMESPACES)})")
+    return frozenset(value)
+
+
+def check_namespace(where: str, value: object, allowed: Sequence[str] = NAMESPACES) -> str:
+    """One namespace name out of ``allowed`` (InvalidInputError naming ``where`` otherwise)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInputError(f"{where}: unknown namespace {value!r} (expected "
+                                f"{', '.join(repr(a) for a in allowed)} or None for all)")
+    return value
+
+
+def check_joliet_name(where: str, value: object) -> str:
+    """``joliet_name``: the entry's own Joliet basename, recorded as given: 1..64 UCS-2
+    characters of the Basic Multilingual Plane, none of ``* / : ; ? \\`` nor a control
+    character, not "." or ".." (Joliet specification, 1995)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{where}: joliet_name must be a non-empty str, found {value!r}")
+    if len(value) > JOLIET_NAME_MAX_CHARS:
+        raise InvalidInputError(f"{where}: joliet_name {value!r} has {len(value)} characters; a Joliet "
+                                f"identifier holds {JOLIET_NAME_MAX_CHARS}")
+    if value in (".", ".."):
+        raise InvalidInputError(f"{where}: joliet_name {value!r} is not a name")
+    for i, ch in enumerate(value):
+        code = ord(ch)
+        if code < 0x20 or ch in JOLIET_NAME_FORBIDDEN or code > 0xFFFF or 0xD800 <= code <= 0xDFFF:
+            raise InvalidInputError(f"{where}: joliet_name {value!r}: character {ch!r} at {i} cannot be in a "
+                                    "Joliet name (it forbids controls, * / : ; ? \\ and characters outside UCS-2)")
+    return value
 
 
 def _set_content(info: FileInfo, d: Mapping[str, object], where: str) -> None:

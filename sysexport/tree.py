@@ -8,11 +8,12 @@ or None (docs/architecture.md, "Types").
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator
 
 from .errors import InvalidInputError
-from .fileinfo import FileInfo, implied_directory
+from .fileinfo import FileInfo, implied_directory, normalize_name
 
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
@@ -164,3 +165,103 @@ class Tree(Generic[S]):
             out.extend(c for c in out[i].sorted_children() if c.children is not None)
             i += 1
         return out
+
+    # --- remove and rename (issue 13) ----------------------------------------------------------
+    def node_of(self, path: object, call: str) -> Node[S]:
+        """The node of ``path`` (any form :func:`normalize_name` takes), not the root;
+        InvalidInputError naming the call and the path when it is not in the tree."""
+        name = normalize_name(path)
+        if not name:
+            raise InvalidInputError(f"{call}: the root directory cannot be removed, renamed or linked")
+        node = self.find(name)
+        if node is None:
+            raise InvalidInputError(f"{call}: {name} is not in the image")
+        return node
+
+    def remove(self, path: object, call: str = "remove()") -> Node[S]:
+        """Take the entry at ``path`` out of the tree, and with a directory everything
+        under it; returns its (detached) node.  InvalidInputError when it is missing."""
+        node = self.node_of(path, call)
+        parent = node.parent
+        if parent is None or parent.children is None:
+            raise InvalidInputError(f"{call}: {node.path} has no parent directory")
+        del parent.children[node.name]
+        self.count -= sum(1 for _ in subtree(node))
+        node.parent = None
+        self._last_parent = None
+        return node
+
+    def check_rename(self, old: object, new: object, call: str = "rename()") -> tuple[Node[S], Node[S], str]:
+        """Check that ``old`` can move to ``new`` and change nothing: ``old`` exists and is
+        not the root, ``new``'s parent exists and is a directory, ``new`` does not exist,
+        and a directory does not move below itself.  Returns (node, new parent, new name)."""
+        node = self.node_of(old, call)
+        new_name = normalize_name(new)
+        if not new_name:
+            raise InvalidInputError(f"{call}: {node.path} -> /: the root already exists")
+        if self.find(new_name) is not None:
+            raise InvalidInputError(f"{call}: {node.path} -> {new_name}: {new_name} already exists "
+                                    "(remove it first)")
+        parent_name = new_name.rpartition("/")[0]
+        parent = self.find(parent_name)
+        if parent is None:
+            raise InvalidInputError(f"{call}: {node.path} -> {new_name}: the parent directory {parent_name} "
+                                    "does not exist (add it first)")
+        if parent.children is None:
+            raise InvalidInputError(f"{call}: {node.path} -> {new_name}: {parent_name} is not a directory "
+                                    f"(mode {parent.info.mode:#o})")
+        if node.children is not None and (new_name + "/").startswith(node.path + "/"):
+            raise InvalidInputError(f"{call}: {node.path} -> {new_name}: a directory cannot move below itself")
+        return node, parent, new_name
+
+    def rename(self, old: object, new: object, call: str = "rename()",
+               check: Callable[[Node[S], FileInfo], None] | None = None) -> Node[S]:
+        """Move the entry at ``old`` (with its subtree) to ``new``, every attribute kept.
+
+        Each moved entry gets a copy of its FileInfo with the new name (the caller's
+        records, and those another writer holds, are not changed).  When the basename
+        changes, the names given for the old one (``ISO9660_shortname``, ``FAT_shortname``,
+        ``joliet_name``) are dropped: each namespace derives its name from the new one.
+        ``check(new parent, new info)`` (a writer's name rule) runs before anything moves.
+        """
+        node, parent, new_name = self.check_rename(old, new, call)
+        old_path = node.path
+        base = new_name.rpartition("/")[2]
+        info = node.info
+        changes: dict[str, object] = {"name": new_name}
+        if base != info.basename:
+            changes.update(ISO9660_shortname=None, FAT_shortname=None, joliet_name=None)
+        new_info = _copy_info(info, changes)
+        if check is not None:
+            check(parent, new_info)     # the writer's name rules (the tree's check_child is for add())
+        old_parent = node.parent
+        if old_parent is None or old_parent.children is None or parent.children is None:
+            raise InvalidInputError(f"{call}: {old_path} has no parent directory")
+        del old_parent.children[node.name]
+        node.info = new_info
+        node.parent = parent
+        parent.children[sys.intern(base)] = node
+        prefix = len(old_path)
+        for sub in subtree(node):
+            if sub is not node:
+                sub.info = _copy_info(sub.info, {"name": new_name + sub.info.name[prefix:]})
+        self._last_parent = None
+        return node
+
+
+def subtree(node: Node[Any]) -> Iterator[Node[Any]]:
+    """``node`` and every node below it."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if n.children:
+            stack.extend(n.children.values())
+
+
+def _copy_info(info: FileInfo, changes: dict[str, object]) -> FileInfo:
+    """A copy of ``info`` with ``changes``; writer-specific keys copied, not shared."""
+    new = dataclasses.replace(info, **changes)  # type: ignore[arg-type]
+    if info._extra is not None:
+        new._extra = dict(info._extra)
+    return new

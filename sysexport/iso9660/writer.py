@@ -463,6 +463,47 @@ class ISO9660(Lifecycle):
         for spec in walk_host_fileinfo(host_dir, dest):
             self.add(spec)
 
+    # --- remove and rename (issue 13) -----------------------------------------------------------
+    def remove(self, path: str) -> None:
+        """Take ``path`` out of the image (a directory with everything under it), while the
+        writer is open (CallOrderError after plan()).  A missing path is an
+        InvalidInputError naming it; so is a file an El Torito entry names by ``path``
+        (the entry would lose its image: the error names both), or a directory holding one.
+        Hard links of a removed file keep its bytes (their Rock Ridge link count drops)."""
+        self._require_open("remove()")
+        node = self.tree.node_of(path, "ISO9660.remove()")
+        self.check_removable(node, "ISO9660.remove()")
+        self.tree.remove(node.path, "ISO9660.remove()")
+
+    def check_removable(self, node: Node, call: str) -> None:
+        """Refuse to remove an El Torito boot image given by ``path`` (or a directory
+        holding one): the error names the catalog entry and the path."""
+        prefix = node.path + "/"
+        for index, entry in enumerate(self.boot_entries):
+            if entry.path is not None and (entry.path == node.path or entry.path.startswith(prefix)):
+                raise InvalidInputError(f"{call}: {node.path}: El Torito catalog entry {index} boots from "
+                                        f"{entry.path}; removing it would leave the entry without its image")
+
+    def rename(self, old_path: str, new_path: str) -> None:
+        """Move the entry at ``old_path`` (with its subtree) to ``new_path``: the parent must
+        exist, the target must not; every attribute is kept (names given for the old
+        basename are dropped, see :meth:`Tree.rename`).  El Torito entries naming a moved
+        file follow it.  Only while the writer is open."""
+        self._require_open("rename()")
+        node = self.tree.node_of(old_path, "ISO9660.rename()")
+        placed_later = node.w is not None and node.w.placed_later
+        old = node.path
+        moved = self.tree.rename(old, new_path, "ISO9660.rename()",
+                                 check=lambda _parent, info: self.check_entry(info, placed_later))
+        self.follow_rename(old, moved.path)
+
+    def follow_rename(self, old: str, new: str) -> None:
+        """Point the El Torito entries given by a path at or below ``old`` at ``new``."""
+        for entry in self.boot_entries:
+            p = entry.path
+            if p is not None and (p == old or p.startswith(old + "/")):
+                entry.path = new + p[len(old):]
+
     def add_boot_catalog_entry(self, platform: int = _et.BOOT_X86, data: bytes | None = None,
                                path: str | None = None, extent: Extent | None = None,
                                media_type: int = _et.EMU_NONE, load_segment: int = 0,

@@ -418,6 +418,35 @@ class VFAT(Lifecycle):
             raise InvalidInputError(f"{where}: FAT files hold at most {MAX_FILE_BYTES} bytes, found {info.size}")
         return self.tree.add(info)
 
+    # --- remove and rename (issue 13) -----------------------------------------------------------
+    def remove(self, path: str) -> None:
+        """Take ``path`` out of the volume (a directory with everything under it), while the
+        writer is open (CallOrderError after plan()); a missing path is an InvalidInputError."""
+        self._require_open("remove()")
+        self.tree.remove(path, "VFAT.remove()")
+        self._folded = None                 # the case-folded names: rebuilt when next needed
+        self._checked_parent = None
+
+    def rename(self, old_path: str, new_path: str) -> None:
+        """Move the entry at ``old_path`` (with its subtree) to ``new_path``: the parent must
+        exist, the target must not (nor a name differing from one there only by case);
+        every attribute is kept (a ``FAT_shortname`` given for the old basename is dropped).
+        Only while the writer is open."""
+        self._require_open("rename()")
+        node = self.tree.node_of(old_path, "VFAT.rename()")
+
+        def check(parent: Node, info: FileInfo) -> None:
+            check_long_name(info.basename, info.name)
+            folded = {fold(k): k for k in parent.children or ()}
+            other = folded.get(fold(info.basename))
+            if other is not None and not (parent is node.parent and other == node.name):
+                raise InvalidInputError(f"VFAT.rename(): {info.name}: differs only by case from {other!r} "
+                                            "in the same directory; FAT compares names ignoring case")
+
+        self.tree.rename(old_path, new_path, "VFAT.rename()", check=check)
+        self._folded = None
+        self._checked_parent = None
+
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
         """Add a host directory recursively (sorted; see fileinfo.walk_host_tree)."""
         for spec in walk_host_fileinfo(host_dir, dest):
