@@ -1,24 +1,29 @@
 """The read-side commands: ``inspect``, ``ls``, ``cat``, ``extract``, ``verify`` (any image).
 
 Each opens the image with :func:`sysexport.image.open` and prints plain lines, or with
-``--json`` one JSON document (``ls``: a list of entries with the keys of
-:meth:`~sysexport.image.view.Stat.to_json`; ``inspect``: the image's structures, views and
-problems; ``verify``: every check with its result).  ``verify`` exits 0 only when every
-check passed, 1 when one failed.  Errors are SysExportErrors, printed as one line by the
-CLI's main().
+``--json`` one JSON object whose ``command`` key names the command (``ls``: the entries with
+the keys of :meth:`~sysexport.image.view.Stat.to_json`; ``inspect``: the image's structures,
+views and problems; ``extract``: what was made; ``verify``: every check with its result;
+schemas in sysexport/schemas/).  ``cat`` writes the file's bytes to standard output, so it
+has no ``--json``.  ``--progress``/``--quiet`` as every command has them
+(:mod:`sysexport.progress`): ``cat``, ``extract`` and ``verify`` count the bytes of file
+data they read.  ``verify`` exits 0 only when every check passed, 1 when one failed.
+Errors are SysExportErrors, printed as one line by the CLI's main().
 """
 from __future__ import annotations
 
 import argparse
-import json
 import stat as _stat
 import sys
 import time
 from typing import Any
 
+from ..data import report_progress
 from ..errors import InvalidInputError
+from ..progress import add_output_options, emit, progress_for
 from . import Image, Structure
 from . import open as open_image
+from .extract import extract_entries
 from .view import Stat
 
 VIEW_HELP = "view to use: rr, joliet, iso9660, fat, fat:N, cpio (default: the first the image has)"
@@ -44,7 +49,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             with open(args.map, "w", encoding="utf-8") as f:
                 f.write(layout_svg(img))
         if args.json:
-            print(json.dumps(img.to_json(), indent=1, default=str))
+            emit(args, {"command": "inspect", **img.to_json()})
+            return 0
+        if args.quiet:
             return 0
         print(f"{img.name}: {img.size_bytes:,} bytes; views: {', '.join(img.views()) or 'none'}")
         for s in sorted(img.structures, key=lambda s: (s.offset, -s.size)):
@@ -135,7 +142,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         else:
             entries = [top]
         if args.json:
-            print(json.dumps([e.to_json() for e in entries], indent=1))
+            emit(args, {"command": "ls", "image": args.image, "view": view.name, "path": top.path,
+                        "entries": [e.to_json() for e in entries]})
+            return 0
+        if args.quiet:
             return 0
         for e in entries:
             print(_ls_line(e, args.long, e.path if args.recursive else e.name))
@@ -146,12 +156,14 @@ def cmd_cat(args: argparse.Namespace) -> int:
     with _open(args) as img:
         view = img.view(args.view)
         out = sys.stdout.buffer
-        with view.open(args.path) as f:
+        entry = view.stat(args.path)
+        with view.open(args.path) as f, progress_for(args, entry.size, "reading"):
             while True:
                 chunk = f.read(1 << 20)
                 if not chunk:
                     break
                 out.write(chunk)
+                report_progress(len(chunk))
         out.flush()
         return 0
 
@@ -160,12 +172,20 @@ def cmd_extract(args: argparse.Namespace) -> int:
     with _open(args) as img:
         view = img.view(args.view)
         skipped: list[str] = []
-        written = view.extract(args.dest, args.paths or None, force=args.force, devices=args.devices,
-                               same_owner=args.same_owner, skipped=skipped)
-        for line in skipped:
-            print(line, file=sys.stderr)
-        if not args.quiet:
-            print(f"extracted {len(written)} entries from the {view.name} view into {args.dest}", file=sys.stderr)
+        totals: dict[str, int] = {}
+        roots = [view.stat(p) for p in args.paths] if args.paths else [view.stat("/")]
+        written = extract_entries(view, roots, args.dest, force=args.force, devices=args.devices,
+                                  same_owner=args.same_owner, skipped=skipped, totals=totals,
+                                  progress=lambda total: progress_for(args, total, "extracting"))
+        if not args.quiet and not args.json:
+            for line in skipped:
+                print(line, file=sys.stderr)
+        emit(args, {"command": "extract", "image": args.image, "view": view.name, "dest": args.dest,
+                    "paths": [r.path for r in roots], "entries": len(written),
+                    "types": {k: v for k, v in sorted(totals.items()) if k != "bytes"},
+                    "data_bytes": totals.get("bytes", 0), "skipped": skipped},
+             [f"extracted {len(written)} entries from the {view.name} view into {args.dest}"],
+             None if args.json else sys.stderr)                # the JSON on stdout, the line beside errors
         return 0
 
 
@@ -173,18 +193,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify
 
     with _open(args) as img:
-        checks = verify(img)
+        checks = verify(img, data=not args.no_data, progress=lambda total: progress_for(args, total, "verifying"))
     ok = all(c.ok for c in checks)
     if args.json:
-        print(json.dumps({"image": args.image, "ok": ok, "checks": [c.to_json() for c in checks]}, indent=1))
+        emit(args, {"command": "verify", "image": args.image, "ok": ok, "checks": [c.to_json() for c in checks]})
     else:
+        # --quiet: only the failed checks, on stderr (they are the errors).
+        out = sys.stderr if args.quiet else sys.stdout
         for c in checks:
-            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+            if c.ok and args.quiet:
+                continue
+            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}", file=out)
             for p in c.problems[:50]:
-                print(f"       {p}")
+                print(f"       {p}", file=out)
             if len(c.problems) > 50:
-                print(f"       ... and {len(c.problems) - 50} more")
-        print("OK: every check passed" if ok else "FAILED: see above")
+                print(f"       ... and {len(c.problems) - 50} more", file=out)
+        if not args.quiet or not ok:
+            print("OK: every check passed" if ok else "FAILED: see above", file=out)
     return 0 if ok else 1
 
 
@@ -192,19 +217,20 @@ def add_cli_commands(sub: Any) -> None:
     """Register inspect, ls, cat, extract and verify."""
     p = sub.add_parser("inspect", help="list every structure of an image with its byte range")
     _common(p, view=False)
-    p.add_argument("--json", action="store_true", help="print the structures, views and problems as JSON")
     p.add_argument("--map", metavar="FILE.svg", help="also draw the layout as an SVG picture")
+    add_output_options(p)
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("ls", help="list the files of one view of an image")
     _common(p)
     p.add_argument("path", nargs="?", default="/", help="directory or file in the view (default /)")
     p.add_argument("-R", "--recursive", action="store_true", help="every entry below PATH")
     p.add_argument("-l", "--long", action="store_true", help="mode, links, owner, size, time")
-    p.add_argument("--json", action="store_true", help="a JSON list of entries (path, type, size, mode, ...)")
+    add_output_options(p)
     p.set_defaults(func=cmd_ls)
     p = sub.add_parser("cat", help="write one file of an image to standard output")
     _common(p)
     p.add_argument("path", help="the file in the view")
+    add_output_options(p, json_output=False)       # the output is the file's bytes
     p.set_defaults(func=cmd_cat)
     p = sub.add_parser("extract", help="copy files of one view of an image into a directory")
     _common(p)
@@ -214,11 +240,13 @@ def add_cli_commands(sub: Any) -> None:
     p.add_argument("--devices", action="store_true", help="make device nodes (they are skipped otherwise)")
     p.add_argument("--same-owner", action="store_true",
                    help="keep owners and setuid/setgid/sticky bits (as root; otherwise they are dropped)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    add_output_options(p)
     p.set_defaults(func=cmd_extract)
     p = sub.add_parser("verify", help="check an image: tables, file systems, shared extents (exit 1 on a failure)")
     _common(p, view=False)
-    p.add_argument("--json", action="store_true", help="print every check as JSON")
+    p.add_argument("--no-data", action="store_true",
+                   help="do not read every file's data to its end (only the structures and directories)")
+    add_output_options(p)
     p.set_defaults(func=cmd_verify)
 
 

@@ -6,6 +6,8 @@ O_CREAT|O_EXCL|O_NOFOLLOW relative to its directory's descriptor: a symlink in t
 (or one planted in ``dest`` by an earlier entry) is never followed, so nothing is ever
 written outside ``dest``.  Hard links become hard links (within ``dest``); setuid, setgid
 and sticky bits and owners only with ``same_owner``; device nodes only with ``devices``.
+All-zero chunks of a file's data are left as holes (the file is sparse, as the image is),
+and every chunk is reported to the progress callback (:data:`sysexport.data.PROGRESS`).
 """
 from __future__ import annotations
 
@@ -13,12 +15,17 @@ import errno
 import os
 import stat as _stat
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..data import report_progress
 from ..errors import InvalidImageError, InvalidInputError, SysExportError
 
 if TYPE_CHECKING:
     from .view import Stat, View
+
+ProgressFactory = Callable[[int], AbstractContextManager[Any]]
+"""Told the bytes of file data to extract, returns the context (a progress bar) to copy them in."""
 
 CHUNK_BYTES = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -86,28 +93,44 @@ class _Dest:
 
 
 def extract_entries(view: View, roots: Iterable[Stat], dest: str, *, force: bool, devices: bool,
-                    same_owner: bool, skipped: list[str] | None = None) -> list[str]:
+                    same_owner: bool, skipped: list[str] | None = None,
+                    progress: ProgressFactory | None = None, totals: dict[str, int] | None = None) -> list[str]:
     """Extract every entry under each of ``roots`` (see the module docstring); the paths of
-    entries not made (device nodes without ``devices``, sockets) go to ``skipped``."""
+    entries not made (device nodes without ``devices``, sockets) go to ``skipped``.
+    ``progress`` is told the bytes of data to copy once the entries are listed, and its
+    context is entered for the copying; ``totals`` counts what was made by kind (``file``,
+    ``dir``, ``symlink``, ``hardlink``, ``fifo``, ``device``) and ``bytes`` of file data."""
+    entries = [entry for root in roots for entry in view.walk(root.path)]
+    data_bytes = sum(e.size for e in entries if e.type == "file")
+    with progress(data_bytes) if progress is not None else nullcontext():
+        return _extract_all(view, entries, dest, force=force, devices=devices, same_owner=same_owner,
+                            skipped=skipped, totals={} if totals is None else totals)
+
+
+def _extract_all(view: View, entries: list[Stat], dest: str, *, force: bool, devices: bool, same_owner: bool,
+                 skipped: list[str] | None, totals: dict[str, int]) -> list[str]:
     out = _Dest(dest, force)
     written: list[str] = []
     first_link: dict[object, tuple[tuple[str, ...], str]] = {}
     dir_times: list[tuple[tuple[str, ...], Stat]] = []
     try:
-        for root in roots:
-            for entry in view.walk(root.path):
-                rel = tuple(_components(entry.path, f"{view.name}:{entry.path}"))
-                where = os.path.join(dest, *rel) if rel else dest
-                try:
-                    if _extract_one(view, out, entry, rel, where, first_link, devices, same_owner):
-                        written.append("/".join(rel) or ".")
-                    elif skipped is not None:
-                        skipped.append(f"{'/'.join(rel)}: skipped ({entry.type}"
-                                       f"{'; use --devices' if entry.type in ('chardev', 'blockdev') else ''})")
-                except OSError as e:
-                    raise SysExportError(f"{where}: cannot extract {view.name}:{entry.path}: {e.strerror}") from e
-                if entry.is_dir:
-                    dir_times.append((rel, entry))
+        for entry in entries:
+            rel = tuple(_components(entry.path, f"{view.name}:{entry.path}"))
+            where = os.path.join(dest, *rel) if rel else dest
+            try:
+                made = _extract_one(view, out, entry, rel, where, first_link, devices, same_owner)
+            except OSError as e:
+                raise SysExportError(f"{where}: cannot extract {view.name}:{entry.path}: {e.strerror}") from e
+            if made:
+                written.append("/".join(rel) or ".")
+                totals[made] = totals.get(made, 0) + 1
+                if made == "file":
+                    totals["bytes"] = totals.get("bytes", 0) + entry.size
+            elif skipped is not None:
+                skipped.append(f"{'/'.join(rel)}: skipped ({entry.type}"
+                               f"{'; use --devices' if entry.type in ('chardev', 'blockdev') else ''})")
+            if entry.is_dir:
+                dir_times.append((rel, entry))
         for rel, entry in reversed(dir_times):       # after their contents, deepest first
             fd = out.directory(rel, create=False)
             _set_meta(fd, None, entry, same_owner)
@@ -117,10 +140,12 @@ def extract_entries(view: View, roots: Iterable[Stat], dest: str, *, force: bool
 
 
 def _extract_one(view: View, out: _Dest, entry: Stat, rel: tuple[str, ...], where: str,
-                 first_link: dict[object, tuple[tuple[str, ...], str]], devices: bool, same_owner: bool) -> bool:
+                 first_link: dict[object, tuple[tuple[str, ...], str]], devices: bool, same_owner: bool) -> str:
+    """Make one entry; returns what was made (see :func:`extract_entries`'s ``totals``),
+    or "" when it was skipped."""
     if entry.is_dir:
         out.directory(rel)
-        return True
+        return "dir"
     if not rel:
         raise InvalidInputError(f"{view.name}:{entry.path}: only a directory can be extracted as the destination")
     parent = out.directory(rel[:-1])
@@ -131,43 +156,56 @@ def _extract_one(view: View, out: _Dest, entry: Stat, rel: tuple[str, ...], wher
             out.make_room(parent, name, where)
             os.link(seen[1], name, src_dir_fd=out.directory(seen[0], create=False), dst_dir_fd=parent,
                     follow_symlinks=False)
-            return True
+            report_progress(entry.size)             # counted in the total, not copied again
+            return "hardlink"
         first_link[entry.link_id] = (rel[:-1], name)
     out.make_room(parent, name, where)
     if entry.type == "file":
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                      0o600, dir_fd=parent)
         try:
-            with view._content(entry) as src:
-                while True:
-                    chunk = src.read(CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    view_ = memoryview(chunk)
-                    while view_:
-                        n = os.write(fd, view_)
-                        view_ = view_[n:]
+            _copy_content(view, entry, fd)
             _set_meta(fd, None, entry, same_owner)
         finally:
             os.close(fd)
-        return True
+        return "file"
     if entry.type == "symlink":
         os.symlink(entry.target or "", name, dir_fd=parent)
         _set_meta(parent, name, entry, same_owner)
-        return True
+        return "symlink"
     if entry.type == "fifo":
         os.mkfifo(name, 0o600, dir_fd=parent)
         _set_meta(parent, name, entry, same_owner)
-        return True
+        return "fifo"
     if entry.type in ("chardev", "blockdev"):
         if not devices:
-            return False
+            return ""
         kind = _stat.S_IFCHR if entry.type == "chardev" else _stat.S_IFBLK
         major, minor = entry.rdev or (0, 0)
         os.mknod(name, kind | 0o600, os.makedev(major, minor), dir_fd=parent)
         _set_meta(parent, name, entry, same_owner)
-        return True
-    return False                                    # sockets are not made
+        return "device"
+    return ""                                       # sockets are not made
+
+
+def _copy_content(view: View, entry: Stat, fd: int) -> None:
+    """Copy a file's data from the view into ``fd`` (a new, empty file), chunk by chunk:
+    all-zero chunks are skipped (holes), the size set at the end."""
+    pos = 0
+    with view._content(entry) as src:
+        while True:
+            chunk = src.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            if chunk.count(0) != len(chunk):
+                data = memoryview(chunk)
+                at = pos
+                while data:
+                    n = os.pwrite(fd, data, at)
+                    data, at = data[n:], at + n
+            pos += len(chunk)
+            report_progress(len(chunk))
+    os.ftruncate(fd, pos)
 
 
 def _set_meta(fd: int, name: str | None, entry: Stat, same_owner: bool) -> None:

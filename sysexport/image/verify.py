@@ -7,17 +7,23 @@ every ISO 9660 view (every directory read, every extent inside the image, the El
 catalog's checksums and boot info tables), and, when the ISO and a FAT view share bytes
 (a hybrid), that every file both hold with the same size has the same extent in both.
 Every problem a reader met is a failed check: the image deviates from its format there.
+Last, unless asked not to, every file's data is read to its end (a file both an ISO and a
+FAT view name with the same extents once), through the views' own readers (zisofs
+decompressed, FAT chains followed), reporting each chunk to the progress callback
+(:data:`sysexport.data.PROGRESS`).
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from ..data import report_progress
 from ..errors import InvalidImageError, SysExportError
 
 if TYPE_CHECKING:
     from . import Image
-    from .view import Stat
+    from .view import Stat, View
 
 
 @dataclass
@@ -33,8 +39,19 @@ class Check:
         return {"check": self.name, "ok": self.ok, "detail": self.detail, "problems": list(self.problems)}
 
 
-def verify(img: Image) -> list[Check]:
-    """Run every check that applies to ``img`` (see the module docstring)."""
+ProgressFactory = Callable[[int], AbstractContextManager[Any]]
+"""Told the bytes of file data to read, returns the context (a progress bar) to read them in."""
+READ_CHUNK_BYTES = 1 << 20
+DATA_BUDGET_FACTOR, DATA_BUDGET_EXTRA_BYTES = 4, 256 << 20
+"""The data check reads at most FACTOR times the image's size plus EXTRA: the files of an
+honest image (shared extents counted once) hold no more than the image (a compressed cpio
+archive somewhat more); a hostile one whose records all name overlapping extents would
+otherwise be read over and over."""
+
+
+def verify(img: Image, *, data: bool = True, progress: ProgressFactory | None = None) -> list[Check]:
+    """Run every check that applies to ``img`` (see the module docstring); ``data`` False
+    skips reading the files' data; ``progress`` gets the bytes to read before it is read."""
     checks = [_check_probe(img), _check_partitions(img)]
     walked: dict[str, dict[str, Stat]] = {}
     for name in img.views():
@@ -44,7 +61,65 @@ def verify(img: Image) -> list[Check]:
     shared = _check_shared(walked)
     if shared is not None:
         checks.append(shared)
+    if data and walked:
+        checks.append(_check_data(img, walked, progress))
     return [c for c in checks if c is not None]
+
+
+def _files_to_read(walked: dict[str, dict[str, Stat]]) -> list[tuple[str, Stat]]:
+    """Every non-empty file of every view, a file with the same extents and size as one
+    already listed (the other view of a hybrid, a hard link) left out."""
+    seen: set[object] = set()
+    todo: list[tuple[str, Stat]] = []
+    for name, entries in walked.items():
+        for e in entries.values():
+            if not e.is_file or not e.size:
+                continue
+            key: object = (tuple(e.extents), e.size) if e.extents else (name, e.link_id or e.path)
+            if key not in seen:
+                seen.add(key)
+                todo.append((name, e))
+    return todo
+
+
+def _check_data(img: Image, walked: dict[str, dict[str, Stat]], progress: ProgressFactory | None) -> Check:
+    """Read every file's data to its end (see the module docstring)."""
+    todo = _files_to_read(walked)
+    total = sum(e.size for _, e in todo)
+    budget = DATA_BUDGET_FACTOR * img.size_bytes + DATA_BUDGET_EXTRA_BYTES
+    problems: list[str] = []
+    read_bytes = files = 0
+    with progress(total) if progress is not None else nullcontext():
+        for name, e in todo:
+            claimed = sum(size for _, size in e.extents) if e.extents else e.size
+            if budget - claimed < 0:
+                problems.append(f"{name}: the files claim more than {budget:,} bytes of an image of "
+                                f"{img.size_bytes:,} bytes (overlapping extents); data read stopped at {name}:{e.path}")
+                break
+            budget -= claimed
+            got = _read_file(img.view(name), e, problems)
+            read_bytes += got
+            files += 1
+    return Check("file data", not problems, f"{files} files, {read_bytes:,} bytes read", problems)
+
+
+def _read_file(view: View, e: Stat, problems: list[str]) -> int:
+    """Read one file through its view; a read error or a short file is a problem."""
+    got, name = 0, view.name
+    try:
+        with view._content(e) as src:
+            while got <= e.size:
+                chunk = src.read(min(READ_CHUNK_BYTES, e.size + 1 - got))
+                if not chunk:
+                    break
+                got += len(chunk)
+                report_progress(len(chunk))
+    except SysExportError as err:
+        problems.append(f"{name}:{e.path}: {err}")
+        return got
+    if got != e.size:
+        problems.append(f"{name}:{e.path}: {got:,} bytes of data, its entry says {e.size:,}")
+    return got
 
 
 def _check_probe(img: Image) -> Check:
