@@ -3,8 +3,11 @@ archive the Linux kernel unpacks as its initramfs (registered by :mod:`sysexport
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-from ..output import output_target
+from ..output import is_stdout, output_target
+from ..progress import add_output_options, emit, progress_for
 from .writer import COMPRESSIONS, CPIO
 
 
@@ -17,6 +20,7 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="archive to write: a file (replaced atomically, keeping its mode), or - for standard output")
     p.add_argument("--compress", choices=COMPRESSIONS, default=None, help="compress the archive")
+    add_output_options(p)
     p.set_defaults(func=cli_initramfs)
     return p
 
@@ -27,7 +31,17 @@ def cli_initramfs(args: argparse.Namespace) -> int:
     :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1."""
     archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
     archive.add_tree(args.src_dir)
-    archive.finish()
+    total = sum(e.size_bytes for e in archive.plan().entries) if args.compress is None else 0
+    with progress_for(args, total, "writing"):          # compressed: the bytes are not counted
+        plan = archive.finish()
+    from ..summaries import cpio_summary
+    size = None if is_stdout(args.output) else os.path.getsize(args.output)
+    kind = f"{args.compress}-compressed " if args.compress else ""
+    report = sys.stderr if is_stdout(args.output) else sys.stdout   # the archive may be on stdout
+    emit(args, cpio_summary(args.output, args.src_dir, plan, size),
+         [f"{args.output}: {kind}newc cpio archive of {args.src_dir}: {len(plan.entries) - 1} entries, "
+          f"{plan.size_bytes:,} bytes" + (f" ({size:,} compressed)" if args.compress and size is not None else "")],
+         report)
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..errors import UsageError
 from ..output import is_stdout, output_target
+from ..progress import add_output_options, emit, progress_for
 from .exporter import Exporter
 
 FORMATS = ("cpio", "cpio.gz", "cpio.xz", "cpio.zst", "iso", "img", "dir")
@@ -125,6 +126,7 @@ def add_cli_export(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("-v", "--verbose", action="store_true", help="log every entry added and why (on stderr)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="where to write: a file (replaced atomically), a directory, or - (cpio kinds)")
+    add_output_options(p)
     p.set_defaults(func=cli_export)
     return p
 
@@ -173,7 +175,9 @@ def cli_export(args: argparse.Namespace) -> int:
         if args.passwd:
             exporter.add_passwd()
         exporter.dst = make_destination(kind, args.output, args)
-        exporter.finish()
+        total = sum(e.info.size for e in exporter.entries if stat.S_ISREG(e.info.mode))
+        with progress_for(args, total, "writing"):
+            result = exporter.finish()
     finally:
         log.removeHandler(handler)
         log.setLevel(old_level)
@@ -187,8 +191,15 @@ def cli_export(args: argparse.Namespace) -> int:
     report = sys.stderr if is_stdout(args.output) else sys.stdout
     what = {"dir": "directory", "img": "hybrid image", "iso": "ISO9660 image"}.get(kind, f"{kind} archive")
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    print(f"{args.output}: {what} of {len(exporter.entries)} entries from {exporter.src.top} ({parts}; "
-          f"{data_bytes} bytes of file data)", file=report)
+    doc: dict[str, Any] = {"command": "export", "output": args.output, "format": kind, "source": exporter.src.top,
+                           "entries": len(exporter.entries), "types": dict(sorted(counts.items())),
+                           "data_bytes": data_bytes, "image": None}
+    if kind == "img":
+        from ..summaries import hybrid_summary
+        image = hybrid_summary("export", args.output, [exporter.src.top], exporter.dst, result)
+        doc["image"] = {k: v for k, v in image.items() if k not in ("command", "output", "sources")}
+    emit(args, doc, [f"{args.output}: {what} of {len(exporter.entries)} entries from {exporter.src.top} ({parts}; "
+                     f"{data_bytes} bytes of file data)"], report)
     return 0
 
 
