@@ -319,6 +319,8 @@ class ISO9660Reader:
             self._skipped: dict[tuple[Any, ...], list[str]] = {}
             self._roots: dict[str, Stat] = {}
             self._ce_cache: dict[tuple[int, int, int], tuple[int, bytes] | str] = {}
+            self.ce_areas: set[tuple[int, int]] = set()
+            """(image byte offset, length) of every continuation area read so far (for modify)."""
             self._dir_sizes: dict[int, int] = {}
             self._dir_starts: list[int] = []
             self._root_dirs: dict[bool, tuple[int, int, bytes, int] | InvalidImageError] = {}
@@ -638,6 +640,7 @@ class ISO9660Reader:
         if offset + length > SECTOR_BYTES:
             self._note("CE entry", at, f"continuation area at block {block} offset {offset} of {length} bytes "
                        "crosses its block's end (SUSP 5.1; Linux refuses it); read anyway")
+        self.ce_areas.add((at, length))
         return at, self.read_at(at, length, "continuation area")
 
     def _rr(self, rec: _Rec, skip: int | None = None) -> _susp.RRInfo:
@@ -950,6 +953,9 @@ class ISO9660Reader:
             fields["hidden"] = True
         if rec.ear:
             fields["extended_attribute_record_length"] = rec.ear
+        # Every record of the entry (a multi-extent file has one per section): (record byte
+        # offset, extent byte offset, data_length), for changing sizes in place (image/modify.py).
+        fields["_records"] = tuple((r.at, self.lba_offset(r.lba + r.ear), r.size) for r in group)
         if kind == "rr":
             return self._rr_entry(group, fields, t)
         if kind == "joliet":
