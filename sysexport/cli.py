@@ -24,6 +24,7 @@ from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .image.commands import add_cli_commands as add_read_commands
 from .output import is_stdout, output_target
 from .progress import add_output_options, emit, progress_for
+from .buildcli import add_image_arguments, add_menu_arguments, add_source_arguments
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
@@ -66,9 +67,11 @@ def input_file(option: str, path: str) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from .buildcli import image_options, populate
     from .data import PathData
     from .hybrid import ISO9660Hybrid
-    src = args.src_dir or _default_tree()
+    opts = image_options(args, args.sources, default_source=None if args.sources else _default_tree())
+    src = ", ".join(s.host_dir + (f" as /{s.dest}" if s.dest else "") for s in opts.sources)
     img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
     img.gpt_backup_at_device_end = args.gpt_at_device_end
     if args.label:
@@ -82,12 +85,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         type_guid = _partition_type(type_name)
         input_file("--partition", path)
         img.add_partition(type_guid, data=PathData(path), name=os.path.basename(path)[:36])
-    img.add_tree(src)
+    populate(img, opts)
     with progress_for(args, img.total_data_bytes + _partition_bytes(img), "writing"):
         summary = img.finish()
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
     from .summaries import hybrid_summary
-    emit(args, hybrid_summary("build", args.output, [src], img, summary),
+    emit(args, hybrid_summary("build", args.output, [s.host_dir for s in opts.sources], img, summary),
          [f"{args.output}: hybrid ISO9660 + GPT image of {src}"] + ["  " + line for line in summary.lines()], report)
     return 0
 
@@ -100,29 +103,21 @@ def _partition_bytes(img: object) -> int:
     return sum(getattr(p.data, "size_bytes", 0) for p in img.gpt.partitions if p.data is not None)
 
 
-def _tree_arg(spec: str) -> tuple[str, str]:
-    """DIR or DIR:DEST (DEST inside the image, default the root)."""
-    host, sep, dest = spec.partition(":")
-    if sep and not os.path.isdir(spec):
-        return host, dest
-    return spec, ""
-
-
 def cmd_live(args: argparse.Namespace) -> int:
     from .boot.grub import make_bootable
+    from .buildcli import add_boot_entries, add_sources, image_options, menu_options, set_identifiers
     from .hybrid import ISO9660Hybrid
+    opts = image_options(args, list(args.sources) + list(args.add_tree or []))
+    menu = menu_options(args)
     img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
     img.gpt_backup_at_device_end = args.gpt_at_device_end
     if args.label:
         img.volume_label = args.label
-    for spec in args.add_tree or []:
-        host, dest = _tree_arg(spec)
-        img.add_tree(host, dest)
-    input_file("--kernel", args.kernel)
-    input_file("--initrd", args.initrd)
-    setup = make_bootable(img, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
-                          timeout_s=args.timeout, arch=args.arch, secure_boot=args.secure_boot,
-                          package_root=args.package_root)
+    set_identifiers(img, opts)
+    add_sources(img, opts)
+    setup = make_bootable(img, arch=args.arch, secure_boot=args.secure_boot, package_root=args.package_root,
+                          **menu)  # type: ignore[arg-type]  # checked by menu_options
+    add_boot_entries(img, opts)       # after GRUB's: GRUB's BIOS entry stays the default
     with progress_for(args, img.total_data_bytes + _partition_bytes(img), "writing"):
         summary = img.finish()
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the image may be on stdout
@@ -135,7 +130,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         lines.append(f"  secure boot {setup.efi_loader} = {setup.signed.shim} (shim), "
                      f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}")
     from .summaries import hybrid_summary, live_boot
-    doc = hybrid_summary("live", args.output, [_tree_arg(t)[0] for t in args.add_tree or []], img, summary)
+    doc = hybrid_summary("live", args.output, [s.host_dir for s in opts.sources], img, summary)
     doc["boot"] = live_boot(setup, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "")
     emit(args, doc, lines, report)
     return 0
@@ -150,13 +145,15 @@ GPT_AT_END_HELP = ("on a device larger than the image, put the backup GPTs at th
 def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Register ``sysexport build``."""
     b = subparsers.add_parser("build", help="write a hybrid ISO9660 + GPT/ESP image of a directory tree")
-    b.add_argument("src_dir", nargs="?", help="tree to put in the image (default: the bundled demo tree)")
+    add_source_arguments(b, sources_help="directories to put in the image, DIR's contents at DEST (default the "
+                                         "root); several are merged in order (default: the bundled demo tree)")
     b.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
     b.add_argument("--gpt-at-device-end", action="store_true", help=GPT_AT_END_HELP)
     b.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
     b.add_argument("--mbr-boot-code", metavar="FILE", help="legacy BIOS boot code for the first 440 bytes")
     b.add_argument("--partition", action="append", metavar="TYPE:FILE",
                    help="an extra GPT partition holding FILE (TYPE: esp, bios, linux, msdata or a GUID)")
+    add_image_arguments(b, isohybrid=True)
     add_output_options(b)
     b.set_defaults(func=cmd_build)
     return b
@@ -165,13 +162,17 @@ def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
 def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Register ``sysexport live``."""
     lv = subparsers.add_parser("live", help="write a hybrid image that boots a Linux kernel five ways with GRUB")
-    lv.add_argument("--kernel", required=True, help="the kernel (e.g. /boot/vmlinuz-...)")
-    lv.add_argument("--initrd", required=True, help="the initramfs (see `sysexport initramfs`)")
-    lv.add_argument("--cmdline", default="", help="kernel command line")
+    lv.add_argument("--kernel", help="the kernel of the first menu entry (e.g. /boot/vmlinuz-...), stored as "
+                                     "/boot/vmlinuz; needed unless --entry or --grub-cfg is given")
+    lv.add_argument("--initrd", help="its initramfs (see `sysexport initramfs`), stored as /boot/initrd.img")
+    lv.add_argument("--cmdline", default="", help="its kernel command line")
+    add_source_arguments(lv, sources_help="directories to put in both file systems, DIR's contents at DEST "
+                                          "(default the root)")
     lv.add_argument("--add-tree", action="append", metavar="DIR[:DEST]",
-                    help="a directory to put in both file systems (repeatable)")
+                    help="a directory to put in both file systems (repeatable; the same as a DIR[:DEST] source)")
     lv.add_argument("--label", help="volume label (ISO, and the ESP's FAT label)")
-    lv.add_argument("--timeout", type=int, default=5, help="GRUB menu timeout in seconds (default 5)")
+    add_menu_arguments(lv)
+    add_image_arguments(lv, isohybrid=False)
     lv.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
     lv.add_argument("--gpt-at-device-end", action="store_true", help=GPT_AT_END_HELP)
     from .boot.arch import ARCHITECTURES
