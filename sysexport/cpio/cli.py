@@ -8,6 +8,7 @@ import sys
 
 from ..output import is_stdout, output_target
 from ..progress import add_output_options, emit, progress_for
+from ..sources import OWNER_CHOICES, Selection, Source, parse_patterns
 from .writer import COMPRESSIONS, CPIO
 
 
@@ -20,6 +21,14 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="archive to write: a file (replaced atomically, keeping its mode), or - for standard output")
     p.add_argument("--compress", choices=COMPRESSIONS, default=None, help="compress the archive")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="leave out entries matching GLOB (repeatable): a name pattern ('*.o', any depth) or, "
+                        "with a '/', a pattern of the path in the archive ('usr/share/doc/*')")
+    p.add_argument("--owner", choices=OWNER_CHOICES, default="keep",
+                   help="root: every entry owned by uid 0, gid 0 (default keep: the host's owners)")
+    p.add_argument("-r", "--rational-rock", action="store_true",
+                   help="owners and modes as mkisofs -r sets them: uid and gid 0, read for all, execute for "
+                        "all where anyone had it, no write, set-id or sticky bits")
     add_output_options(p)
     p.set_defaults(func=cli_initramfs)
     return p
@@ -29,8 +38,11 @@ def cli_initramfs(args: argparse.Namespace) -> int:
     """Run ``sysexport initramfs``; returns 0.  Errors are raised as SysExportError (an
     InvalidInputError naming SRC_DIR when it is missing or not a directory), which
     :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1."""
+    selection = Selection(exclude=parse_patterns("--exclude", args.exclude), owner=args.owner,
+                          rational=args.rational_rock)
     archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
-    archive.add_tree(args.src_dir)
+    for info in selection.entries([Source(args.src_dir)]):
+        archive.add(info)
     total = sum(e.size_bytes for e in archive.plan().entries) if args.compress is None else 0
     with progress_for(args, total, "writing"):          # compressed: the bytes are not counted
         plan = archive.finish()
