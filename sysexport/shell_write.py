@@ -1,0 +1,261 @@
+"""The commands ``sysexport shell --write`` adds: changes in place, and changes staged for a remaster.
+
+``put HOST PATH`` rewrites one file's bytes in the image itself
+(:meth:`sysexport.image.Image.replace_file` on an image opened ``writable=True``): the new
+bytes must fit the room the file already has, and every record naming them is updated.
+
+``rm``, ``mkdir``, ``add HOST[:DEST]`` and ``mv`` change the tree, which in-place editing
+cannot do; they are *staged*: each is tried at once on a writer preloaded from the image
+(``ISO9660Hybrid.from_image`` for a hybrid, ``ISO9660.from_image`` for a plain ISO,
+``VFAT.from_image`` for a FAT volume, ``CPIO.from_image`` for an archive), so a change the
+writer refuses is refused when it is typed, and ``commit OUT`` writes a new image with all
+of them (the source is never changed by these).  ``staged`` lists them, ``unstage`` drops
+the last one (or all with ``-a``).  Paths are those of the view the shell is in; for an ISO
+with Rock Ridge they are the Rock Ridge names (the remaster's tree), so the ``joliet`` and
+``iso9660`` views cannot stage changes.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import shlex
+import shutil
+import stat as _stat
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CallOrderError, InvalidInputError
+from .image import Image
+from .image import open as open_image
+from .image.view import normalize
+from .shell import Explorer
+
+
+@dataclass(frozen=True)
+class Staged:
+    """One staged change: ``op`` (rm, mkdir, add, mv) and its operands as typed, resolved."""
+
+    op: str
+    args: tuple[str, ...]
+
+    def line(self) -> str:
+        return " ".join([self.op, *(shlex.quote(a) for a in self.args)])
+
+
+def _writer_for(image: Image) -> tuple[type, str]:
+    """The writer class that remasters ``image``, and what it is called in messages."""
+    views = image.views()
+    kinds = {s.kind for s in image.structures}
+    iso = any(v in views for v in ("rr", "joliet", "iso9660"))
+    if iso and "fat" in views and "gpt" in kinds:
+        from .hybrid import ISO9660Hybrid
+        return ISO9660Hybrid, "ISO9660Hybrid"
+    if iso:
+        from .iso9660.writer import ISO9660
+        return ISO9660, "ISO9660"
+    if "fat" in views:
+        from .vfat.writer import VFAT
+        return VFAT, "VFAT"
+    from .cpio import CPIO
+    return CPIO, "CPIO"
+
+
+def _not_available(what: str, api: str) -> InvalidInputError:
+    return InvalidInputError(f"not available: {what} needs {api}, which this sysexport does not have yet")
+
+
+class WritableExplorer(Explorer):
+    """The shell with ``--write`` (see the module docstring)."""
+
+    def __init__(self, image: str, **options: Any) -> None:
+        self.staged: list[Staged] = []
+        self._check: Any = None                     # the writer that tries each staged change
+        self._scratch = tempfile.mkdtemp(prefix="sysexport-shell-")
+        super().__init__(image, **options)
+
+    def _open_image(self) -> Image:
+        if "writable" in inspect.signature(open_image).parameters:
+            return open_image(self.path, session=self.session, codepage=self.codepage, writable=True)
+        return open_image(self.path, session=self.session, codepage=self.codepage)
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _reopen(self) -> None:
+        """Read the image again after it changed (views may cache what they read), keeping
+        the view and, when it still exists, the directory."""
+        name = self.view.name
+        self.image.close()
+        self.image = self._open_image()
+        self.view = self.image.view(name if name in self.image.views() else None)
+        try:
+            if not self.view.stat(self.cwd).is_dir:
+                self.cwd = "/"
+        except InvalidInputError:
+            self.cwd = "/"
+
+    # --- in place -----------------------------------------------------------------------------------
+    def do_put(self, arg: str) -> None:
+        """put HOST_FILE PATH: replace the bytes of file PATH in the image itself by HOST_FILE's
+        (they must fit the room PATH has; every view of the file changes)."""
+        words = shlex.split(arg)
+        if len(words) != 2:
+            raise InvalidInputError("expected HOST_FILE PATH")
+        replace = getattr(self.image, "replace_file", None)
+        if replace is None:
+            raise _not_available("put", "Image.replace_file (changing a file in place)")
+        host = self.host(words[0])
+        if not os.path.isfile(host):
+            raise InvalidInputError(f"{host}: not a file on the host")
+        path = self.resolve(words[1])
+        self.view.stat(path)                        # a missing path named in this view's terms
+        if self.staged:
+            raise CallOrderError(f"{len(self.staged)} staged change(s) wait for commit; commit or unstage them "
+                                 "before changing the image in place")
+        replace(path, host)
+        self._reopen()
+        self._check = None
+        print(f"{self.view.name}:{path}: {os.path.getsize(host):,} bytes written in place", file=self.stdout)
+
+    # --- staged ---------------------------------------------------------------------------------------
+    def _stage_view(self) -> None:
+        if self.view.name in ("joliet", "iso9660") and "rr" in self.image.views():
+            raise InvalidInputError(f"staged changes name Rock Ridge paths: type 'view rr' first (this is the "
+                                    f"{self.view.name} view)")
+
+    def _writer(self, output: str) -> Any:
+        cls, name = _writer_for(self.image)
+        from_image = getattr(cls, "from_image", None)
+        if from_image is None:
+            raise _not_available("staged changes", f"{name}.from_image (remastering)")
+        return from_image(self.path, output)
+
+    def _apply(self, writer: Any, change: Staged) -> None:
+        """Make one staged change on a writer preloaded from the image."""
+        op, args = change.op, change.args
+        tree = [a.lstrip("/") for a in args]
+        if op == "rm":
+            writer.remove(tree[0])
+        elif op == "mv":
+            writer.rename(tree[0], tree[1])
+        elif op == "mkdir":
+            writer.add(("dir", tree[0]))
+        elif op == "add":
+            host, dest = args[0], tree[1]
+            st = os.lstat(host)
+            if _stat.S_ISDIR(st.st_mode):
+                writer.add_tree(host, dest)
+            elif _stat.S_ISLNK(st.st_mode):
+                writer.add(("sym", dest, os.readlink(host)))
+            else:
+                writer.add({"name": dest, "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid,
+                            "mtime": st.st_mtime, "data_path": host, "size": st.st_size})
+        else:
+            raise InvalidInputError(f"unknown staged change {op!r}")
+
+    def _stage(self, change: Staged) -> None:
+        """Try ``change`` on the checking writer (made from the image on first use) and
+        keep it; a change the writer refuses is not staged."""
+        self._stage_view()
+        if self._check is None:
+            self._check = self._writer(os.path.join(self._scratch, "never-written.img"))
+            for earlier in self.staged:
+                self._apply(self._check, earlier)
+        self._apply(self._check, change)
+        self.staged.append(change)
+        print(f"staged: {change.line()} ({len(self.staged)} waiting for commit)", file=self.stdout)
+
+    def do_rm(self, arg: str) -> None:
+        """rm PATH...: remove files or directories (with everything below), staged for commit."""
+        paths = shlex.split(arg)
+        if not paths:
+            raise InvalidInputError("expected a path")
+        for p in paths:
+            path = self.resolve(p)
+            if path == "/":
+                raise InvalidInputError("the root cannot be removed")
+            self._stage(Staged("rm", (path,)))
+
+    def do_mkdir(self, arg: str) -> None:
+        """mkdir PATH...: make directories (parents too), staged for commit."""
+        paths = shlex.split(arg)
+        if not paths:
+            raise InvalidInputError("expected a path")
+        for p in paths:
+            self._stage(Staged("mkdir", (self.resolve(p),)))
+
+    def do_mv(self, arg: str) -> None:
+        """mv OLD NEW: move or rename a file or directory (NEW's parent must exist), staged for commit."""
+        words = shlex.split(arg)
+        if len(words) != 2:
+            raise InvalidInputError("expected OLD NEW")
+        self._stage(Staged("mv", (self.resolve(words[0]), self.resolve(words[1]))))
+
+    def do_add(self, arg: str) -> None:
+        """add HOST[:DEST]...: add a host file or directory tree at DEST (default: its name in
+        the current directory), staged for commit."""
+        specs = shlex.split(arg)
+        if not specs:
+            raise InvalidInputError("expected HOST[:DEST]")
+        for spec in specs:
+            host, sep, dest = spec.rpartition(":") if ":" in spec and not os.path.exists(self.host(spec)) \
+                else (spec, "", "")
+            host_path = self.host(host)
+            if not os.path.lexists(host_path):
+                raise InvalidInputError(f"{host_path}: no such file or directory on the host")
+            name = os.path.basename(os.path.normpath(host_path))
+            target = self.resolve(dest) if sep and dest else self.resolve(name)
+            if sep and dest.endswith("/"):
+                target = normalize(self.resolve(dest) + "/" + name)
+            self._stage(Staged("add", (host_path, target)))
+
+    def do_staged(self, arg: str) -> None:
+        """staged: list the changes waiting for commit."""
+        if not self.staged:
+            print("nothing staged", file=self.stdout)
+        for i, change in enumerate(self.staged, 1):
+            print(f"{i:>4}  {change.line()}", file=self.stdout)
+
+    def do_unstage(self, arg: str) -> None:
+        """unstage [-a]: drop the last staged change (-a: all of them)."""
+        words = shlex.split(arg)
+        if not self.staged:
+            raise InvalidInputError("nothing staged")
+        dropped = list(self.staged) if words == ["-a"] else [self.staged[-1]]
+        if words not in ([], ["-a"]):
+            raise InvalidInputError("expected nothing or -a")
+        del self.staged[len(self.staged) - len(dropped):]
+        self._check = None                          # made again, from the changes left
+        for change in dropped:
+            print(f"unstaged: {change.line()}", file=self.stdout)
+
+    def do_commit(self, arg: str) -> None:
+        """commit OUT: write a new image OUT: this one with every staged change (the image
+        explored is not changed); the changes are then cleared."""
+        words = shlex.split(arg)
+        if len(words) != 1:
+            raise InvalidInputError("expected OUT, the new image's path")
+        out = self.host(words[0])
+        if os.path.exists(out) and os.path.samefile(out, self.path):
+            raise InvalidInputError(f"{out}: is the image being explored; write the new one elsewhere")
+        writer = self._writer(out)
+        for change in self.staged:
+            self._apply(writer, change)
+        summary = writer.finish()
+        lines = summary.lines() if hasattr(summary, "lines") else []
+        print(f"{out}: written with {len(self.staged)} change(s)", file=self.stdout)
+        for line in lines:
+            print("  " + line, file=self.stdout)
+        self.staged.clear()
+        self._check = None
+
+    def do_exit(self, arg: str) -> bool:
+        """exit: leave the shell (also quit, or Ctrl-D); staged changes not committed are lost (say so)."""
+        if self.staged:
+            print(f"{len(self.staged)} staged change(s) not committed: dropped", file=self.stderr)
+        return True
+
+
+__all__ = ["Staged", "WritableExplorer"]

@@ -1,0 +1,301 @@
+"""`sysexport shell`: the explorer driven through a pseudo-terminal (pexpect), by -c and by stdin.
+
+Listings are compared with what other readers list for the same image (isoinfo and bsdtar for
+ISO 9660, mtools for FAT, GNU cpio for an archive), file bytes with the files the image was
+made from; completion is typed with a real TAB into readline.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pexpect
+import pytest
+
+from helpers import need, out, run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROMPT_TIMEOUT_S = 30
+
+
+def _env(home: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_STATE_HOME", "PYTHONSTARTUP")}
+    env.update(PYTHONPATH=ROOT, HOME=home, TERM="dumb", LC_ALL="C.UTF-8", SOURCE_DATE_EPOCH="1700000000")
+    return env
+
+
+def shell(image: str, *args: str, cwd: str, script: str | None = None) -> subprocess.CompletedProcess:
+    """`sysexport shell IMAGE ARGS` with ``script`` on standard input (a pipe, not a terminal)."""
+    return subprocess.run([sys.executable, "-m", "sysexport", "shell", image, *args], input=script or "",
+                          capture_output=True, text=True, cwd=cwd, env=_env(cwd), timeout=120)
+
+
+def sysexport(*args: str, cwd: str) -> None:
+    run([sys.executable, "-m", "sysexport", *args], env_extra=dict(PYTHONPATH=ROOT, SOURCE_DATE_EPOCH="1700000000"))
+
+
+class Session:
+    """One interactive shell on a pseudo-terminal."""
+
+    def __init__(self, image: str, *args: str, cwd: str) -> None:
+        self.child = pexpect.spawn(sys.executable, ["-m", "sysexport", "shell", image, *args], cwd=cwd,
+                                   env=_env(cwd), encoding="utf-8", timeout=PROMPT_TIMEOUT_S,
+                                   dimensions=(50, 200))
+
+    def prompt(self, prompt: str) -> str:
+        """Wait for ``prompt``; what was printed before it (the echoed line first)."""
+        self.child.expect_exact(prompt)
+        return self.child.before.replace("\r\n", "\n")
+
+    def run(self, line: str, prompt: str) -> str:
+        """Type ``line`` and Enter; the output (without the echoed line)."""
+        self.child.sendline(line)
+        text = self.prompt(prompt)
+        return text.split("\n", 1)[1] if "\n" in text else ""
+
+    def close(self) -> int:
+        self.child.sendline("exit")
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        return self.child.exitstatus
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A source tree with a nested directory, a name with spaces, a binary file and a symlink."""
+    src = tmp_path / "src"
+    (src / "etc" / "deep" / "er").mkdir(parents=True)
+    (src / "etc" / "motd").write_text("hello from the shell\n")
+    (src / "etc" / "deep" / "er" / "A file with spaces.txt").write_text("spaced out\n")
+    (src / "boot").mkdir()
+    (src / "boot" / "grub.cfg").write_text("set timeout=5\n" * 300)
+    (src / "data.bin").write_bytes(bytes(range(256)) * 40 + b"tail")
+    os.symlink("etc/motd", src / "motd-link")
+    return src
+
+
+@pytest.fixture
+def hybrid(tmp_path, tree):
+    image = str(tmp_path / "hybrid.img")
+    sysexport("build", str(tree), "-o", image, "--label", "SHELL", cwd=str(tmp_path))
+    return image
+
+
+# --- the interactive shell ----------------------------------------------------------------------
+
+def test_pty_list_cd_cat_complete_on_hybrid(tmp_path, tree, hybrid):
+    s = Session(hybrid, cwd=str(tmp_path))
+    s.prompt("rr:/> ")
+    listing = s.run("ls", "rr:/> ").split()
+    assert sorted(listing) == sorted(n + ("/" if (tree / n).is_dir() and not (tree / n).is_symlink() else "")
+                                     for n in os.listdir(tree))
+    s.run("cd etc", "rr:/etc> ")
+    assert s.run("cat motd", "rr:/etc> ") == (tree / "etc" / "motd").read_text()
+    assert s.run("pwd", "rr:/etc> ").strip() == "/etc"
+    # a TAB completes a unique directory, a second one the escaped file name below it
+    s.child.send("cat de\t")
+    s.child.expect_exact("deep/")
+    s.child.send("\t")
+    s.child.expect_exact("er/")
+    s.child.send("\t")
+    s.child.expect_exact("A\\ file\\ with\\ spaces.txt ")
+    assert s.run("", "rr:/etc> ").endswith("spaced out\n")
+    # commands complete too, and a view name after `view`
+    s.child.send("insp\t")
+    s.child.expect_exact("inspect ")
+    s.child.send("\x15view jo\t")                 # Ctrl-U: the line discarded
+    s.child.expect_exact("joliet ")
+    assert "view joliet" in s.run("", "joliet:/etc> ")
+    assert "* joliet" in s.run("views", "joliet:/etc> ")
+    # errors are one line each and the shell goes on
+    err = s.run("cat nothere", "joliet:/etc> ")
+    assert err.strip() == "sysexport: error: cat: joliet:/etc/nothere: no such file or directory"
+    err = s.run("frobnicate now", "joliet:/etc> ")
+    assert err.strip() == "sysexport: error: frobnicate: unknown command 'frobnicate' (type 'help' for the list)"
+    s.child.send("ls -l\x03")                       # Ctrl-C abandons the line, the shell stays
+    s.prompt("joliet:/etc> ")
+    assert s.close() == 0
+    history = (tmp_path / ".sysexport_history").read_text()
+    assert "cd etc" in history and "frobnicate now" in history
+
+
+def test_pty_help_and_eof(tmp_path, hybrid):
+    s = Session(hybrid, "--view", "fat", cwd=str(tmp_path))
+    s.prompt("fat:1:/> ")
+    text = s.run("help", "fat:1:/> ")
+    for name in ("cd", "ls", "stat", "cat", "get", "tree", "views", "view", "inspect", "exit"):
+        assert f"\n  {name} " in "\n" + text or f"\n  {name}:" in "\n" + text, name
+    assert "cat PATH" in s.run("help cat", "fat:1:/> ")
+    s.child.sendeof()
+    s.child.expect(pexpect.EOF)
+    s.child.close()
+    assert s.child.exitstatus == 0
+
+
+# --- scripts: -c and standard input ---------------------------------------------------------------
+
+def _listing(image: str, view: str, cwd: str) -> list[str]:
+    """Every path below the root in ``view``, by the shell's ``ls -R``."""
+    p = shell(image, "--view", view, "-c", "ls -R /", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "/"
+    return sorted(lines[1:])
+
+
+def test_script_views_and_bytes_match_the_tools(tmp_path, tree, hybrid):
+    need("bsdtar", "mdir")
+    expected = sorted("/" + os.path.relpath(os.path.join(d, n), tree) for d, ds, fs in os.walk(tree) for n in ds + fs)
+    rr = _listing(hybrid, "rr", str(tmp_path))
+    assert rr == expected
+    bsd = [line.rstrip("/") for line in out(["bsdtar", "-tf", hybrid]).splitlines() if line not in (".", "./")]
+    assert rr == sorted("/" + (b[2:] if b.startswith("./") else b) for b in bsd)
+    # the FAT view lists what mtools lists in the ESP (a symlink has no place in FAT)
+    esp = _esp(tmp_path, hybrid)
+    mt = out(["mdir", "-/", "-b", "-i", esp, "::"], env_extra={"MTOOLS_SKIP_CHECK": "1"}).splitlines()
+    mt_paths = sorted(line[2:].rstrip("/") for line in mt if line.startswith("::/") and line != "::/")
+    assert _listing(hybrid, "fat", str(tmp_path)) == mt_paths
+    assert "/motd-link" not in mt_paths and "/etc/deep/er/A file with spaces.txt" in mt_paths
+    iso = _listing(hybrid, "iso9660", str(tmp_path))
+    assert "/DATA.BIN" in iso and "/ETC/MOTD" in iso
+    # cat streams exact bytes (binary too) in every view
+    for view, path in (("rr", "/data.bin"), ("fat", "/data.bin"), ("iso9660", "/DATA.BIN"), ("joliet", "/data.bin")):
+        got = subprocess.run([sys.executable, "-m", "sysexport", "shell", hybrid, "--view", view, "-c",
+                              f"cat {path}"], capture_output=True, env=_env(str(tmp_path)))
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == (tree / "data.bin").read_bytes(), view
+
+
+def _esp(tmp_path, image: str) -> str:
+    """The ESP of a hybrid cut out (its offset from sgdisk's view of the GPT, through our inspect)."""
+    import sysexport
+    with sysexport.open(image) as img:
+        fat = next(s for s in img.structures if s.kind == "fat")
+    from helpers import cut
+    return cut(image, fat.offset, fat.size, tmp_path / "esp.img")
+
+
+def test_stdin_script_errors_set_the_exit_status(tmp_path, hybrid):
+    script = "ls /etc\n# a comment\ncat /nope\nstat /etc/motd\nls -z\ncd '/etc;x'\nview udf\n'unclosed\nls /boot\n"
+    p = shell(hybrid, cwd=str(tmp_path), script=script)
+    assert p.returncode == 1
+    errors = p.stderr.strip().split("\n")
+    assert errors == [
+        "sysexport: error: cat: rr:/nope: no such file or directory",
+        "sysexport: error: ls: unknown option -z (this command takes: -l -R)",
+        "sysexport: error: cd: rr:/etc;x: no such file or directory",
+        f"sysexport: error: view: {hybrid}: no view 'udf' (this image has: rr, joliet, iso9660, fat, fat:1)",
+        "sysexport: error: cannot split the line: no closing quotation",
+    ]
+    assert "motd" in p.stdout and "grub.cfg" in p.stdout and "size: 21 bytes" in p.stdout
+    ok = shell(hybrid, "-c", "ls; cd etc; ls -l motd", cwd=str(tmp_path))
+    assert ok.returncode == 0 and ok.stderr == "" and " 21 " in ok.stdout
+    assert shell(str(tmp_path / "missing.img"), "-c", "ls", cwd=str(tmp_path)).stderr.startswith(
+        f"sysexport: error: {tmp_path / 'missing.img'}: cannot open")
+
+
+def test_get_file_and_directory_safely(tmp_path, tree, hybrid):
+    host = tmp_path / "host"
+    host.mkdir()
+    p = shell(hybrid, "-c", f"lcd {host}; get /etc/motd; get /boot; get /etc mine; get /data.bin copy.bin; "
+              "get /motd-link", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert (host / "motd").read_bytes() == (tree / "etc" / "motd").read_bytes()
+    assert (host / "boot" / "grub.cfg").read_bytes() == (tree / "boot" / "grub.cfg").read_bytes()
+    assert (host / "mine" / "deep" / "er" / "A file with spaces.txt").read_text() == "spaced out\n"
+    assert (host / "copy.bin").read_bytes() == (tree / "data.bin").read_bytes()
+    assert os.readlink(host / "motd-link") == "etc/motd"
+    # an existing file is kept unless -f; a symlink planted on the host is never followed
+    (host / "motd").write_text("mine\n")
+    os.symlink("/etc/passwd", host / "planted")
+    p = shell(hybrid, "-c", f"lcd {host}; get /etc/motd; get /etc/motd planted", cwd=str(tmp_path))
+    assert p.returncode == 1
+    assert p.stderr.count("already exists (use --force to replace it)") == 2
+    assert (host / "motd").read_text() == "mine\n"
+    p = shell(hybrid, "-c", f"lcd {host}; get -f /etc/motd; get -f /etc/motd planted", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert (host / "motd").read_bytes() == (tree / "etc" / "motd").read_bytes()
+    assert not os.path.islink(host / "planted") and (host / "planted").read_text() == "hello from the shell\n"
+    p = shell(hybrid, "-c", f"get /etc/motd {host}/no/such/dir/x", cwd=str(tmp_path))
+    assert p.returncode == 1 and "no such directory on the host" in p.stderr
+
+
+# --- other images: a plain xorriso ISO, a mkfs.fat volume, a cpio archive ---------------------------
+
+def test_session_on_xorriso_iso(tmp_path, tree):
+    need("xorriso", "isoinfo")
+    image = str(tmp_path / "plain.iso")
+    run(["xorriso", "-outdev", image, "-volid", "PLAIN", "-joliet", "on", "-map", str(tree), "/"])
+    p = shell(image, "-c", "views; cat /etc/motd; view iso9660; ls /; inspect iso9660", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:3] == ["* rr", "  joliet", "  iso9660"]
+    want = sorted(line.rstrip("/") for line in out(["isoinfo", "-f", "-R", "-i", image]).splitlines())
+    assert _listing(image, "rr", str(tmp_path)) == want
+    want = sorted(line.rstrip("/") for line in out(["isoinfo", "-f", "-J", "-i", image]).splitlines())
+    assert _listing(image, "joliet", str(tmp_path)) == want
+    assert "hello from the shell\n" in p.stdout
+    assert "ETC" in p.stdout and "label 'PLAIN'" in p.stdout
+    s = Session(image, cwd=str(tmp_path))
+    s.prompt("rr:/> ")
+    s.child.send("cd etc/d\t")
+    s.child.expect_exact("deep/")
+    s.run("", "rr:/etc/deep> ")
+    assert "A file with spaces.txt" in s.run("tree", "rr:/etc/deep> ")
+    assert s.close() == 0
+
+
+def test_session_on_mkfs_fat_volume(tmp_path):
+    need("mkfs.fat", "mcopy", "mmd")
+    image = str(tmp_path / "fat.img")
+    run(["mkfs.fat", "-C", "-n", "SHELLFAT", image, "4096"])
+    env = {"MTOOLS_SKIP_CHECK": "1"}
+    (tmp_path / "Long File Name.txt").write_text("long name content\n")
+    run(["mmd", "-i", image, "::/Dir", "::/Dir/Sub"], env_extra=env)
+    run(["mcopy", "-i", image, str(tmp_path / "Long File Name.txt"), "::/Dir/Sub/"], env_extra=env)
+    p = shell(image, "-c", "views; tree /; cat '/Dir/Sub/Long File Name.txt'; stat /Dir/Sub/Long\\ File\\ Name.txt; "
+              "inspect fat", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[0] == "* fat"
+    assert "    Sub/\n        Long File Name.txt\n" in p.stdout
+    assert "long name content\n" in p.stdout and "short_name: LONGFI~1.TXT" in p.stdout
+    assert "SHELLFAT" in p.stdout
+    s = Session(image, cwd=str(tmp_path))
+    s.prompt("fat:/> ")
+    s.child.send("cat Dir/Sub/Lo\t")
+    s.child.expect_exact("Long\\ File\\ Name.txt ")
+    assert s.run("", "fat:/> ").endswith("long name content\n")
+    assert s.close() == 0
+
+
+def test_session_on_cpio_archive(tmp_path, tree):
+    need("cpio")
+    image = str(tmp_path / "initrd.cpio")
+    names = subprocess.run(["find", ".", "-mindepth", "1"], cwd=tree, capture_output=True, text=True).stdout
+    with open(image, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, input=names.encode(), stdout=f, check=True)
+    p = shell(image, "-c", "views; cat etc/motd; stat /motd-link", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("* cpio\n")
+    want = [n for n in out(["cpio", "-t", "--quiet"], input=open(image, "rb").read()).splitlines()]
+    assert _listing(image, "cpio", str(tmp_path)) == sorted("/" + (n[2:] if n.startswith("./") else n) for n in want)
+    assert "hello from the shell\n" in p.stdout and "target: etc/motd" in p.stdout
+
+
+def test_missing_paths_and_wrong_types(tmp_path, hybrid):
+    p = shell(hybrid, "-c", "cd /etc/motd; cat /etc; ls /x/y; get /nope; tree /nope; view; stat; inspect nosuch; "
+              "cd ..; cd ../../..; pwd", cwd=str(tmp_path))
+    assert p.returncode == 1
+    errors = p.stderr.strip().split("\n")
+    assert errors[:7] == [
+        "sysexport: error: cd: rr:/etc/motd: not a directory",
+        "sysexport: error: cat: rr:/etc: not a regular file (dir)",
+        "sysexport: error: ls: rr:/x/y: no such file or directory",
+        "sysexport: error: get: rr:/nope: no such file or directory",
+        "sysexport: error: tree: rr:/nope: no such file or directory",
+        "sysexport: error: view: expected a view name (this image has: rr, joliet, iso9660, fat, fat:1)",
+        "sysexport: error: stat: expected a path",
+    ]
+    assert errors[7].startswith("sysexport: error: inspect: no structure of kind nosuch (this image has: ")
+    assert "gpt" in errors[7] and len(errors) == 8
+    assert p.stdout.strip().split("\n")[-1] == "/"          # '..' never climbs above the root
