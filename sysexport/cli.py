@@ -22,6 +22,7 @@ from .cpio.cli import add_cli_initramfs
 from .export.cli import add_cli_export
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .image.commands import add_cli_commands as add_read_commands
+from .remaster.cli import add_cli_remaster
 from .output import is_stdout, output_target
 from .shell import add_cli_shell
 from .progress import add_output_options, emit, progress_for
@@ -196,6 +197,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
     (("initramfs",), add_cli_initramfs),                            # sysexport.cpio.cli
     (("inspect", "ls", "cat", "extract", "verify"), add_read_commands),  # sysexport.image.commands
     (("export",), add_cli_export),                                  # sysexport.export.cli
+    (("remaster",), add_cli_remaster),                              # sysexport.remaster.cli
     (("shell",), add_cli_shell),                                    # sysexport.shell
 )
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""

@@ -753,6 +753,15 @@ class ISO9660Hybrid(Lifecycle):
                 raise InvalidInputError(f"mbr_boot_code {os.fsdecode(code)}: cannot read it: {e.strerror}") from None
         return _check_boot_code(bytes(code), "mbr_boot_code")
 
+    # -- remastering (issue 13) ----------------------------------------------------------
+    @classmethod
+    def from_image(cls, src: Any, output: Any = None) -> ISO9660Hybrid:
+        """A hybrid holding everything the image ``src`` holds (a hybrid as it was, a plain
+        ISO with an ESP made from its tree), with its El Torito entries, MBR boot code and
+        extra partitions, file data read from ``src`` at finish().  See :mod:`sysexport.remaster`."""
+        from .remaster import hybrid_from_image
+        return hybrid_from_image(cls, src, output)
+
 
 MAX_ESP_BYTES = 0xFFFFFFFF * 4096
 """The most a FAT volume of 4096-byte sectors holds (BPB_TotSec32)."""

@@ -1012,3 +1012,13 @@ class ISO9660(Lifecycle):
                 if entry.boot_info_table:
                     data = _et.patch_boot_info_table(data, PVD_LBA, own.device_offset // SECTOR_BYTES)
                 yield own.device_offset, data
+
+    # --- remastering (issue 13) -----------------------------------------------------------------
+    @classmethod
+    def from_image(cls, src: Any, output: Any = None) -> ISO9660:
+        """A writer holding every entry, the El Torito catalog, the MBR boot code and the
+        partitions of the image ``src`` (a path or binary file), its file data read from
+        ``src`` at finish(); ``output`` a path or binary file (or set ``filename`` later).
+        See :mod:`sysexport.remaster`."""
+        from ..remaster import iso_from_image
+        return iso_from_image(cls, src, output)

@@ -757,6 +757,15 @@ class VFAT(Lifecycle):
                             wtime, wdate, first & 0xFFFF, size))
         return b"".join(out)
 
+    # --- remastering (issue 13) -----------------------------------------------------------------
+    @classmethod
+    def from_image(cls, src: Any, output: Any = None) -> VFAT:
+        """A writer holding every entry of the FAT volume of ``src`` (a FAT image, or the
+        ESP of a disk image), file data read from ``src`` at finish().  See
+        :mod:`sysexport.remaster`."""
+        from ..remaster import vfat_from_image
+        return vfat_from_image(cls, src, output)
+
 
 def _check_plan(plan: VFATPlan) -> None:
     """Every run in the volume, aligned as asked, no overlap.  Allocation is sequential
