@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import cmd
 import dataclasses
-import datetime
 import os
 import shlex
-import stat as _stat
 import sys
 import textwrap
 import traceback
@@ -34,6 +32,7 @@ from .image import Image
 from .image import open as open_image
 from .image.commands import _details, _ls_line
 from .image.view import Stat, View, normalize
+from .shell_words import complete_host, history_path, parse_options, split_commands, stat_lines
 
 HISTORY_LENGTH = 1000
 """Lines of history kept between sessions."""
@@ -43,64 +42,6 @@ WRITE_COMMANDS = ("put", "rm", "mkdir", "add", "mv", "staged", "unstage", "commi
 """The commands of ``--write`` (:mod:`sysexport.shell_write`)."""
 COMPLETER_DELIMS = " \t\n;"
 """Readline splits words only here, so that a path with '/' and '.' completes as one word."""
-
-
-def split_commands(line: str) -> list[list[str]]:
-    """The commands of one input line: words split as a POSIX shell does, ``;`` between
-    commands (quoted, it is part of a word); a line starting with ``#`` is a comment.
-    An unclosed quote is an InvalidInputError."""
-    if line.lstrip().startswith("#"):
-        return []
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    groups: list[list[str]] = [[]]
-    try:
-        for token in lexer:
-            if token and set(token) == {";"}:
-                groups.append([])
-            else:
-                groups[-1].append(token)
-    except ValueError as e:
-        raise InvalidInputError(f"cannot split the line: {str(e).lower()}") from None
-    return [g for g in groups if g]
-
-
-def _options(words: list[str], allowed: str, command: str) -> tuple[set[str], list[str]]:
-    """Single-letter flags (``-l``, ``-lR``) before the operands; ``--`` ends them."""
-    flags: set[str] = set()
-    rest = list(words)
-    while rest and rest[0].startswith("-") and rest[0] != "-":
-        word = rest.pop(0)
-        if word == "--":
-            break
-        if word == "--force" and "f" in allowed:
-            flags.add("f")
-            continue
-        for letter in word[1:]:
-            if letter not in allowed:
-                raise InvalidInputError(f"unknown option -{letter} (this command takes: "
-                                        f"{' '.join('-' + a for a in allowed) or 'none'})")
-            flags.add(letter)
-    return flags, rest
-
-
-def _when(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    try:
-        return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat()
-    except (OverflowError, ValueError, OSError):
-        return str(seconds)
-
-
-def history_path() -> str:
-    """Where the shell keeps its history: ``$XDG_STATE_HOME/sysexport/history`` when that
-    variable is set, else ``~/.sysexport_history``."""
-    state = os.environ.get("XDG_STATE_HOME")
-    if state:
-        return os.path.join(state, "sysexport", "history")
-    return os.path.join(os.path.expanduser("~"), ".sysexport_history")
 
 
 class Rerooted(View):
@@ -342,7 +283,7 @@ class Explorer(cmd.Cmd):
     # --- looking ----------------------------------------------------------------------------------
     def do_ls(self, arg: str) -> None:
         """ls [-l] [-R] [PATH...]: list directories (-l: mode, links, owner, size, time; -R: every entry below)."""
-        flags, paths = _options(shlex.split(arg), "lR", "ls")
+        flags, paths = parse_options(shlex.split(arg), "lR")
         targets = [self.entry(p) for p in paths] if paths else [self.entry(self.cwd)]
         for i, top in enumerate(targets):
             if "R" in flags:
@@ -441,7 +382,7 @@ class Explorer(cmd.Cmd):
         """get [-f] PATH [HOST]: copy a file or a directory out of the image to HOST (default: its
         name in the host directory; into HOST when that is a directory), as extract does: no link
         followed, nothing written outside HOST, an existing file kept unless -f."""
-        flags, words = _options(shlex.split(arg), "f", "get")
+        flags, words = parse_options(shlex.split(arg), "f")
         if len(words) not in (1, 2):
             raise InvalidInputError("expected PATH [HOST]")
         top = self.entry(words[0])
@@ -535,47 +476,6 @@ class Explorer(cmd.Cmd):
                 for e in entries if e.name.startswith(prefix)]
 
 
-def complete_host(cwd: str, text: str) -> list[str]:
-    """Host paths (relative to ``cwd``) that begin with ``text``, as :meth:`Explorer.complete_path`."""
-    raw = os.path.expanduser(text.replace("\\ ", " "))
-    head, _, prefix = raw.rpartition("/")
-    where = os.path.join(cwd, head or ("/" if raw.startswith("/") else "."))
-    try:
-        names = sorted(os.listdir(where))
-    except OSError:
-        return []
-    base = head + "/" if head or raw.startswith("/") else ""
-    return [(base + n).replace(" ", "\\ ") + ("/" if os.path.isdir(os.path.join(where, n)) else " ")
-            for n in names if n.startswith(prefix) and (prefix.startswith(".") or not n.startswith("."))]
-
-
-def stat_lines(e: Stat) -> list[str]:
-    """What ``stat`` prints of one entry: one field a line, a field the view lacks left out."""
-    lines = [f"  path: {e.path}", f"  type: {e.type}", f"  size: {e.size:,} bytes"]
-    if e.mode is not None:
-        lines.append(f"  mode: {_stat.filemode(e.mode)} ({e.mode & 0o7777:04o})")
-    if e.uid is not None or e.gid is not None:
-        lines.append(f"  owner: uid {e.uid if e.uid is not None else '-'}, gid {e.gid if e.gid is not None else '-'}")
-    for name in ("mtime", "atime", "ctime"):
-        value = getattr(e, name)
-        if value is not None:
-            lines.append(f"  {name}: {_when(value)}")
-    for name in ("nlink", "inode", "target"):
-        value = getattr(e, name)
-        if value is not None:
-            lines.append(f"  {name}: {value}")
-    if e.rdev is not None:
-        lines.append(f"  device: {e.rdev[0]}, {e.rdev[1]}")
-    for offset, size in e.extents:
-        lines.append(f"  extent: bytes {offset:,} .. {offset + size:,} ({size:,} bytes)")
-    if e.link_id is not None:
-        lines.append(f"  link id: {e.link_id}")
-    for key, value in e.fields.items():
-        if not str(key).startswith("_"):
-            lines.append(f"  {key}: {value}")
-    return lines
-
-
 def make_explorer(args: argparse.Namespace, interactive: bool) -> Explorer:
     """The explorer the ``shell`` command's options ask for (writable with ``--write``)."""
     options: dict[str, Any] = dict(view=args.view, session=args.session, codepage=args.codepage,
@@ -619,5 +519,4 @@ def add_cli_shell(sub: Any) -> None:
     p.set_defaults(func=cmd_shell)
 
 
-__all__ = ["Explorer", "Rerooted", "add_cli_shell", "cmd_shell", "complete_host", "history_path",
-           "split_commands", "stat_lines"]
+__all__ = ["Explorer", "Rerooted", "add_cli_shell", "cmd_shell", "make_explorer"]

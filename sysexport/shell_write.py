@@ -114,10 +114,11 @@ class WritableExplorer(Explorer):
         if self.staged:
             raise CallOrderError(f"{len(self.staged)} staged change(s) wait for commit; commit or unstage them "
                                  "before changing the image in place")
-        replace(path, host)
+        done = replace(path, host, view=self.view.name)
         self._reopen()
         self._check = None
-        print(f"{self.view.name}:{path}: {os.path.getsize(host):,} bytes written in place", file=self.stdout)
+        print(f"{self.view.name}:{path}: {done.old_size_bytes:,} -> {done.size_bytes:,} bytes, in place (room "
+              f"{done.room_bytes:,}); records updated: {', '.join(done.records)}", file=self.stdout)
 
     # --- staged ---------------------------------------------------------------------------------------
     def _stage_view(self) -> None:

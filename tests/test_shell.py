@@ -299,3 +299,87 @@ def test_missing_paths_and_wrong_types(tmp_path, hybrid):
     assert errors[7].startswith("sysexport: error: inspect: no structure of kind nosuch (this image has: ")
     assert "gpt" in errors[7] and len(errors) == 8
     assert p.stdout.strip().split("\n")[-1] == "/"          # '..' never climbs above the root
+
+
+# --- --write: put changes a file in place ----------------------------------------------------------
+
+def _sha(path: str) -> str:
+    from helpers import sha256_file
+    return sha256_file(path)
+
+
+def test_pty_put_on_hybrid_read_back_by_bsdtar_and_mtools(tmp_path, tree, hybrid):
+    need("bsdtar", "mcopy", "fsck.fat")
+    new = tmp_path / "new-grub.cfg"
+    new.write_bytes(b"set timeout=1\nmenuentry changed {\n}\n" * 20)     # shorter than the old one
+    bigger = tmp_path / "bigger-motd"
+    bigger.write_bytes(b"x" * 2000 + b"\n")                             # 21 bytes grow to 2001 (one 2 KiB block)
+    s = Session(hybrid, "--write", cwd=str(tmp_path))
+    s.prompt("rr:/> ")
+    s.child.send("put new-g\t")                                          # a host path completes from the host
+    s.child.expect_exact("new-grub.cfg ")
+    text = s.run("boot/grub.cfg", "rr:/> ")
+    old_size = (tree / "boot" / "grub.cfg").stat().st_size
+    assert f"{old_size:,} -> {new.stat().st_size:,} bytes, in place" in text, text
+    assert "fat:1:/boot/grub.cfg" in text and "joliet:/boot/grub.cfg" in text
+    text = s.run("put bigger-motd /etc/motd", "rr:/> ")
+    assert "21 -> 2,001 bytes" in text, text
+    assert s.run("cat /etc/motd", "rr:/> ") == "x" * 2000 + "\n"
+    err = s.run(f"put {hybrid} /etc/motd", "rr:/> ").strip()
+    assert err.startswith("sysexport: error: put: ") and "do not fit" in err and "\n" not in err
+    assert s.close() == 0
+    # the ISO side as bsdtar reads it, the ESP as mtools reads it: the new bytes
+    got = tmp_path / "got"
+    got.mkdir()
+    run(["bsdtar", "-xf", hybrid, "-C", str(got)])
+    assert (got / "boot" / "grub.cfg").read_bytes() == new.read_bytes()
+    assert (got / "etc" / "motd").read_bytes() == bigger.read_bytes()
+    assert (got / "data.bin").read_bytes() == (tree / "data.bin").read_bytes()
+    esp = _esp(tmp_path, hybrid)
+    run(["fsck.fat", "-n", esp])
+    env = {"MTOOLS_SKIP_CHECK": "1"}
+    for name, want in (("boot/grub.cfg", new), ("etc/motd", bigger), ("data.bin", tree / "data.bin")):
+        dest = tmp_path / ("m-" + name.replace("/", "-"))
+        run(["mcopy", "-n", "-i", esp, "::/" + name, str(dest)], env_extra=env)
+        assert dest.read_bytes() == want.read_bytes(), name
+
+
+def test_put_refusals_leave_the_image_as_it_was(tmp_path, hybrid):
+    before = _sha(hybrid)
+    (tmp_path / "small").write_text("small\n")
+    p = shell(hybrid, "-c", "put small /etc/motd", cwd=str(tmp_path))
+    assert p.returncode == 1
+    assert p.stderr == "sysexport: error: put: the image is open read-only: start the shell with --write\n"
+    p = shell(hybrid, "--write", "-c", f"put small /etc; put small /nope; put missing /etc/motd; put {hybrid} "
+              "/etc/motd; put small", cwd=str(tmp_path))
+    assert p.returncode == 1
+    errors = p.stderr.strip().split("\n")
+    assert len(errors) == 5, errors
+    assert errors[1] == "sysexport: error: put: rr:/nope: no such file or directory"
+    assert errors[2] == f"sysexport: error: put: {tmp_path / 'missing'}: not a file on the host"
+    assert "do not fit" in errors[3] and errors[4] == "sysexport: error: put: expected HOST_FILE PATH"
+    assert _sha(hybrid) == before
+
+
+def test_put_on_xorriso_iso_and_mkfs_fat(tmp_path, tree):
+    need("xorriso", "mkfs.fat", "mcopy", "fsck.fat")
+    iso = str(tmp_path / "plain.iso")
+    run(["xorriso", "-outdev", iso, "-joliet", "on", "-map", str(tree), "/"])
+    (tmp_path / "motd2").write_text("a new message of the day\n")
+    p = shell(iso, "--write", "-c", "put motd2 /etc/motd; view joliet; cat /etc/motd", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("a new message of the day\n")
+    xo = tmp_path / "xo"
+    run(["xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/etc/motd", str(xo)])
+    assert xo.read_text() == "a new message of the day\n"
+    fat = str(tmp_path / "fat.img")
+    run(["mkfs.fat", "-C", fat, "2048"])
+    env = {"MTOOLS_SKIP_CHECK": "1"}
+    run(["mcopy", "-i", fat, str(tree / "boot" / "grub.cfg"), "::/grub.cfg"], env_extra=env)
+    p = shell(fat, "--write", "-c", "put motd2 grub.cfg; stat grub.cfg", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert "size: 25 bytes" in p.stdout
+    run(["fsck.fat", "-n", fat])
+    back = tmp_path / "back"
+    run(["mcopy", "-n", "-i", fat, "::/grub.cfg", str(back)], env_extra=env)
+    assert back.read_text() == "a new message of the day\n"
