@@ -31,15 +31,17 @@ from .buildcli import add_image_arguments, add_menu_arguments, add_source_argume
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
 
-DEFAULT_TREE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "default-tree")
+DEFAULT_TREE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
+"""The bundled demo tree, package data of sysexport (pyproject.toml): ``sysexport build -o
+demo.img`` works from an installed wheel too.  (A wheel holds no symlinks: installed, the
+tree's ``readme-link`` is a copy of README.txt, in the checkout a symlink.)"""
 
 
 def _default_tree() -> str:
-    """The bundled demo tree: fixtures/default-tree of the source checkout."""
-    for candidate in (DEFAULT_TREE, os.path.join(os.getcwd(), "fixtures", "default-tree")):
-        if os.path.isdir(candidate):
-            return candidate
-    raise SysExportError(f"{DEFAULT_TREE}: the bundled default tree is missing; give SRC_DIR")
+    """The bundled demo tree (:data:`DEFAULT_TREE`)."""
+    if os.path.isdir(DEFAULT_TREE):
+        return DEFAULT_TREE
+    raise SysExportError(f"{DEFAULT_TREE}: the bundled demo tree is missing (a broken install?); give DIR")
 
 
 def _partition_type(name: str) -> uuid.UUID:

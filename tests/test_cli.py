@@ -34,11 +34,11 @@ def test_build_default_tree_then_inspect_ls_verify_extract(tmp_path):
     assert "/readme-link -> README.txt" in listing and "/docs/café.txt" in listing
     assert sysexport("verify", image).stdout.rstrip().endswith("OK: every check passed")
     assert sysexport("cat", image, "/docs/café.txt").stdout == open(
-        os.path.join(ROOT, "fixtures", "default-tree", "docs", "café.txt"), encoding="utf-8").read()
+        os.path.join(ROOT, "sysexport", "demo", "docs", "café.txt"), encoding="utf-8").read()
     dest = tmp_path / "x"
     sysexport("extract", image, str(dest))
     assert (dest / "docs" / "café.txt").read_bytes() == open(
-        os.path.join(ROOT, "fixtures", "default-tree", "docs", "café.txt"), "rb").read()
+        os.path.join(ROOT, "sysexport", "demo", "docs", "café.txt"), "rb").read()
     # Same input, same time: same bytes.
     again = str(tmp_path / "again.img")
     sysexport("build", "-o", again, "--label", "DEMO")

@@ -40,7 +40,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 GOLDEN_FILE = os.path.join(HERE, "golden", "sha256.json")
-DEFAULT_TREE = os.path.join(REPO, "fixtures", "default-tree")
+DEFAULT_TREE = os.path.join(REPO, "sysexport", "demo")
 
 EPOCH = 1_700_000_000            # SOURCE_DATE_EPOCH of every case (2023-11-14 22:13:20 UTC)
 T0 = 1_600_000_000               # default_time given explicitly to the writers

@@ -13,7 +13,7 @@ from helpers import need
 from sysexport import CPIO, ISO9660, VFAT, ISO9660Hybrid
 from sysexport.errors import InvalidImageError, InvalidInputError
 
-TREE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "default-tree")
+TREE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sysexport", "demo")
 
 
 def _kinds(img):

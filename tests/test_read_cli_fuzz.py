@@ -16,7 +16,7 @@ from sysexport import CPIO, ISO9660Hybrid
 from sysexport.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TREE = os.path.join(ROOT, "fixtures", "default-tree")
+TREE = os.path.join(ROOT, "sysexport", "demo")
 CASES = 40
 SECONDS = 10
 
