@@ -59,10 +59,11 @@ def _esp_index(img: ISO9660Hybrid) -> int | None:
 
 
 def live_boot(setup: BootSetup, *, kernel: str, initrd: str, cmdline: str) -> dict[str, Any]:
-    """The ``boot`` member of ``live``'s JSON: what GRUB boots and how it finds the medium."""
+    """The ``boot`` member of ``live``'s JSON: what GRUB boots, how it finds the medium (the
+    marker file), and the files the boot loader added (paths in the image)."""
     return {"firmware": ["bios", "uefi"] if setup.mbr_boot_code is not None else ["uefi"], "arch": setup.arch,
             "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "marker": setup.marker,
-            "grub_cfg": setup.grub_cfg, "efi_loader": setup.efi_loader, "secure_boot": setup.secure_boot,
+            "files": list(setup.files), "efi_loader": setup.efi_loader, "secure_boot": setup.secure_boot,
             "bios_boot_partition": setup.bios_boot_partition.index if setup.bios_boot_partition else None}
 
 
