@@ -133,7 +133,7 @@ class Explorer(cmd.Cmd):
 
     def host(self, path: str) -> str:
         """A host path relative to the shell's host directory (``lcd``), '~' expanded."""
-        return os.path.join(self.host_cwd, os.path.expanduser(path))
+        return os.path.normpath(os.path.join(self.host_cwd, os.path.expanduser(path)))
 
     def entry(self, path: str) -> Stat:
         return self.view.stat(self.resolve(path))
