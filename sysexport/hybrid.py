@@ -42,7 +42,8 @@ from .identity import BuildIdentity, content_digest
 from .iso9660._structs import SECTOR_BYTES as ISO_SECTOR_BYTES
 from .iso9660._structs import SYSTEM_AREA_BYTES
 from .iso9660.eltorito import BOOT_EFI
-from .iso9660.writer import ISO9660, ISOPlan
+from .iso9660 import entries as _entries
+from .iso9660.writer import ISO9660, ISOPlan, Located, RecordPlace
 from .output import Output
 from .partition.gpt import ENTRY_ARRAY_MIN_BYTES, GPT, GPT_TYPE_ESP, GPTLayout, GPTPartition
 from .partition._structs import MBR_SIGNATURE_OFFSET
@@ -327,14 +328,16 @@ class ISO9660Hybrid(Lifecycle):
     def add(self, spec: Any, /, **overrides: Any) -> FileInfo:
         """Add a file-info record (mapping or shorthand) to both file systems.
 
-        ``hybrid_target`` chooses "both" (default), "iso" or "esp".  Symlinks, devices,
+        ``hybrid_target`` chooses "both" (default), "iso" or "esp"; ``hidden_from``
+        naming "fat" is the same as "iso", and "iso9660"/"joliet" hide the entry from
+        those trees of the ISO (see docs/guide.md, "Names per namespace").  Symlinks, devices,
         fifos and sockets go to the ISO only; a file of 4 GiB or more must be marked
         ``hybrid_target="iso"`` (FAT cannot hold it).
         """
         self._require_open("add()")
         info = to_fileinfo(spec, **overrides)
         where = info.name or "/"
-        target = info.hybrid_target
+        target = self._target_of(info, where)
         fmt = info.mode & 0o170000
         is_file = fmt == stat.S_IFREG
         is_dir = fmt == stat.S_IFDIR
@@ -371,6 +374,23 @@ class ISO9660Hybrid(Lifecycle):
         if is_file:
             self.total_data_bytes += info.size
         return info
+
+    @staticmethod
+    def _target_of(info: FileInfo, where: str) -> str:
+        """Where an entry goes: ``hybrid_target``, with ``hidden_from`` "fat" meaning
+        ``hybrid_target="iso"`` (one rule: an entry hidden from the ESP's FAT lives in the
+        ISO alone).  Hidden from "iso9660" and "joliet" it still goes to the ISO writer,
+        which records no name for it, so that an El Torito entry can name it."""
+        target = info.hybrid_target
+        if "fat" in info.hidden_from:
+            if target == "esp":
+                raise InvalidInputError(f"{where}: hidden_from names 'fat' but hybrid_target is 'esp': "
+                                        "the entry would be in no file system")
+            target = "iso"
+        if target == "esp" and info.joliet_name is not None:
+            raise InvalidInputError(f"{where}: a joliet_name for an entry with hybrid_target 'esp' "
+                                    "(it has no Joliet name)")
+        return target
 
     def _check_iso_tree_takes(self, info: FileInfo, where: str) -> None:
         """Once entries went to the ISO only, an entry for both may clash there alone: refuse
@@ -443,6 +463,87 @@ class ISO9660Hybrid(Lifecycle):
                 if fat_node is not None:
                     self.esp.rename(new_path, old)      # undo: the free old name takes it back
                 raise
+
+    # -- names per namespace, hard links (issue 13) ------------------------------------------
+    def add_link(self, existing_path: str, new_path: str, *, namespace: str | None = None) -> None:
+        """A new name for the file at ``existing_path``, sharing its bytes: in the ISO's
+        namespaces ("iso9660", with Rock Ridge, "joliet", or both for None); the ESP
+        keeps one name per file.  Namespace "fat" is refused (FAT cannot hold two names
+        for one cluster chain: fsck.fat calls that cross-linked), and so is a file the
+        ISO does not hold (``hybrid_target="esp"``): a link cannot cross file systems."""
+        self._require_open("add_link()")
+        call = "ISO9660Hybrid.add_link()"
+        _entries.namespaces_of(f"{call} {new_path}", namespace)       # "fat" and unknown names refused
+        name = normalize_name(existing_path)
+        if name and self.iso.tree.find(name) is None and self.esp.tree.find(name) is not None:
+            raise InvalidInputError(f"{call}: {name} is in the ESP only (hybrid_target 'esp'); links live in "
+                                    "the ISO's namespaces, which do not hold it: a link cannot cross file systems")
+        before = self.iso.tree.count
+        node = _entries.add_link(self.iso, existing_path, new_path, namespace)
+        if "fat" not in node.info.hidden_from and self.esp.tree.find(node.path) is None:
+            _entries.set_hidden(node, node.info.hidden_from | {"fat"})    # ISO only: hybrid_target "iso"
+        if self.iso.tree.count > before:
+            self._files += 1
+
+    def remove_link(self, path: str, *, namespace: str | None = None) -> None:
+        """Drop the name ``path`` from ``namespace`` ("iso9660", "joliet", "fat"; None:
+        all).  Leaving "fat", a shared file's bytes move into the ISO; leaving the ISO's
+        trees it stays in the ESP; with no name left anywhere it goes, bytes and all,
+        unless an El Torito entry names it (then it stays, reachable from El Torito only)."""
+        self._require_open("remove_link()")
+        call = "ISO9660Hybrid.remove_link()"
+        wanted = _entries.namespaces_of(f"{call} {path}", namespace, ("iso9660", "joliet", "fat"))
+        iso_node, fat_node = self._nodes(path, call)
+        for node in (iso_node, fat_node):
+            if node is not None and not node.info.is_file:
+                raise InvalidInputError(f"{call}: {node.path} is not a regular file (mode {node.info.mode:#o}); "
+                                        "remove() takes directories and other entries out")
+        iso_wanted = tuple(ns for ns in wanted if ns != "fat")
+        if namespace == "fat" and fat_node is None:
+            raise InvalidInputError(f"{call}: {normalize_name(path)} has no name in fat (it is in the ISO only)")
+        if namespace in ("iso9660", "joliet") and iso_node is None:
+            raise InvalidInputError(f"{call}: {normalize_name(path)} has no name in {namespace} (it is in the "
+                                    "ESP only)")
+        iso_gone = False
+        if iso_node is not None and iso_wanted:
+            iso_gone = _entries.remove_link(self.iso, iso_node.path, namespace if namespace != "fat" else None)
+        if fat_node is not None and "fat" in wanted:
+            self.esp.remove(fat_node.path)
+            if iso_node is not None and not iso_gone:
+                _entries.set_placed_later(iso_node, False)     # its bytes now live in the ISO
+                _entries.set_hidden(iso_node, iso_node.info.hidden_from | {"fat"})
+        gone = ({id(fat_node)} if fat_node is not None and "fat" in wanted else set()) | \
+            ({id(iso_node)} if iso_gone else set())
+        self._drop_shared(gone)
+        left_iso = iso_node is not None and not iso_gone
+        left_fat = fat_node is not None and "fat" not in wanted
+        last = iso_node if iso_node is not None else fat_node
+        if not (left_iso or left_fat) and last is not None:
+            self._files -= 1
+            self.total_data_bytes -= last.info.size
+
+    def lookup(self, path: str, namespace: str | None = None) -> Located:
+        """Where an entry is after :meth:`plan`: its bytes (``device_offset``,
+        ``size_bytes``) and the directory records naming it in each namespace ("iso9660",
+        "joliet", "fat"; or only ``namespace``), with the extent each points at.  A shared
+        file's records all name the same bytes.  Changes after plan() are refused, so
+        the answer stays right until the image is written."""
+        call = f"ISO9660Hybrid.lookup({path!r})"
+        if self._stage == "open":
+            raise CallOrderError(f"{call}: call plan() first")
+        wanted = _entries.namespaces_of(call, namespace, ("iso9660", "joliet", "fat"))
+        iso_node, fat_node = self._nodes(path, call)
+        iso = self.iso.lookup(path) if iso_node is not None else Located(None, 0)
+        records = [r for r in iso.records if r.namespace in wanted]
+        offset, size = iso.device_offset, iso.size_bytes
+        if fat_node is not None and "fat" in wanted:
+            at, length, name = self.esp.entry_location(path)
+            placed = self.esp.lookup(fat_node.path)
+            extent = Extent(placed.device_offset, placed.size_bytes) if placed.device_offset is not None else None
+            records.append(RecordPlace("fat", name, at, length, extent))
+            if iso_node is None:
+                offset, size = placed.device_offset, placed.size_bytes
+        return Located(offset, size, tuple(records))
 
     def _nodes(self, path: str, call: str) -> tuple[Node | None, Node | None]:
         """(ISO node, ESP node) of ``path``; InvalidInputError when neither holds it."""

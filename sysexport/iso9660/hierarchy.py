@@ -104,7 +104,7 @@ def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: in
         d = queue[i]
         i += 1
         node = d.tree_node
-        kids = node.sorted_children()
+        kids = iso_children(node)
         idents = _names.assign_iso_names([(c, c.name, c.info.is_dir, c.info.ISO9660_shortname) for c in kids],
                                          level, node.path)
         for c in kids:
@@ -165,7 +165,7 @@ def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirO
     ``rr-moved``, a file ``rr_moved``) keeps its identifier and RR_MOVED takes the first
     free RR_MOVnn: readers find the relocation directory by its RE entry (Linux, libisofs,
     pycdlib) or its Rock Ridge name (libarchive), never by its identifier."""
-    for c in root_node.sorted_children():
+    for c in iso_children(root_node):
         if c.name == RR_MOVED_NAMES[1] or (c.name == RR_MOVED_NAMES[0] and c.info.is_dir):
             raise InvalidInputError(
                 f"{c.path}: a root {'directory' if c.info.is_dir else 'entry'} named {c.name!r} cannot be told "
@@ -175,7 +175,7 @@ def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirO
     moved = _names.assign_iso_names([(c, c.name, True, None) for _, c in relocated], level, "rr_moved")
     for _, c in relocated:
         _iso_dir(c).ident = moved[c]
-    taken = {_names.clash_key(_state(r).iso_ident) for r in root_node.sorted_children()}
+    taken = {_names.clash_key(_state(r).iso_ident) for r in iso_children(root_node)}
     ident = RR_MOVED_IDENT
     n = 0
     while ident in taken:
@@ -237,7 +237,7 @@ def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | N
     children: list[Rec] = []
     one_section = single_section_max()
     if d.node is not None:
-        for c in d.node.sorted_children():
+        for c in iso_children(d.node):
             st = _state(c)
             if c.info.is_dir:
                 cd = _iso_dir(c)
@@ -268,10 +268,18 @@ def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | N
     return records + children
 
 
+def iso_children(node: Node) -> list[Node]:
+    """The children the ISO 9660 tree (and its Rock Ridge records) shows, sorted: every
+    one not ``hidden_from`` "iso9660"."""
+    return [c for c in node.sorted_children() if "iso9660" not in c.info.hidden_from]
+
+
 def _joliet_children(node: Node) -> list[Node]:
     """Joliet holds directories and regular files only: like xorriso, symlinks, devices,
-    fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them)."""
-    return [c for c in node.sorted_children() if c.info.mode & 0o170000 in _JOLIET_TYPES]
+    fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them).
+    Entries ``hidden_from`` "joliet" are left out too."""
+    return [c for c in node.sorted_children()
+            if c.info.mode & 0o170000 in _JOLIET_TYPES and "joliet" not in c.info.hidden_from]
 
 
 _JOLIET_TYPES = (stat.S_IFDIR, stat.S_IFREG)
@@ -287,7 +295,8 @@ def build_joliet_hierarchy(tree: Tree) -> list[DirOut]:
         d = queue[i]
         i += 1
         kids = _joliet_children(d.tree_node)
-        idents = _names.assign_joliet_names([(c, c.name, c.info.is_dir) for c in kids])
+        idents = _names.assign_joliet_names([(c, c.name, c.info.is_dir, c.info.joliet_name) for c in kids],
+                                            d.tree_node.path)
         for c in kids:
             st = _state(c)
             st.joliet_ident = idents[c]

@@ -370,10 +370,28 @@ def _plain_rr_bytes(mode: int, nlink: int, uid: int, gid: int, name_len: int, ve
 
 def size_directory(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float) -> int:
     """Give each record its length and position; returns the directory size in bytes."""
+    pos, conts = _lay_records(dir_records(d), d, rr_mod, version, default_time)
+    d.conts = conts or None
+    d.used_bytes = pos
+    return align_up(max(pos, 1), SECTOR_BYTES)
+
+
+def placed_records(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float) -> list[Rec]:
+    """The records of a planned directory with their lengths and positions (``rec.pos``,
+    bytes from the directory's start), as :func:`size_directory` placed them."""
+    records = dir_records(d)
+    _lay_records(records, d, rr_mod, version, default_time)
+    return records
+
+
+def _lay_records(records: list[Rec], d: DirOut, rr_mod: ModuleType | None, version: str,
+                 default_time: float) -> tuple[int, dict[int, list[int]]]:
+    """Lengths and positions of ``records`` (no record crosses a sector: ECMA-119 6.8.1.1);
+    returns the bytes they take and the continuation areas they need {index: [length, 0]}."""
     pos = 0
     conts: dict[int, list[int]] = {}
     head = DIRECTORY_RECORD_FIXED_BYTES
-    for i, rec in enumerate(dir_records(d)):
+    for i, rec in enumerate(records):
         li = len(rec.ident)
         base = head + li + (1 - li % 2)     # record_base_length()
         su_len = 0
@@ -385,6 +403,7 @@ def size_directory(d: DirOut, rr_mod: ModuleType | None, version: str, default_t
             if pos % SECTOR_BYTES + length > SECTOR_BYTES:
                 pos = align_up(pos, SECTOR_BYTES)
             rec.length = length
+            rec.pos = pos
             pos += length
             continue
         plain = _plain_file_rr_bytes(rec, version) if rr is RR_FROM_PAYLOAD else None
@@ -403,10 +422,9 @@ def size_directory(d: DirOut, rr_mod: ModuleType | None, version: str, default_t
             raise InternalError(f"{d.info.name or '/'}: record {rec.ident!r} would be {rec.length} bytes")
         if pos % SECTOR_BYTES + rec.length > SECTOR_BYTES:
             pos = align_up(pos, SECTOR_BYTES)
+        rec.pos = pos
         pos += rec.length
-    d.conts = conts or None
-    d.used_bytes = pos
-    return align_up(max(pos, 1), SECTOR_BYTES)
+    return pos, conts
 
 
 def record_location(rec: Rec) -> tuple[int, int]:

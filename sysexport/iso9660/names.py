@@ -217,21 +217,40 @@ def _shorten_joliet(stem: str, ext: str, suffix: str = "") -> str:
     return stem[:room] + suffix + ext
 
 
-def assign_joliet_names(children: Sequence[tuple[Hashable, str, bool]]) -> dict[Hashable, bytes]:
-    """Unique Joliet identifiers (UCS-2 big-endian bytes) for the children of one directory."""
-    ordered = sorted(children, key=lambda c: c[1].encode("utf-8", "surrogateescape"))
+JolietChild = tuple[Hashable, str, bool] | tuple[Hashable, str, bool, str | None]
+"""(key, basename, is_dir[, joliet_name or None]) of one child, for :func:`assign_joliet_names`."""
+
+
+def assign_joliet_names(children: Sequence[JolietChild], where: str = "") -> dict[Hashable, bytes]:
+    """Unique Joliet identifiers (UCS-2 big-endian bytes) for the children of one directory.
+
+    ``children``: (key, basename, is_dir[, joliet_name]).  A ``joliet_name`` is kept as
+    given (checked by fileinfo.check_joliet_name); two equal ones are an
+    InvalidInputError; the derived names make way for them."""
+    items = [(c[0], c[1], c[2], c[3] if len(c) > 3 else None) for c in children]
+    ordered = sorted(items, key=lambda c: c[1].encode("utf-8", "surrogateescape"))
     cand: dict[Hashable, tuple[str, str]] = {}
     full: dict[Hashable, str] = {}
-    for key, name, is_dir in ordered:
+    used: set[str] = set()
+    result: dict[Hashable, bytes] = {}
+    given: dict[str, str] = {}
+    for key, name, is_dir, override in ordered:
+        if override is not None:
+            other = given.get(override)
+            if other is not None:
+                raise InvalidInputError(f"{where}/{name}: joliet_name {override!r} is also the Joliet name of "
+                                        f"{where}/{other} (one directory, one name)".lstrip("/"))
+            given[override] = name
+            used.add(override)
+            result[key] = override.encode("utf-16-be")
+            continue
         stem, ext = _split_joliet(joliet_candidate(name), is_dir)
         cand[key] = (stem, ext)
         full[key] = _shorten_joliet(stem, ext)
-    wanted = set(full.values())
-    used: set[str] = set()
-    result: dict[Hashable, bytes] = {}
+    wanted = set(full.values()) | used
     later = []
     # Names that need no change get their name before names that were changed into it.
-    for key, _name, _d in sorted(ordered, key=lambda c: full[c[0]] != c[1]):
+    for key, _name, _d, _o in sorted((c for c in ordered if c[0] in full), key=lambda c: full[c[0]] != c[1]):
         if full[key] in used:
             later.append(key)
         else:

@@ -35,6 +35,7 @@ from ..output import Output
 from ..tree import Node, Tree
 from ..writer import Lifecycle
 from . import eltorito as _et
+from . import entries as _entries
 from . import hierarchy as _hier
 from . import layout as _lay
 from . import names as _names
@@ -142,11 +143,40 @@ def check_pn_device(where: str, major: int, minor: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordPlace:
+    """One directory record that names an entry, in one namespace (what a caller who
+    patches or checks an image's bytes needs; pycdlib's force_consistency view).
+
+    ``namespace``: "iso9660" (the record carries the Rock Ridge entries), "joliet" or
+    "fat"; ``identifier``: the name as recorded (``NAME.EXT;1``, the Joliet name, FAT's
+    long name); ``record_offset``/``record_bytes``: the record's device offset and length
+    (a FAT entry's long-name entries included); ``extent``: the bytes the record points at
+    (device offset and data length; None for an empty file).  A file of 4 GiB or more has
+    one record per section."""
+
+    namespace: str
+    identifier: str
+    record_offset: int
+    record_bytes: int
+    extent: Extent | None
+
+
+@dataclass(frozen=True, slots=True)
 class Located:
-    """What lookup() returns: where a file's (or directory's) bytes are on the device."""
+    """What lookup() returns: where a file's (or directory's) bytes are on the device,
+    and (``records``) every directory record that names it, namespace by namespace."""
 
     device_offset: int | None
     size_bytes: int
+    records: tuple[RecordPlace, ...] = ()
+
+    def record(self, namespace: str) -> RecordPlace:
+        """The (first) record of ``namespace``; InvalidInputError when none names it."""
+        for r in self.records:
+            if r.namespace == namespace:
+                return r
+        raise InvalidInputError(f"no record names this entry in {namespace!r} (it is hidden from it, "
+                                "or the image has no such tree)")
 
 
 PathTable = tuple[tuple[_lay.DirOut, ...], int, Extent, Extent]
@@ -478,11 +508,7 @@ class ISO9660(Lifecycle):
     def check_removable(self, node: Node, call: str) -> None:
         """Refuse to remove an El Torito boot image given by ``path`` (or a directory
         holding one): the error names the catalog entry and the path."""
-        prefix = node.path + "/"
-        for index, entry in enumerate(self.boot_entries):
-            if entry.path is not None and (entry.path == node.path or entry.path.startswith(prefix)):
-                raise InvalidInputError(f"{call}: {node.path}: El Torito catalog entry {index} boots from "
-                                        f"{entry.path}; removing it would leave the entry without its image")
+        _entries.check_removable(self, node, call)
 
     def rename(self, old_path: str, new_path: str) -> None:
         """Move the entry at ``old_path`` (with its subtree) to ``new_path``: the parent must
@@ -495,14 +521,25 @@ class ISO9660(Lifecycle):
         old = node.path
         moved = self.tree.rename(old, new_path, "ISO9660.rename()",
                                  check=lambda _parent, info: self.check_entry(info, placed_later))
-        self.follow_rename(old, moved.path)
+        _entries.follow_rename(self, old, moved.path)
 
-    def follow_rename(self, old: str, new: str) -> None:
-        """Point the El Torito entries given by a path at or below ``old`` at ``new``."""
-        for entry in self.boot_entries:
-            p = entry.path
-            if p is not None and (p == old or p.startswith(old + "/")):
-                entry.path = new + p[len(old):]
+    def add_link(self, existing_path: str, new_path: str, *, namespace: str | None = None) -> None:
+        """A new name for the regular file at ``existing_path``, sharing its extent (one copy
+        of the bytes; Rock Ridge link count and PX serial number shared): in ``namespace``
+        ("iso9660", with Rock Ridge, or "joliet") or in both (None).  When ``new_path`` is
+        already a name of that file hidden from ``namespace``, it is shown there.  A
+        directory, another entry at ``new_path`` or namespace "fat" (FAT cannot hold two
+        names for one cluster chain) is an InvalidInputError.  Only while open."""
+        self._require_open("add_link()")
+        _entries.add_link(self, existing_path, new_path, namespace)
+
+    def remove_link(self, path: str, *, namespace: str | None = None) -> None:
+        """Drop the name ``path`` from ``namespace`` (None: every namespace).  When no
+        namespace names the file any more, it goes, and its bytes with its last name;
+        but while an El Torito entry names it by path it stays, reachable from El Torito
+        only (pycdlib's rm_hard_link of a boot file's ISO name).  Only while open."""
+        self._require_open("remove_link()")
+        _entries.remove_link(self, path, namespace)
 
     def add_boot_catalog_entry(self, platform: int = _et.BOOT_X86, data: bytes | None = None,
                                path: str | None = None, extent: Extent | None = None,
@@ -604,26 +641,31 @@ class ISO9660(Lifecycle):
         if plan.generation != self._generation:
             raise CallOrderError(f"ISO9660.{call}: this plan is stale (plan() was called again since)")
 
-    def lookup(self, name: str) -> Located:
-        """Where a file's (or a directory's) bytes are, from the last plan:
-        ``.device_offset`` (None for an empty or not yet placed file), ``.size_bytes``."""
+    def lookup(self, name: str, namespace: str | None = None) -> Located:
+        """Where an entry is, from the last plan (after :meth:`place`, too): its bytes
+        (``.device_offset``, None for an empty or not yet placed file, ``.size_bytes``) and
+        ``.records``, the directory records naming it in each namespace ("iso9660",
+        "joliet"), or only in ``namespace``.  They stay right until the image is written:
+        every change after plan() is refused (CallOrderError)."""
         if self._last_plan is None:
             raise CallOrderError(f"lookup({name!r}): call plan() first")
+        wanted = _entries.namespaces_of(f"lookup({name!r})", namespace)
         node = self.tree.find(to_fileinfo({"name": name, "mode": 0o40755}).name)
         if node is None:
             raise InvalidInputError(f"lookup({name!r}): not in the image")
         st = node.w
         if not isinstance(st, NodeState):
             return Located(None, 0)
+        records = tuple(r for ns in wanted for r in _entries.record_places(self, self._last_plan, node, ns))
         if node.info.is_dir:
-            d = st.iso_dir
+            d = st.iso_dir or st.joliet_dir
             if d is None or d.extent is None:
-                raise InternalError(f"lookup({name!r}): directory without an extent in the plan")
-            return Located(d.extent.device_offset, d.extent.size_bytes)
+                return Located(None, 0, records)
+            return Located(d.extent.device_offset, d.extent.size_bytes, records)
         if st.payload is None:
-            return Located(None, 0)
+            return Located(None, 0, records)
         ext = st.payload.extent
-        return Located(ext.device_offset if ext is not None else None, st.payload.size_bytes)
+        return Located(ext.device_offset if ext is not None else None, st.payload.size_bytes, records)
 
     # --- write ----------------------------------------------------------------------------------
     def finish(self) -> ISOPlan:
@@ -734,7 +776,12 @@ class ISO9660(Lifecycle):
         None when the build is not reproducible."""
         if not self.reproducible:
             return None
-        return content_digest((n.info for n in self.tree.walk()), "iso9660", self.volume_label, self.default_time,
+        # Names per namespace (issue 13) count only where given, so that digests (and the
+        # identifiers derived from them) of images without any stay as they were.
+        names = [(n.path, sorted(n.info.hidden_from), n.info.joliet_name) for n in self.tree.walk()
+                 if n.info.hidden_from or n.info.joliet_name is not None]
+        return content_digest((n.info for n in self.tree.walk()), "iso9660", *([names] if names else []),
+                              self.volume_label, self.default_time,
                               self.system, self.volume_set, self.publisher, self.preparer, self.application,
                               self.joliet, self.rock_ridge, self.interchange_level,
                               [(e.platform, e.path, e.media_type, e.load_size, e.boot_info_table,
@@ -748,9 +795,16 @@ class ISO9660(Lifecycle):
         return rockridge
 
     def _prepare_nodes(self) -> list[Payload]:
-        """Fresh per-node state: payloads (one per hard-link group), inode numbers, link counts."""
+        """Fresh per-node state: payloads (one per hard-link group), inode numbers, link counts.
+
+        A payload's link count (Rock Ridge PX) counts the names the ISO 9660 tree shows;
+        a group no tree names (every member ``hidden_from`` "iso9660" and "joliet") keeps its
+        bytes only when an El Torito entry names a member by path or a coordinator places
+        it (placed later): else no bytes are stored for it."""
         payloads: list[Payload] = []
         by_key: dict[tuple[int, int], Payload] = {}
+        named: set[int] = set()                 # payloads some tree or catalog entry names
+        booted = {e.path for e in self.boot_entries if e.path is not None}
         inode = 1
         nodes = list(self.tree.walk())
         for node in nodes:
@@ -761,8 +815,8 @@ class ISO9660(Lifecycle):
             if info.is_file:
                 key = info.link_key
                 p = by_key.get(key) if key is not None else None
+                later = later or bool(info.extra.get("placed_later"))
                 if p is None:
-                    later = later or bool(info.extra.get("placed_later"))
                     p = Payload(info, info.size, placed_later=later and info.size > 0,
                                 fixed=info.device_offset is not None, inode=inode)
                     inode += 1
@@ -772,7 +826,13 @@ class ISO9660(Lifecycle):
                 elif info.size != p.size_bytes:
                     raise InvalidInputError(f"{info.name}: hard link of {p.info.name} with another size "
                                             f"({info.size} != {p.size_bytes})")
-                p.nlink += 1
+                elif later and info.size > 0:
+                    p.placed_later = True           # a link of a file a coordinator places
+                hidden = info.hidden_from
+                if "iso9660" not in hidden:
+                    p.nlink += 1
+                if "iso9660" not in hidden or "joliet" not in hidden or info.name in booted:
+                    named.add(id(p))
                 st.payload = p
                 st.inode = p.inode
             else:
@@ -783,11 +843,12 @@ class ISO9660(Lifecycle):
             if state is None:
                 raise InternalError(f"{node.path or '/'}: no state after _prepare_nodes()")
             if state.payload is not None:
-                state.nlink = state.payload.nlink
+                state.nlink = max(state.payload.nlink, 1)
             elif node.children is not None:
-                state.nlink = 2 + sum(1 for c in node.children.values() if c.children is not None)
+                state.nlink = 2 + sum(1 for c in node.children.values()
+                                      if c.children is not None and "iso9660" not in c.info.hidden_from)
         self._next_inode = inode
-        return payloads
+        return [p for p in payloads if id(p) in named or p.placed_later]
 
     def _add_catalog_node(self) -> None:
         want = bool(self.boot_entries) and not self.boot_catalog_hidden

@@ -303,6 +303,7 @@ class VFAT(Lifecycle):
         self._generation = 0
         self._last_plan: VFATPlan | None = None
         self._time_cache: dict[int, tuple[int, int, int]] = {}
+        self._hidden_dirs: set[str] = set()     # directories hidden from "fat" (see add())
 
     @property
     def geometry(self) -> geo.Geometry | None:
@@ -387,15 +388,37 @@ class VFAT(Lifecycle):
                                     "directory; FAT compares names ignoring case")
         folded[key] = name
 
-    def add(self, spec: Any) -> Node:
+    def _hidden_is(self, info: FileInfo) -> bool:
+        """True for an entry ``hidden_from`` "fat", or below a directory that is: the volume
+        records nothing of it (a FAT volume has one namespace).  Remembered by name, so
+        that its subtree stays out too."""
+        hidden = self._hidden_dirs
+        if "fat" in info.hidden_from:
+            if not info.name:
+                raise InvalidInputError("/: the root directory cannot be hidden from fat")
+            if info.is_dir:
+                hidden.add(info.name)
+            return True
+        if hidden:
+            parent = info.name
+            while "/" in parent:
+                parent = parent.rpartition("/")[0]
+                if parent in hidden:
+                    return True
+        return False
+
+    def add(self, spec: Any) -> Node | None:
         """Record one file or directory (a file-info mapping, shorthand tuple or FileInfo).
 
         FAT holds only regular files and directories (fatgen103 "FAT Directory Structure").
-        Returns the entry's tree node.
+        Returns the entry's tree node; None for an entry ``hidden_from`` "fat" (or below a
+        directory that is), which the volume does not record.
         """
         self._require_open("add()")
         info = to_fileinfo(spec)
         where = info.name or "/"
+        if self._hidden_is(info):
+            return None
         if not (info.is_file or info.is_dir):
             kind = ("a symlink" if info.is_symlink else "a device node" if info.is_device else
                     "a fifo" if stat.S_ISFIFO(info.mode) else "a socket")
@@ -564,6 +587,29 @@ class VFAT(Lifecycle):
         if node is None:
             raise InvalidInputError(f"{name}: not in this FAT volume")
         return plan.placement(node)
+
+    def entry_location(self, name: str) -> tuple[int, int, str]:
+        """Where the directory entries naming a planned file or directory lie: (device
+        offset, bytes, long name): its long-name entries and its short entry, 32 bytes
+        each (fatgen103 "FAT Long Directory Entries"), as :meth:`write` lays them out."""
+        plan = self._current(None, "entry_location()")
+        node = self.tree.node_of(name, "VFAT.entry_location()")
+        parent = node.parent
+        if parent is None:
+            raise InvalidInputError(f"VFAT.entry_location(): {name}: the root has no directory entry")
+        pst = _dir_state(parent)
+        index = bisect_left(pst.names, node.name)
+        slot = 2 if parent.parent is not None else (1 if self._label else 0)
+        for i in range(index + 1):
+            n = 1
+            if pst.flags[i] & NEEDS_LFN:
+                n += -(-len(pst.names[i].encode("utf-16-le")) // (2 * LFN_UNITS_PER_ENTRY))
+            if i < index:
+                slot += n
+        start = plan.placement(parent).device_offset
+        if start is None:
+            raise InternalError(f"{parent.path or '/'}: a directory without a place")
+        return start + slot * 32, n * 32, node.name
 
     # --- write ------------------------------------------------------------------------------
     def finish(self) -> VFATPlan:
