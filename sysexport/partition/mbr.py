@@ -7,7 +7,7 @@ records and the signature 0x55 0xAA.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from construct import ConstructError
 
@@ -34,16 +34,24 @@ LBA_LIMIT = 1 << 32
 512-byte sectors), where every reader (Windows, fdisk, parted) can still reach it."""
 
 
-def lba_to_chs(lba: int, out_of_range: bytes = CHS_OUT_OF_RANGE) -> bytes:
-    """The 3-byte CHS address of ``lba`` with the usual 255-head, 63-sector geometry.
+ISOHYBRID_HEADS = 64
+ISOHYBRID_SECTORS_PER_TRACK = 32
+"""The geometry isohybrid images describe themselves with (syslinux isohybrid's and
+xorriso's default: 64 heads, 32 sectors, so a cylinder is 1 MiB)."""
+
+
+def lba_to_chs(lba: int, out_of_range: bytes = CHS_OUT_OF_RANGE, *, heads: int = CHS_HEADS,
+               sectors_per_track: int = CHS_SECTORS_PER_TRACK) -> bytes:
+    """The 3-byte CHS address of ``lba`` with the usual 255-head, 63-sector geometry (or
+    the one given: isohybrid images use 64 and 32).
 
     Byte 0 is the head, byte 1 the sector (1-63) with cylinder bits 8-9 in its top two
     bits, byte 2 cylinder bits 0-7.  Beyond cylinder 1023, ``out_of_range`` is returned.
     """
-    cylinder, rest = divmod(lba, CHS_HEADS * CHS_SECTORS_PER_TRACK)
+    cylinder, rest = divmod(lba, heads * sectors_per_track)
     if cylinder > CHS_MAX_CYLINDER:
         return out_of_range
-    head, sector0 = divmod(rest, CHS_SECTORS_PER_TRACK)
+    head, sector0 = divmod(rest, sectors_per_track)
     return bytes((head, (sector0 + 1) | ((cylinder >> 2) & 0xC0), cylinder & 0xFF))
 
 
@@ -68,10 +76,14 @@ class MBRPartition:
     bootable: bool = False
     start_chs: bytes | None = None
     end_chs: bytes | None = None
+    type_zero_ok: bool = field(default=False, repr=False, compare=False)
+    """Allow type 0x00 on a record that is not empty: xorriso's isohybrid tables mark the
+    partition over the ISO (and --mbr-force-bootable's record) so, beside a GPT."""
 
     def __post_init__(self) -> None:
         where = "MBR partition"
-        if isinstance(self.type_id, bool) or not isinstance(self.type_id, int) or not 1 <= self.type_id <= 0xFF:
+        low = 0 if self.type_zero_ok else 1
+        if isinstance(self.type_id, bool) or not isinstance(self.type_id, int) or not low <= self.type_id <= 0xFF:
             raise InvalidInputError(f"{where}: type_id must be 0x01..0xFF (0x00 marks an empty record), "
                                     f"found {self.type_id!r}")
         _check_u32(self.first_lba, "first_lba", where)

@@ -1,0 +1,305 @@
+"""MkisofsImage: an ISO 9660 image laid out as ``xorriso -as mkisofs`` lays one out.
+
+It composes an :class:`~sysexport.iso9660.writer.ISO9660` (metadata, El Torito, the boot
+images), the data of every other file placed by this coordinator in ``-sort`` order, the
+appended partitions, and the system area of :mod:`.systemarea` (an isohybrid MBR with its
+boot code patched, a protective MBR, a 512-byte GPT)::
+
+    0          MBR (isohybrid code patched with the boot image's LBA, or protective)
+    512        GPT header, 248 entries at 1024..32767 (when a GPT is asked for)
+    32768      ISO 9660: descriptors, catalog, path tables, directories, boot images
+    ...        file data, 2 KiB aligned, heaviest -sort weight first
+    ...        300 KiB of padding (-pad, xorriso's default); an isohybrid image then
+               padded to whole 1 MiB cylinders
+    ...        appended partitions (-append_partition), each 2 KiB (isohybrid: 1 MiB)
+               aligned, in the order of their numbers
+    end        GPT backup array and header
+
+The ISO volume covers everything when nothing is appended, else the ISO part, as in
+xorriso's images.  Plan, then write, as every writer (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..boot.isohybrid import detect_isohybrid_mbr, patch_isohybrid_mbr, read_mbr_code
+from ..data import PathData
+from ..errors import CallOrderError, InvalidInputError
+from ..extent import Extent, align_up, check_no_overlap
+from ..fileinfo import FileInfo, to_fileinfo
+from ..identity import BuildIdentity
+from ..iso9660.eltorito import BOOT_EFI, BOOT_X86, EMU_NONE, FLOPPY_BYTES
+from ..iso9660.writer import ISO9660, ISOPlan
+from ..output import Output
+from ..partition.gpt import GPT, GPTLayout
+from ..tree import Node
+from .systemarea import (CYLINDER_BYTES, GPT_BACKUP_BYTES, PlacedAppended, SystemAreaRequest, build_gpt,
+                         build_mbr, partition_types)
+
+SECTOR = 2048
+PAD_BYTES = 300 * 1024
+"""xorriso -as mkisofs pads the image by 300 KiB unless -no-pad (old CD drives read ahead)."""
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """One El Torito entry: a file of the image (``path``) or an appended partition."""
+
+    platform: str                   # "bios" or "efi"
+    path: str | None
+    appended: int | None
+    no_emul: bool
+    load_size: int | None
+    boot_info_table: bool
+    gpt_basdat: bool
+
+
+@dataclass(frozen=True)
+class AppendSpec:
+    number: int
+    mbr_type: int
+    type_guid: Any
+    path: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, eq=False)
+class MkisofsPlan:
+    """The whole layout: the ISO's plan with every file placed, the appended partitions,
+    the system area's MBR and GPT, the image size."""
+
+    device_size_bytes: int
+    iso: ISOPlan
+    files: tuple[tuple[FileInfo, int], ...]
+    appended: tuple[PlacedAppended, ...]
+    appended_paths: tuple[str, ...]
+    mbr: bytes
+    gpt: GPT | None
+    gpt_layout: GPTLayout | None
+    boot_lba: int | None
+    pieces: tuple[Extent, ...]
+
+
+class MkisofsImage:
+    """The mkisofs front end's image writer (see the module docstring).
+
+    ``iso`` is the ISO9660 part (set its labels, levels, Joliet); :meth:`add` takes file
+    infos; :meth:`add_boot` El Torito entries; :meth:`append_partition` partitions after
+    the ISO; the system area knobs are attributes: ``isohybrid_mbr`` (a path or bytes:
+    syslinux isohdpfx.bin or GRUB boot_hybrid.img), ``gpt_basdat``, ``appended_as_gpt``,
+    ``partition_offset`` (2048-byte blocks), ``mbr_force_bootable``, ``pad``.
+    """
+
+    def __init__(self, filename: str | os.PathLike[str] | None = None, *,
+                 filehandle: BinaryIO | None = None) -> None:
+        self.filename = os.fspath(filename) if filename is not None else None
+        self.filehandle = filehandle
+        self.iso = ISO9660(volume_label="ISOIMAGE", system="", application="", joliet=False)
+        self.isohybrid_mbr: bytes | str | os.PathLike[str] | None = None
+        self.gpt_basdat = False
+        self.appended_as_gpt = False
+        self.partition_offset = 0
+        self.mbr_force_bootable = False
+        self.pad = True
+        self.sort_weight: dict[str, int] = {}
+        self._boot: list[BootSpec] = []
+        self._appended: list[AppendSpec] = []
+        self._placed_later: list[tuple[Node, FileInfo]] = []
+        self._boot_paths: set[str] = set()
+        self._planned = False
+        self.total_data_bytes = 0
+
+    # -- recording -------------------------------------------------------------------------
+    def add_boot(self, spec: BootSpec) -> None:
+        """Record an El Torito entry (before the files: a boot image stays with the ISO,
+        which writes its boot info table)."""
+        self._check_open("add_boot()")
+        if spec.path is not None:
+            self._boot_paths.add(to_fileinfo({"name": spec.path, "mode": 0o100644}).name)
+        self._boot.append(spec)
+
+    def add(self, info: FileInfo) -> None:
+        """Record one entry; a file's bytes are placed by :meth:`plan` (boot images by the ISO)."""
+        self._check_open("add()")
+        later = info.is_file and info.size > 0 and info.name not in self._boot_paths
+        node = self.iso.add(info, placed_later=later)
+        if later:
+            self._placed_later.append((node, info))
+        if info.is_file:
+            self.total_data_bytes += info.size
+
+    def append_partition(self, number: int, mbr_type: int | None, type_guid: Any, path: str) -> None:
+        """-append_partition: the host file ``path`` as partition ``number`` after the ISO."""
+        self._check_open("append_partition()")
+        try:
+            size = os.stat(path).st_size
+        except OSError as e:
+            raise InvalidInputError(f"-append_partition {number} {path}: cannot read it: {e.strerror}") from None
+        if size == 0:
+            raise InvalidInputError(f"-append_partition {number} {path}: the file is empty")
+        mbr, guid = partition_types(mbr_type, type_guid)
+        self._appended.append(AppendSpec(number, mbr, guid, path, size))
+        self.total_data_bytes += size
+
+    def _check_open(self, call: str) -> None:
+        if self._planned:
+            raise CallOrderError(f"MkisofsImage.{call}: the image is already planned")
+
+    # -- planning --------------------------------------------------------------------------
+    def _add_catalog_entries(self) -> dict[int, int]:
+        """The El Torito entries in the ISO; returns {entry index: appended partition number}."""
+        appended_entries: dict[int, int] = {}
+        numbers = {a.number for a in self._appended}
+        for spec in self._boot:
+            platform = BOOT_X86 if spec.platform == "bios" else BOOT_EFI
+            media = EMU_NONE if spec.no_emul else self._emulation(spec)
+            if spec.appended is not None:
+                if spec.appended not in numbers:
+                    raise InvalidInputError(f"-e --interval:appended_partition_{spec.appended}:all:: names no "
+                                            f"-append_partition {spec.appended}")
+                self.iso.add_boot_catalog_entry(platform=platform, extent=Extent(0, SECTOR, "appended"),
+                                                media_type=media, load_size=spec.load_size)
+                appended_entries[len(self.iso.boot_entries) - 1] = spec.appended
+            else:
+                self.iso.add_boot_catalog_entry(platform=platform, path=spec.path, media_type=media,
+                                                load_size=spec.load_size, boot_info_table=spec.boot_info_table)
+        return appended_entries
+
+    def _emulation(self, spec: BootSpec) -> int:
+        """Floppy emulation by the image's size, as mkisofs chooses without -no-emul-boot."""
+        node = self.iso.tree.find(to_fileinfo({"name": spec.path or "", "mode": 0o100644}).name) \
+            if spec.path else None
+        size = node.info.size if node is not None else None
+        for media, floppy in FLOPPY_BYTES.items():
+            if size == floppy:
+                return media
+        raise InvalidInputError(f"El Torito image {spec.path or 'appended partition'}: without -no-emul-boot it "
+                                f"must be a 1.2, 1.44 or 2.88 MB floppy image, found {size} bytes "
+                                "(add -no-emul-boot)")
+
+    def plan(self) -> MkisofsPlan:
+        """Lay out everything (see the module docstring); afterwards add() is refused."""
+        self._check_open("plan()")
+        appended_entries = self._add_catalog_entries()
+        self._planned = True
+        iso = self.iso.plan()
+        files, next_free = self._place_files(iso.end_bytes)
+        isohybrid_table = self.isohybrid_mbr is not None and not self.appended_as_gpt
+        want_gpt = self.gpt_basdat or self.appended_as_gpt
+        end = align_up(next_free, SECTOR) + (PAD_BYTES if self.pad else 0)
+        iso_start = self.partition_offset * SECTOR
+        tail = GPT_BACKUP_BYTES if want_gpt else 0
+        if self._appended:
+            iso_end = align_up(end, CYLINDER_BYTES if isohybrid_table else SECTOR)
+            appended, end = self._place_appended(iso_end, CYLINDER_BYTES if isohybrid_table else SECTOR)
+            device_size = align_up(end + tail, SECTOR)
+            volume_size = iso_end
+        else:
+            appended = ()
+            device_size = align_up(end + tail, CYLINDER_BYTES if isohybrid_table else SECTOR)
+            iso_end = volume_size = device_size
+        if iso_start >= iso_end:
+            raise InvalidInputError(f"-partition_offset {self.partition_offset}: the ISO ends at block "
+                                    f"{iso_end // SECTOR}, before the partition would start")
+        boot_extents = {index: next(Extent(a.device_offset, a.size_bytes, f"appended {a.number}")
+                                    for a in appended if a.number == number)
+                        for index, number in appended_entries.items()}
+        iso = self.iso.place(iso, [(node, offset) for node, _info, offset in files],
+                             volume_size_bytes=volume_size, boot_extents=boot_extents)
+        identity = BuildIdentity(iso.content_digest if self.iso.reproducible else None)
+        boot_code, boot_lba = self._boot_code()
+        marked = tuple(self._marked_efi_extents()) if isohybrid_table else ()
+        req = SystemAreaRequest(device_size, iso_start, iso_end, boot_code, isohybrid_table, want_gpt, marked,
+                                appended, self.mbr_force_bootable, identity.u32("MBR disk signature"))
+        mbr = build_mbr(req).to_bytes()
+        gpt, gpt_layout = build_gpt(req, identity) if want_gpt else (None, None)
+        pieces = [Extent(0, 512, "MBR"), Extent(32768, iso.end_bytes - 32768, "ISO metadata")]
+        pieces += [Extent(offset, info.size, info.name) for _n, info, offset in files]
+        pieces += [Extent(a.device_offset, a.size_bytes, f"appended partition {a.number}") for a in appended]
+        if gpt_layout is not None:
+            pieces += gpt_layout.extents()
+        check_no_overlap(pieces, device_size)
+        return MkisofsPlan(device_size, iso, tuple((info, offset) for _n, info, offset in files), appended,
+                           tuple(a.path for a in sorted(self._appended, key=lambda a: a.number)),
+                           mbr, gpt, gpt_layout, boot_lba, tuple(pieces))
+
+    def _place_files(self, start: int) -> tuple[list[tuple[Node, FileInfo, int]], int]:
+        """Every file the ISO does not place itself, 2 KiB aligned from ``start``, heaviest
+        ``-sort`` weight first (then in the tree's order); a hard-link group once."""
+        order = sorted(enumerate(self._placed_later),
+                       key=lambda item: (-self.sort_weight.get(item[1][1].name, 0), item[0]))
+        placed: list[tuple[Node, FileInfo, int]] = []
+        seen: set[tuple[int, int]] = set()
+        next_free = start
+        for _i, (node, info) in order:
+            key = info.link_key
+            if key is not None:
+                if key in seen:
+                    continue
+                seen.add(key)
+            offset = align_up(next_free, SECTOR)
+            placed.append((node, info, offset))
+            next_free = offset + info.size
+        return placed, next_free
+
+    def _place_appended(self, start: int, align: int) -> tuple[tuple[PlacedAppended, ...], int]:
+        out = []
+        next_free = start
+        for a in sorted(self._appended, key=lambda a: a.number):
+            offset = align_up(next_free, align)
+            size = align_up(a.size_bytes, SECTOR)
+            out.append(PlacedAppended(a.number, offset, size, a.mbr_type, a.type_guid))
+            next_free = offset + size
+        return tuple(out), next_free
+
+    def _boot_code(self) -> tuple[bytes | None, int | None]:
+        """The isohybrid code with the BIOS boot image's LBA patched in."""
+        if self.isohybrid_mbr is None:
+            return None, None
+        code = read_mbr_code(self.isohybrid_mbr)
+        kind = detect_isohybrid_mbr(code)
+        bios = next((b for b in self._boot if b.platform == "bios" and b.path), None)
+        if bios is None or bios.path is None:
+            raise InvalidInputError("-isohybrid-mbr: needs a BIOS El Torito image (-b, such as isolinux.bin) "
+                                    "whose address the MBR code is given")
+        located = self.iso.lookup(bios.path)
+        if located.device_offset is None:
+            raise InvalidInputError(f"-isohybrid-mbr: the boot image {bios.path} is empty")
+        lba = located.device_offset // SECTOR
+        return patch_isohybrid_mbr(code, lba, kind), lba
+
+    def _marked_efi_extents(self) -> list[tuple[int, int]]:
+        """EFI boot images (files) marked -isohybrid-gpt-basdat: an 0xEF MBR entry each."""
+        out = []
+        for spec in self._boot:
+            if spec.platform == "efi" and spec.gpt_basdat and spec.path:
+                located = self.iso.lookup(spec.path)
+                if located.device_offset is not None:
+                    out.append((located.device_offset, located.size_bytes))
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, fd: int, plan: MkisofsPlan) -> None:
+        """Write ``plan`` into ``fd`` (already sized): the ISO, the file data, the appended
+        partitions, the GPT, and the MBR last."""
+        self.iso.write(fd, plan.iso)
+        for info, offset in plan.files:
+            if info.source is not None:
+                info.source.write_to(fd, offset)
+        for placed, path in zip(plan.appended, plan.appended_paths):
+            PathData(path).write_to(fd, placed.device_offset)
+        if plan.gpt is not None and plan.gpt_layout is not None:
+            plan.gpt.write(fd, plan.gpt_layout, with_data=False)
+        os.pwrite(fd, plan.mbr, 0)
+
+    def finish(self) -> MkisofsPlan:
+        """plan(), then write the image to ``filename``/``filehandle`` (atomically)."""
+        if self.filename is None and self.filehandle is None:
+            raise InvalidInputError("MkisofsImage: give -o FILE")
+        plan = self.plan()
+        with Output(self.filename, self.filehandle) as out:
+            out.prepare(plan.device_size_bytes)
+            self.write(out.fd, plan)
+        return plan

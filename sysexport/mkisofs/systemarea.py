@@ -1,0 +1,157 @@
+"""The system area of a mkisofs-style image: the MBR and the GPT as xorriso writes them.
+
+xorriso (libisofs) writes one of these partition tables in the first 32 KiB, chosen by
+the options (as ``xorriso -report_system_area plain`` names them):
+
+``MBR isohybrid`` (``-isohybrid-mbr`` without ``-appended_part_as_gpt``)
+    partition 1 active (0x80), from ``-partition_offset`` (0) over the ISO (the whole
+    image when nothing is appended), type 0x17, or 0x00 when a GPT is there too; then an
+    0xEF entry for each EFI boot image marked ``-isohybrid-gpt-basdat``, and the appended
+    partitions in their slots.  CHS with 64 heads and 32 sectors; the image is padded to a
+    whole cylinder (1 MiB).
+``protective-msdos-label`` (a GPT without an isohybrid partition table)
+    one 0xEE entry from LBA 1 over the image; ``--mbr-force-bootable`` adds an active entry
+    of type 0x00 over LBA 0.
+``GPT`` (``-isohybrid-gpt-basdat`` or ``-appended_part_as_gpt``)
+    512-byte blocks, 248 entries at LBA 2..63, first usable LBA 64; a "basic data"
+    partition over the ISO (attributes: read-only, required) and the appended ones.
+
+One choice differs from xorriso, on purpose: xorriso's GPT partition over the ISO starts
+at LBA 0 without ``-partition_offset`` (overlapping the GPT itself, so sgdisk and parted
+refuse the table), and lists the boot images marked ``-isohybrid-gpt-basdat`` inside it
+again; ours starts at the first usable LBA and lists each byte once, so the GPT is valid.
+The MBR, which is what BIOSes and UEFI read on such a disk, is as xorriso's.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from ..identity import BuildIdentity
+from ..partition.enums import (GPT_TYPE_ESP, GPT_TYPE_LINUX_FS, GPT_TYPE_MS_BASIC_DATA, MBR_TYPE_EFI_SYSTEM,
+                               MBR_TYPE_EMPTY, MBR_TYPE_GPT_PROTECTIVE)
+from ..partition.gpt import GPT, GPTLayout
+from ..partition.mbr import (CHS_PROTECTIVE_OUT_OF_RANGE, CHS_PROTECTIVE_START, ISOHYBRID_HEADS,
+                             ISOHYBRID_SECTORS_PER_TRACK, MBR, MBRPartition, lba_to_chs)
+
+CYLINDER_BYTES = ISOHYBRID_HEADS * ISOHYBRID_SECTORS_PER_TRACK * 512
+"""1 MiB: an isohybrid image is padded to whole cylinders (xorriso "cyl-align-on")."""
+GPT_ENTRY_COUNT = 248
+"""xorriso's GPT: 248 entries of 128 bytes, LBA 2..63, all inside the system area."""
+GPT_ENTRIES_OFFSET = 1024
+GPT_FIRST_USABLE_LBA = 64
+GPT_BACKUP_BYTES = (GPT_ENTRY_COUNT * 128 + 512)
+"""The backup array and header at the end of the image (63 blocks of 512)."""
+MBR_TYPE_ISOHYBRID = 0x17
+"""syslinux isohybrid's and xorriso's type of the partition over the ISO (without a GPT)."""
+GPT_ATTR_ISO = (1 << 60) | 1
+"""xorriso's attributes of the GPT partition over the ISO: read-only (bit 60), required (0)."""
+CHS_UNKNOWN = b"\xfe\xff\xff"
+MBR_TYPE_OF_GUID = {GPT_TYPE_ESP: MBR_TYPE_EFI_SYSTEM, GPT_TYPE_LINUX_FS: 0x83, GPT_TYPE_MS_BASIC_DATA: 0x0C}
+"""The MBR type an appended partition gets for its GPT type (others: 0xDA, non-FS data)."""
+GUID_OF_MBR_TYPE = {MBR_TYPE_EFI_SYSTEM: GPT_TYPE_ESP, 0x83: GPT_TYPE_LINUX_FS}
+"""The GPT type an appended partition gets for its MBR type (others: basic data)."""
+
+
+@dataclass(frozen=True)
+class PlacedAppended:
+    """An appended partition where the plan put it (bytes), with both of its types."""
+
+    number: int
+    device_offset: int
+    size_bytes: int
+    mbr_type: int
+    type_guid: uuid.UUID
+
+
+@dataclass(frozen=True)
+class SystemAreaRequest:
+    """What the system area describes: everything in bytes of the image."""
+
+    device_size_bytes: int
+    iso_start: int                      # -partition_offset * 2048
+    iso_end: int                        # the end of the ISO part (before appended partitions)
+    boot_code: bytes | None             # 440 bytes, patched isohybrid code (or None)
+    isohybrid_table: bool               # the isohybrid MBR partition table (else protective)
+    gpt: bool
+    marked_efi: tuple[tuple[int, int], ...]     # -isohybrid-gpt-basdat EFI images: (offset, size)
+    appended: tuple[PlacedAppended, ...]
+    force_bootable: bool
+    disk_signature: int
+
+
+def _chs(lba: int) -> bytes:
+    return lba_to_chs(lba, heads=ISOHYBRID_HEADS, sectors_per_track=ISOHYBRID_SECTORS_PER_TRACK)
+
+
+def _record(type_id: int, first_lba: int, count: int, bootable: bool = False,
+            chs: bool = True) -> MBRPartition:
+    return MBRPartition(type_id, first_lba, count, bootable=bootable,
+                        start_chs=_chs(first_lba) if chs else CHS_UNKNOWN,
+                        end_chs=_chs(first_lba + count - 1) if chs else CHS_UNKNOWN, type_zero_ok=True)
+
+
+def build_mbr(req: SystemAreaRequest) -> MBR:
+    """The MBR of the image (see the module docstring for the two styles).  The records of
+    an isohybrid table may start at LBA 0 and enclose each other, as xorriso's do, so the
+    table is made with ``strict=False``."""
+    size_lba = req.device_size_bytes // 512
+    records: list[MBRPartition | None] = []
+    if req.isohybrid_table:
+        start = req.iso_start // 512
+        end = (req.iso_end if req.appended else req.device_size_bytes) // 512
+        records.append(_record(MBR_TYPE_EMPTY if req.gpt else MBR_TYPE_ISOHYBRID, start, end - start,
+                               bootable=True))
+        for offset, size in req.marked_efi:
+            records.append(_record(MBR_TYPE_EFI_SYSTEM, offset // 512, -(-size // 512), chs=False))
+        for part in sorted(req.appended, key=lambda p: p.number):
+            while len(records) < part.number - 1:
+                records.append(None)
+            if len(records) >= part.number or part.number > 4:
+                continue                # the slot is taken (or past 4): the partition is in the GPT only
+            records.append(_record(part.mbr_type, part.device_offset // 512, part.size_bytes // 512))
+    else:
+        records.append(MBRPartition(MBR_TYPE_GPT_PROTECTIVE, 1, min(size_lba - 1, 0xFFFFFFFF),
+                                    start_chs=CHS_PROTECTIVE_START,
+                                    end_chs=lba_to_chs(size_lba - 1, CHS_PROTECTIVE_OUT_OF_RANGE)))
+        if req.force_bootable:
+            records.append(_forced_bootable_record())
+    mbr = MBR(disk_signature=req.disk_signature, partitions=records[:4], strict=False)
+    if req.boot_code:
+        mbr.set_boot_code(req.boot_code)
+    return mbr
+
+
+def _forced_bootable_record() -> MBRPartition:
+    """--mbr-force-bootable beside a protective entry: xorriso adds an active record of
+    type 0x00 over LBA 0 (some BIOSes boot only a disk with an active entry)."""
+    return MBRPartition(MBR_TYPE_EMPTY, 0, 1, bootable=True, start_chs=b"\x00\x01\x00", end_chs=b"\x00\x01\x00",
+                        type_zero_ok=True)
+
+
+def build_gpt(req: SystemAreaRequest, identity: BuildIdentity) -> tuple[GPT, GPTLayout]:
+    """The 512-byte GPT: the ISO as basic data (from the first usable LBA or the partition
+    offset), then the appended partitions by number; arrays and backup as xorriso places
+    them."""
+    gpt = GPT(block_size=512, entry_count=GPT_ENTRY_COUNT, alignment_bytes=512)
+    iso_first = max(req.iso_start, GPT_FIRST_USABLE_LBA * 512)
+    iso_end = req.iso_end if req.appended else req.device_size_bytes - GPT_BACKUP_BYTES
+    gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, iso_end - iso_first, device_offset=iso_first,
+                      name="ISOHybrid" if req.isohybrid_table else "ISO9660", attributes=GPT_ATTR_ISO)
+    for part in sorted(req.appended, key=lambda p: p.number):
+        gpt.add_partition(part.type_guid, part.size_bytes, device_offset=part.device_offset,
+                          name=f"Appended{part.number}")
+    size = req.device_size_bytes
+    layout = gpt.layout(size, identity=identity, primary_entries_offset=GPT_ENTRIES_OFFSET,
+                        backup_header_offset=size - 512, backup_entries_offset=size - GPT_BACKUP_BYTES,
+                        first_usable_lba=GPT_FIRST_USABLE_LBA, last_usable_lba=(size - GPT_BACKUP_BYTES) // 512 - 1)
+    return gpt, layout
+
+
+def partition_types(mbr_type: int | None, type_guid: uuid.UUID | None) -> tuple[int, uuid.UUID]:
+    """Both types of an appended partition from the one ``-append_partition`` gave."""
+    if type_guid is not None:
+        return MBR_TYPE_OF_GUID.get(type_guid, 0xDA), type_guid
+    if mbr_type is None:
+        raise ValueError("an appended partition needs a type")
+    return mbr_type, GUID_OF_MBR_TYPE.get(mbr_type, GPT_TYPE_MS_BASIC_DATA)
