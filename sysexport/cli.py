@@ -22,6 +22,7 @@ from .cpio.cli import add_cli_initramfs
 from .export.cli import add_cli_export
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
 from .image.commands import add_cli_commands as add_read_commands
+from .mkisofs.cli import add_cli_mkisofs
 from .remaster.cli import add_cli_remaster
 from .output import is_stdout, output_target
 from .shell import add_cli_shell
@@ -201,6 +202,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
     (("export",), add_cli_export),                                  # sysexport.export.cli
     (("remaster",), add_cli_remaster),                              # sysexport.remaster.cli
     (("shell",), add_cli_shell),                                    # sysexport.shell
+    (("mkisofs",), add_cli_mkisofs),                                # sysexport.mkisofs.cli
 )
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
 
