@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -83,8 +84,10 @@ class Meter:
         self._bar: Any = None
         if bar:
             from tqdm import tqdm
+            # A terminal that reports no size (a bare pty) would make tqdm hide the bar.
+            size = dict(dynamic_ncols=True) if all(_terminal_size(stream)) else dict(ncols=80, nrows=24)
             self._bar = tqdm(total=self.total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                             file=stream, leave=False, dynamic_ncols=True, mininterval=0.1)
+                             file=stream, leave=False, mininterval=0.1, **size)
 
     def update(self, n_bytes: int) -> None:
         """``n_bytes`` more were copied or read."""
@@ -103,6 +106,13 @@ class Meter:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _terminal_size(stream: IO[str]) -> tuple[int, int]:
+    try:
+        return tuple(os.get_terminal_size(stream.fileno()))     # type: ignore[return-value]
+    except (AttributeError, OSError, ValueError):
+        return 0, 0
 
 
 def _is_terminal(stream: IO[str]) -> bool:
