@@ -58,7 +58,8 @@ Data = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes]]
 @dataclass(frozen=True)
 class Replaced:
     """What :meth:`Image.replace_file` changed: the path as given, the old and new size,
-    the room the file has (the most it may hold), and every record updated, as
+    ``room_bytes``, the most the file may hold from now on (its blocks or clusters after the
+    change: a shrunk file gives the rest back), and every record naming its bytes, as
     "view:path" names (``records``)."""
 
     path: str
@@ -197,7 +198,7 @@ def replace_file(img: Image, path: str, data: Data, view: str | None = None) -> 
     src = _Source(data, f"replace_file({path!r})", room)
     try:
         _check_fits(plan, src)
-        if src.size == plan.old_size == 0:
+        if src.size == plan.old_size == 0 and not plan.targets[0].runs:
             return _result(plan, 0)
         try:
             _apply(img, plan, src)
@@ -230,7 +231,7 @@ def _apply(img: Image, plan: Plan, src: _Source) -> None:
     for t in plan.targets:
         w.copy(src, t.runs, 0, min(n, t.old_size))
     w.sync()
-    if all(n == t.old_size for t in plan.targets):
+    if all(n == t.old_size == t.max_size and not _chain_too_long(t, n) for t in plan.targets):
         return
     for t in plan.targets:
         _write_sizes(w, t, n)
@@ -240,9 +241,13 @@ def _apply(img: Image, plan: Plan, src: _Source) -> None:
             _trim_chain(w, namer, n)
     w.sync()
     for t in plan.targets:
-        if n < t.old_size:
-            w.copy(None, t.runs, n, min(t.old_size, round_up(n, t.unit)))
+        if n < t.max_size:
+            w.copy(None, t.runs, n, min(t.max_size, round_up(n, t.unit)))
     w.sync()
+
+
+def _chain_too_long(t: Target, n: int) -> bool:
+    return any(len(namer.clusters) > -(-n // namer.volume.cluster_size) for namer in t.fat)
 
 
 def _write_sizes(w: _Writer, t: Target, n: int) -> None:
@@ -302,9 +307,21 @@ def _set_fat_entry(w: _Writer, fat_type: int, base: int, cluster: int, value: in
     w.pwrite(at, word.to_bytes(2, "little"))
 
 
+def _room_after(t: Target, n: int) -> int:
+    """The room a target keeps with ``n`` bytes: its blocks past the new size are named by no
+    record any more, and a FAT chain keeps ceil(n / cluster size) clusters."""
+    room = t.room
+    if t.iso_records:
+        room = min(room, t.base + round_up(n - t.base, t.unit))
+    for namer in t.fat:
+        v = namer.volume
+        room = min(room, round_up(n, v.cluster_size))
+    return room
+
+
 def _result(plan: Plan, n: int) -> Replaced:
     names = tuple(dict.fromkeys(name for t in plan.targets for name in t.names))
-    return Replaced(plan.path, plan.old_size, n, plan.room, names)
+    return Replaced(plan.path, plan.old_size, n, min(_room_after(t, n) for t in plan.targets), names)
 
 
 __all__ = ["Replaced", "replace_file", "Data"]

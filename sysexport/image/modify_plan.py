@@ -29,6 +29,7 @@ attribute record.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,12 @@ class Target:
     iso_records: list[int] = field(default_factory=list)
     fat: list[FatNamer] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    max_size: int = -1
+    """The largest size a record states (``old_size`` is the smallest; they differ only after an
+    interrupted change)."""
+
+    def __post_init__(self) -> None:
+        self.max_size = max(self.max_size, self.old_size)
 
     @property
     def room(self) -> int:
@@ -193,6 +200,12 @@ class FatScan(_Scan):
         assert isinstance(view, FATView)
         self.view: FATView = view
         problems = view.check()
+        self.long_chains: dict[int, str] = {}
+        for p in list(problems):
+            m = _LONG_CHAIN.search(p)
+            if m:                          # allocated to the entry: its room (an interrupted shrink)
+                self.long_chains[int(m.group(1))] = p
+                problems.remove(p)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise InvalidImageError(f"{name}: {problems[0]}{more}; fsck.fat would change this volume, so "
@@ -211,13 +224,26 @@ class FatScan(_Scan):
                      + v.cluster_count * v.cluster_size)
 
     def namer(self, e: Stat) -> FatNamer:
+        """The entry's clusters: its whole chain, to the end-of-chain mark (all allocated to it)."""
         v = self.view.volume
         first = int(e.fields["first_cluster"])
-        ch = v.chain(first, -(-e.size // v.cluster_size), f"{self.name}:{e.path}")
-        if ch.error:
-            raise InvalidImageError(f"{ch.error}; nothing changed")
+        ch = v.chain(first, None, f"{self.name}:{e.path}")
+        if ch.error or ch.clusters * v.cluster_size < e.size:
+            raise InvalidImageError(f"{ch.error or f'{self.name}:{e.path}: its chain is too short'}; nothing changed")
         clusters = [c for a, n in ch.runs for c in range(a, a + n)]
         return FatNamer(v, self.name, e.path, int(e.fields["entry_offset"]), clusters, e.size)
+
+
+    def refuse_other_long_chains(self, namers: list[FatNamer]) -> None:
+        """A chain longer than its file is tolerated for the entries being changed only."""
+        mine = {n.entry_offset for n in namers if n.view == self.name}
+        for at, p in self.long_chains.items():
+            if at not in mine:
+                raise InvalidImageError(f"{self.name}: {p}; fsck.fat would change this volume, so sysexport does "
+                                        "not: nothing changed")
+
+
+_LONG_CHAIN = re.compile(r"\(entry at byte (\d+)\): its cluster chain goes on past its")
 
 
 def fat_view_names(img: Image) -> list[str]:
@@ -281,61 +307,64 @@ def _lookup(img: Image, path: str, chosen: str, iso: IsoScan | None,
 
 
 def _target(img: Image, label: str, start: int, iso: IsoScan | None, fats: list[FatScan]) -> Target:
-    """The target whose first byte is at ``start``, with every record naming it."""
+    """The target whose first byte is at ``start``, with every record naming it.
+
+    The records may disagree about the size only (what an interrupted change leaves, see
+    :mod:`.modify`): the room comes from the largest, the order of the writes from the
+    smallest, and the call finishes the change."""
     iso_namers = iso.files.get(start, []) if iso is not None else []
     fat_namers = [(f, e) for f in fats for _, e in f.files.get(start, [])]
     ref: tuple[tuple[int, int, int], ...] | None = None
-    records: list[int] = []
+    records: list[tuple[int, int]] = []
     names: list[str] = []
     for vname, e in iso_namers:
         _refuse_unchangeable(f"{vname}:{e.path}", e)
         recs = e.fields["_records"]
         if ref is None:
             ref = recs
-        elif [(o, n) for _, o, n in recs] != [(o, n) for _, o, n in ref]:
-            raise InvalidImageError(f"{label}: {vname}:{e.path} names the same bytes with other extents or sizes; "
+        elif [(o, n) for _, o, n in recs[:-1]] != [(o, n) for _, o, n in ref[:-1]] or recs[-1][1] != ref[-1][1]:
+            raise InvalidImageError(f"{label}: {vname}:{e.path} names the same bytes with other extents; "
                                     "nothing changed")
-        records.append(recs[-1][0])
+        records.append((recs[-1][0], recs[-1][2]))
         names.append(f"{vname}:{e.path}")
     _refuse_boot_image(img, label, start)
     namers = [f.namer(e) for f, e in fat_namers]
+    for f in fats:
+        f.refuse_other_long_chains(namers)
     names += [f"{n.view}:{n.path}" for n in namers]
+    if len(namers) > 1:
+        raise InvalidImageError(f"{label}: {len(namers)} FAT entries name the clusters at byte {start} (a "
+                                "cross-link); nothing changed")
     if ref is not None:
         return _iso_target(img, label, start, ref, records, namers, names)
     if not namers:
         raise InvalidImageError(f"{label}: no record names the bytes at {start}; nothing changed")
-    if len(namers) > 1:
-        raise InvalidImageError(f"{label}: {len(namers)} FAT entries name the clusters at byte {start} (a "
-                                "cross-link); nothing changed")
     n = namers[0]
-    return Target(label, start, _cluster_runs(n), n.size, n.volume.cluster_size, 0, [], namers, names)
+    return Target(label, start, _cluster_runs(n), n.size, n.volume.cluster_size, 0, [], namers, names, n.size)
 
 
-def _iso_target(img: Image, label: str, start: int, ref: tuple[tuple[int, int, int], ...], records: list[int],
-                namers: list[FatNamer], names: list[str]) -> Target:
-    sections = [(o, n) for _, o, n in ref if n]
-    last_o, last_n = ref[-1][1], ref[-1][2]
+def _iso_target(img: Image, label: str, start: int, ref: tuple[tuple[int, int, int], ...],
+                records: list[tuple[int, int]], namers: list[FatNamer], names: list[str]) -> Target:
     base = sum(n for _, _, n in ref[:-1])
     if any(n % ISO_BLOCK for _, _, n in ref[:-1]):
         raise InvalidImageError(f"{label}: a section before the last is not whole blocks (ECMA-119 6.5.1); "
                                 "nothing changed")
-    runs = [(o, n) for _, o, n in ref[:-1] if n] + [(last_o, round_up(last_n, ISO_BLOCK))]
-    old = base + last_n
-    _check_records(img, label, ref, records)
+    last_o = ref[-1][1]
+    sizes = [n for _, n in records]
+    runs = [(o, n) for _, o, n in ref[:-1] if n] + [(last_o, round_up(max(sizes), ISO_BLOCK))]
+    old, biggest = base + min(sizes), base + max(sizes)
+    _check_records(img, label, records)
     if namers:
-        if any(n.size != old for n in namers):
-            raise InvalidImageError(f"{label}: its ISO 9660 records say {old} bytes, the FAT entry "
-                                    f"{namers[0].view}:{namers[0].path} {namers[0].size}; nothing changed")
-        if len(sections) != 1 or len(namers) > 1:
-            raise InvalidImageError(f"{label}: the ISO 9660 and FAT records name its bytes differently; nothing "
-                                    "changed")
+        if len(ref) != 1:
+            raise InvalidImageError(f"{label}: a multi-extent file named by a FAT entry too; nothing changed")
         fat_runs = _cluster_runs(namers[0])
         if fat_runs[0][0] != start or len(fat_runs) != 1:
             raise InvalidImageError(f"{label}: its FAT clusters are not the ISO 9660 extent at byte {start}; "
                                     "nothing changed")
         runs = [(start, min(runs[0][1], fat_runs[0][1]))]
+        old, biggest = min(old, namers[0].size), max(biggest, namers[0].size)
     runs = [(o, max(0, min(n, img.size_bytes - o))) for o, n in runs]
-    return Target(label, start, runs, old, ISO_BLOCK, base, records, namers, names)
+    return Target(label, start, runs, old, ISO_BLOCK, base, [at for at, _ in records], namers, names, biggest)
 
 
 def _cluster_runs(n: FatNamer) -> list[tuple[int, int]]:
@@ -367,10 +396,9 @@ def _refuse_boot_image(img: Image, label: str, start: int) -> None:
                                     "size and boot info table describe these bytes, so it is not changed in place")
 
 
-def _check_records(img: Image, label: str, ref: tuple[tuple[int, int, int], ...], records: list[int]) -> None:
+def _check_records(img: Image, label: str, records: list[tuple[int, int]]) -> None:
     """Each record to change must say, in both byte orders, what the reader read."""
-    want = ref[-1][2]
-    for at in records:
+    for at, want in records:
         img.file.seek(at)
         raw = img.file.read(18)
         if len(raw) != 18 or raw[0] < 34:
