@@ -6,26 +6,25 @@ bytes must fit the room the file already has, and every record naming them is up
 
 ``rm``, ``mkdir``, ``add HOST[:DEST]`` and ``mv`` change the tree, which in-place editing
 cannot do; they are *staged*: each is tried at once on a writer preloaded from the image
-(``ISO9660Hybrid.from_image`` for a hybrid, ``ISO9660.from_image`` for a plain ISO,
-``VFAT.from_image`` for a FAT volume, ``CPIO.from_image`` for an archive), so a change the
-writer refuses is refused when it is typed, and ``commit OUT`` writes a new image with all
-of them (the source is never changed by these).  ``staged`` lists them, ``unstage`` drops
+(``ISO9660Hybrid.from_image`` for one of our hybrids, ``ISO9660.from_image`` for any other
+ISO, as ``sysexport remaster`` decides; ``VFAT.from_image`` for a FAT volume,
+``CPIO.from_image`` for an archive), so a change the writer refuses is refused when it is
+typed, and ``commit OUT`` writes a new image with all of them (the image explored changes
+only when OUT is that image: it is then replaced once the new one is complete).  ``staged`` lists them, ``unstage`` drops
 the last one (or all with ``-a``).  Paths are those of the view the shell is in; for an ISO
 with Rock Ridge they are the Rock Ridge names (the remaster's tree), so the ``joliet`` and
 ``iso9660`` views cannot stage changes.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import shlex
-import shutil
 import stat as _stat
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CallOrderError, InvalidInputError
+from .errors import InvalidInputError
 from .image import Image
 from .image import open as open_image
 from .image.view import normalize
@@ -43,22 +42,8 @@ class Staged:
         return " ".join([self.op, *(shlex.quote(a) for a in self.args)])
 
 
-def _writer_for(image: Image) -> tuple[type, str]:
-    """The writer class that remasters ``image``, and what it is called in messages."""
-    views = image.views()
-    kinds = {s.kind for s in image.structures}
-    iso = any(v in views for v in ("rr", "joliet", "iso9660"))
-    if iso and "fat" in views and "gpt" in kinds:
-        from .hybrid import ISO9660Hybrid
-        return ISO9660Hybrid, "ISO9660Hybrid"
-    if iso:
-        from .iso9660.writer import ISO9660
-        return ISO9660, "ISO9660"
-    if "fat" in views:
-        from .vfat.writer import VFAT
-        return VFAT, "VFAT"
-    from .cpio import CPIO
-    return CPIO, "CPIO"
+def _nothing() -> None:
+    pass
 
 
 def _not_available(what: str, api: str) -> InvalidInputError:
@@ -70,18 +55,15 @@ class WritableExplorer(Explorer):
 
     def __init__(self, image: str, **options: Any) -> None:
         self.staged: list[Staged] = []
-        self._check: Any = None                     # the writer that tries each staged change
-        self._scratch = tempfile.mkdtemp(prefix="sysexport-shell-")
+        self._check: tuple[Any, Callable[[], None]] | None = None   # tries each change: (writer, close)
         super().__init__(image, **options)
 
     def _open_image(self) -> Image:
-        if "writable" in inspect.signature(open_image).parameters:
-            return open_image(self.path, session=self.session, codepage=self.codepage, writable=True)
-        return open_image(self.path, session=self.session, codepage=self.codepage)
+        return open_image(self.path, session=self.session, codepage=self.codepage, writable=True)
 
     def close(self) -> None:
+        self._drop_check()
         super().close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _reopen(self) -> None:
         """Read the image again after it changed (views may cache what they read), keeping
@@ -111,12 +93,9 @@ class WritableExplorer(Explorer):
             raise InvalidInputError(f"{host}: not a file on the host")
         path = self.resolve(words[1])
         self.view.stat(path)                        # a missing path named in this view's terms
-        if self.staged:
-            raise CallOrderError(f"{len(self.staged)} staged change(s) wait for commit; commit or unstage them "
-                                 "before changing the image in place")
         done = replace(path, host, view=self.view.name)
         self._reopen()
-        self._check = None
+        self._drop_check()                          # staged changes are made again on what the image is now
         print(f"{self.view.name}:{path}: {done.old_size_bytes:,} -> {done.size_bytes:,} bytes, in place (room "
               f"{done.room_bytes:,}); records updated: {', '.join(done.records)}", file=self.stdout)
 
@@ -126,12 +105,37 @@ class WritableExplorer(Explorer):
             raise InvalidInputError(f"staged changes name Rock Ridge paths: type 'view rr' first (this is the "
                                     f"{self.view.name} view)")
 
-    def _writer(self, output: str) -> Any:
-        cls, name = _writer_for(self.image)
-        from_image = getattr(cls, "from_image", None)
+    def _writer(self, output: str | None, fmt: str | None = None) -> tuple[Any, Callable[[], None]]:
+        """A writer preloaded from the image (see the module docstring; ``fmt`` "iso" or
+        "hybrid" overrides what an ISO source is) and what closes its source afterwards."""
+        views = self.image.views()
+        if any(v in views for v in ("rr", "joliet", "iso9660")):
+            from .hybrid import ISO9660Hybrid
+            from .iso9660.writer import ISO9660
+            from .remaster import read_source
+            source = read_source(self.path)
+            try:
+                hybrid = fmt == "hybrid" or (fmt is None and source.hybrid)
+                cls: Any = ISO9660Hybrid if hybrid else ISO9660
+                return cls.from_image(source, output), source.image.close
+            except BaseException:
+                source.image.close()
+                raise
+        if fmt is not None:
+            raise InvalidInputError(f"--{fmt} is for ISO images; this one is written as it is")
+        if "fat" in views:
+            from .vfat.writer import VFAT
+            return VFAT.from_image(self.path, output), _nothing
+        from .cpio import CPIO
+        from_image = getattr(CPIO, "from_image", None)
         if from_image is None:
-            raise _not_available("staged changes", f"{name}.from_image (remastering)")
-        return from_image(self.path, output)
+            raise _not_available("staged changes to a cpio archive", "CPIO.from_image (remastering)")
+        return from_image(self.path, output), _nothing
+
+    def _drop_check(self) -> None:
+        if self._check is not None:
+            self._check[1]()
+            self._check = None
 
     def _apply(self, writer: Any, change: Staged) -> None:
         """Make one staged change on a writer preloaded from the image."""
@@ -161,10 +165,10 @@ class WritableExplorer(Explorer):
         keep it; a change the writer refuses is not staged."""
         self._stage_view()
         if self._check is None:
-            self._check = self._writer(os.path.join(self._scratch, "never-written.img"))
+            self._check = self._writer(None)
             for earlier in self.staged:
-                self._apply(self._check, earlier)
-        self._apply(self._check, change)
+                self._apply(self._check[0], earlier)
+        self._apply(self._check[0], change)
         self.staged.append(change)
         print(f"staged: {change.line()} ({len(self.staged)} waiting for commit)", file=self.stdout)
 
@@ -228,29 +232,38 @@ class WritableExplorer(Explorer):
         if words not in ([], ["-a"]):
             raise InvalidInputError("expected nothing or -a")
         del self.staged[len(self.staged) - len(dropped):]
-        self._check = None                          # made again, from the changes left
+        self._drop_check()                          # made again, from the changes left
         for change in dropped:
             print(f"unstaged: {change.line()}", file=self.stdout)
 
     def do_commit(self, arg: str) -> None:
-        """commit OUT: write a new image OUT: this one with every staged change (the image
-        explored is not changed); the changes are then cleared."""
+        """commit [--iso|--hybrid] OUT: write a new image OUT: this one with every staged change
+        (an ISO stays an ISO, a hybrid a hybrid, unless --iso or --hybrid says otherwise); the
+        changes are then cleared.  OUT may be the image itself: it is replaced when the new one
+        is complete, and read again."""
+        flags = {"--iso": "iso", "--hybrid": "hybrid"}
         words = shlex.split(arg)
-        if len(words) != 1:
-            raise InvalidInputError("expected OUT, the new image's path")
+        fmt = flags.get(words[0]) if words else None
+        if fmt is not None:
+            words = words[1:]
+        if len(words) != 1 or words[0] in flags:
+            raise InvalidInputError("expected [--iso|--hybrid] OUT, the new image's path")
         out = self.host(words[0])
-        if os.path.exists(out) and os.path.samefile(out, self.path):
-            raise InvalidInputError(f"{out}: is the image being explored; write the new one elsewhere")
-        writer = self._writer(out)
-        for change in self.staged:
-            self._apply(writer, change)
-        summary = writer.finish()
-        lines = summary.lines() if hasattr(summary, "lines") else []
+        same = os.path.exists(out) and os.path.samefile(out, self.path)
+        writer, close = self._writer(out, fmt)
+        try:
+            for change in self.staged:
+                self._apply(writer, change)
+            summary = writer.finish()
+        finally:
+            close()
         print(f"{out}: written with {len(self.staged)} change(s)", file=self.stdout)
-        for line in lines:
+        for line in summary.lines() if hasattr(summary, "lines") else []:
             print("  " + line, file=self.stdout)
         self.staged.clear()
-        self._check = None
+        self._drop_check()
+        if same:
+            self._reopen()
 
     def do_exit(self, arg: str) -> bool:
         """exit: leave the shell (also quit, or Ctrl-D); staged changes not committed are lost (say so)."""

@@ -383,3 +383,121 @@ def test_put_on_xorriso_iso_and_mkfs_fat(tmp_path, tree):
     back = tmp_path / "back"
     run(["mcopy", "-n", "-i", fat, "::/grub.cfg", str(back)], env_extra=env)
     assert back.read_text() == "a new message of the day\n"
+
+
+# --- --write: rm, mkdir, add, mv staged for commit OUT ---------------------------------------------
+
+def _bsdtar_paths(image: str) -> list[str]:
+    lines = out(["bsdtar", "-tf", image]).splitlines()
+    return sorted("/" + (n[2:] if n.startswith("./") else n).rstrip("/") for n in lines if n not in (".", "./"))
+
+
+def _mtools_paths(esp: str) -> list[str]:
+    lines = out(["mdir", "-/", "-b", "-i", esp, "::"], env_extra={"MTOOLS_SKIP_CHECK": "1"}).splitlines()
+    return sorted(line[2:].rstrip("/") for line in lines if line.startswith("::/") and line != "::/")
+
+
+def test_pty_staged_changes_committed_to_a_new_hybrid(tmp_path, tree, hybrid):
+    need("bsdtar", "mdir", "mcopy", "fsck.fat")
+    before = _sha(hybrid)
+    extra = tmp_path / "extra"
+    (extra / "lib").mkdir(parents=True)
+    (extra / "lib" / "thing.so").write_bytes(os.urandom(5000))
+    (tmp_path / "notes.txt").write_text("added by the shell\n")
+    s = Session(hybrid, "--write", cwd=str(tmp_path))
+    s.prompt("rr:/> ")
+    assert "staged: rm /etc/deep" in s.run("rm etc/deep", "rr:/> ")
+    assert "staged: mkdir /opt/empty" in s.run("mkdir /opt/empty", "rr:/> ")
+    s.child.send("add note\t")
+    s.child.expect_exact("notes.txt ")
+    assert "/opt/notes.txt" in s.run("\x08:/opt/", "rr:/> ")       # backspace the space, then :DEST
+    assert "staged: add" in s.run("add extra:/usr", "rr:/> ")
+    assert "staged: mv /boot/grub.cfg /boot/grub-old.cfg" in s.run("mv /boot/grub.cfg /boot/grub-old.cfg", "rr:/> ")
+    err = s.run("rm /etc/nope", "rr:/> ").strip()
+    assert err.startswith("sysexport: error: rm: ") and "etc/nope" in err and "\n" not in err
+    err = s.run("mv /data.bin /no/such/dir/data.bin", "rr:/> ").strip()
+    assert err.startswith("sysexport: error: mv: ") and "does not exist" in err
+    listed = s.run("staged", "rr:/> ")
+    assert len(listed.strip().split("\n")) == 5, listed
+    text = s.run("commit new.img", "rr:/> ")
+    assert f"{tmp_path / 'new.img'}: written with 5 change(s)" in text, text
+    assert s.run("staged", "rr:/> ").strip() == "nothing staged"
+    assert s.close() == 0
+    assert _sha(hybrid) == before                   # the image explored is unchanged
+    new = str(tmp_path / "new.img")
+    want = [p for p in _bsdtar_paths(hybrid) if not p.startswith("/etc/deep") and p != "/boot/grub.cfg"]
+    want += ["/boot/grub-old.cfg", "/opt", "/opt/empty", "/opt/notes.txt", "/usr", "/usr/lib", "/usr/lib/thing.so"]
+    assert _bsdtar_paths(new) == sorted(want)
+    got = tmp_path / "got"
+    got.mkdir()
+    run(["bsdtar", "-xf", new, "-C", str(got)])
+    assert (got / "usr" / "lib" / "thing.so").read_bytes() == (extra / "lib" / "thing.so").read_bytes()
+    assert (got / "boot" / "grub-old.cfg").read_bytes() == (tree / "boot" / "grub.cfg").read_bytes()
+    assert (got / "opt" / "notes.txt").read_text() == "added by the shell\n"
+    esp = _esp(tmp_path, new)
+    run(["fsck.fat", "-n", esp])
+    assert _mtools_paths(esp) == sorted(p for p in want if p != "/motd-link")
+    back = tmp_path / "back.so"
+    run(["mcopy", "-n", "-i", esp, "::/usr/lib/thing.so", str(back)], env_extra={"MTOOLS_SKIP_CHECK": "1"})
+    assert back.read_bytes() == (extra / "lib" / "thing.so").read_bytes()
+
+
+def test_staged_refusals_and_unstage(tmp_path, hybrid):
+    p = shell(hybrid, "--write", "-c", "view iso9660; rm /ETC; view rr; add missing-host-file; rm /; mkdir; "
+              "rm /etc; unstage; unstage; commit; commit a b; staged", cwd=str(tmp_path))
+    assert p.returncode == 1
+    assert p.stderr.strip().split("\n") == [
+        "sysexport: error: rm: staged changes name Rock Ridge paths: type 'view rr' first (this is the iso9660 view)",
+        f"sysexport: error: add: {tmp_path / 'missing-host-file'}: no such file or directory on the host",
+        "sysexport: error: rm: the root cannot be removed",
+        "sysexport: error: mkdir: expected a path",
+        "sysexport: error: unstage: nothing staged",
+        "sysexport: error: commit: expected [--iso|--hybrid] OUT, the new image's path",
+        "sysexport: error: commit: expected [--iso|--hybrid] OUT, the new image's path",
+    ]
+    assert "unstaged: rm /etc" in p.stdout and p.stdout.endswith("nothing staged\n")
+    assert not os.path.exists(tmp_path / "a")
+
+
+def test_commit_onto_the_image_itself_reads_it_again(tmp_path, hybrid):
+    need("bsdtar")
+    p = shell(hybrid, "--write", "-c", f"cd /etc; rm deep; commit {hybrid}; ls", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("\nmotd\n")            # the shell reads the new image: deep is gone
+    assert "/etc/deep" not in _bsdtar_paths(hybrid) and "/etc/motd" in _bsdtar_paths(hybrid)
+
+
+def test_staged_on_xorriso_iso_stays_an_iso(tmp_path, tree):
+    need("xorriso")
+    iso = str(tmp_path / "plain.iso")
+    run(["xorriso", "-outdev", iso, "-joliet", "on", "-map", str(tree), "/"])
+    p = shell(iso, "--write", "-c", "rm /data.bin; mv /etc/motd /etc/motd.old; mkdir /srv; commit new.iso",
+              cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    found = out(["xorriso", "-indev", str(tmp_path / "new.iso"), "-find", "/", "--"]).splitlines()
+    names = sorted(line.strip("'") for line in found if line.startswith("'"))
+    want = sorted(["/"] + [p for p in _listing(iso, "rr", str(tmp_path)) if p not in ("/data.bin", "/etc/motd")]
+                  + ["/etc/motd.old", "/srv"])
+    assert names == want
+    assert shell(str(tmp_path / "new.iso"), "-c", "views", cwd=str(tmp_path)).stdout.split() == \
+        ["*", "rr", "joliet", "iso9660"]                           # no GPT, no ESP: still a plain ISO
+
+
+def test_staged_on_mkfs_fat_volume(tmp_path, tree):
+    need("mkfs.fat", "mcopy", "mmd", "fsck.fat")
+    fat = str(tmp_path / "fat.img")
+    run(["mkfs.fat", "-C", "-n", "KEEPME", fat, "4096"])
+    env = {"MTOOLS_SKIP_CHECK": "1"}
+    run(["mmd", "-i", fat, "::/Old Dir"], env_extra=env)
+    run(["mcopy", "-i", fat, str(tree / "data.bin"), "::/Old Dir/data.bin"], env_extra=env)
+    run(["mcopy", "-i", fat, str(tree / "etc" / "motd"), "::/motd"], env_extra=env)
+    p = shell(fat, "--write", "-c", f"mv '/Old Dir' '/New Dir'; rm /motd; add {tree / 'boot'}:/boot; "
+              "commit new.img", cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    new = str(tmp_path / "new.img")
+    run(["fsck.fat", "-n", new])
+    assert _mtools_paths(new) == ["/New Dir", "/New Dir/data.bin", "/boot", "/boot/grub.cfg"]
+    back = tmp_path / "back.bin"
+    run(["mcopy", "-n", "-i", new, "::/New Dir/data.bin", str(back)], env_extra=env)
+    assert back.read_bytes() == (tree / "data.bin").read_bytes()
+    assert "KEEPME" in out(["mlabel", "-s", "-i", new, "::"], env_extra=env)
