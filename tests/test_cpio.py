@@ -85,38 +85,55 @@ def test_layout_hard_links_inodes_padding():
     assert data.rstrip(b"\0").endswith(b"TRAILER!!!")
     entries = list(iter_newc(data))
     names = [n for _, n, _ in entries]
-    # parents before children, siblings sorted; implied directories present
+    # streamed in the order added, every parent before its children (implied ones written
+    # when the first name under them comes)
     for i, n in enumerate(names):
         if "/" in n:
             assert names.index(n.rsplit("/", 1)[0]) < i, n
-    assert names[:3] == ["abs", "bin", "bin/tool with space ü"]
-    # inode numbers: 1.. in archive order, hard links share one, nlink = names in the archive
+    assert names[:5] == ["etc", "etc/motd", "etc/shadow", "bin", "bin/tool with space ü"]
+    assert names == _added_order(SPECS)
+    # inode numbers: 1.. in archive order, hard links share one, nlink = the records' nlink
     by = {n: h for h, n, _ in entries}
     group = [by["hl/a"], by["hl/sub/b"], by["z-last"]]
     assert len({h["c_ino"] for h in group}) == 1 and all(h["c_nlink"] == 3 for h in group)
-    others = [h["c_ino"] for h, n, _ in entries if n not in ("hl/a", "hl/sub/b", "z-last")]
-    assert len(set(others)) == len(others) and group[0]["c_ino"] not in others
-    assert others == sorted(others) and others[0] == 1
-    # data once, on the LAST entry of the group
+    inos = [h["c_ino"] for h, n, _ in entries if n not in ("hl/sub/b", "z-last")]
+    assert inos == list(range(1, len(inos) + 1))
+    # data once, on the FIRST name of the group (the stream cannot know the last)
     bodies = {n: b for _, n, b in entries}
-    assert (bodies["hl/a"], bodies["hl/sub/b"], bodies["z-last"]) == (b"", b"", b"shared bytes\n")
+    assert (bodies["hl/a"], bodies["hl/sub/b"], bodies["z-last"]) == (b"shared bytes\n", b"", b"")
     assert data.count(b"shared bytes\n") == 1
     assert bodies["data/link"] == b"big.bin" and by["data/link"]["c_mode"] == 0o120777
     assert (by["dev/sda1"]["c_rdevmajor"], by["dev/sda1"]["c_rdevminor"]) == (8, 1)
     assert stat.S_ISSOCK(by["run/sock"]["c_mode"]) and stat.S_ISFIFO(by["run/fifo"]["c_mode"])
     assert by["etc"]["c_mtime"] == 1_000_000_000 and by["bin"]["c_mtime"] == 1_700_000_000
-    assert by["etc"]["c_nlink"] == 2 and by["hl"]["c_nlink"] == 3
+    assert by["etc"]["c_nlink"] == 2 and by["hl"]["c_nlink"] == 2      # a streamed directory: 2
+    assert by["bin"]["c_mode"] == 0o40755 and by["bin"]["c_uid"] == 0   # implied
     assert (by["etc/motd"]["c_uid"], by["etc/motd"]["c_gid"]) == (5, 6)
     assert "." not in names  # the root is written only when added
+
+
+def _added_order(specs) -> list[str]:
+    """The archive order a stream gives: each name, after its parents not yet written."""
+    out: list[str] = []
+    for s in specs:
+        parts = s[1].split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in out:
+                out.append(d)
+        out.append(s[1])
+    return out
 
 
 def test_fast_header_is_registered():
     """The generic fast-codec property test finds the header pair in _structs.FAST_CODECS."""
     from sysexport.cpio._structs import FAST_CODECS
-    (codec,) = FAST_CODECS
-    assert codec.declaration(None) is NEWC_HEADER and codec.encode is build_header_fast
-    sample = codec.sample(random.Random(5))
-    assert set(sample) == set(FIELD_NAMES) and codec.encode(sample) == NEWC_HEADER.build(sample)
+    fast, values = FAST_CODECS
+    assert fast.declaration(None) is NEWC_HEADER and fast.encode is build_header_fast
+    assert values.declaration(None) is NEWC_HEADER
+    for codec in FAST_CODECS:
+        sample = codec.sample(random.Random(5))
+        assert set(sample) == set(FIELD_NAMES) and codec.encode(sample) == NEWC_HEADER.build(sample)
 
 
 # ------------------------------------------------------------------ plan and the Writer protocol
@@ -137,8 +154,11 @@ def test_plan_is_what_gets_written():
     c.write_to_stream(data, plan)
     data = data.getvalue()
     assert data == build() and plan.size_bytes == len(data) and plan.compress is None
-    # every entry's header where the plan says, its inode, link count, mode and size in it
     names = [n for _, n, _ in iter_newc(data)]
+    assert plan.entry_count == len(names) and plan.streamed_entries == 0 and plan.streamed_bytes == 0
+    assert plan.data_bytes == sum(len(v) for k, v in WANT_FILES.items() if k not in ("hl/sub/b", "z-last"))
+    assert (plan.linked_names, plan.links_forgotten) == (2, 0)
+    # nothing streamed yet (fewer entries than a batch): every entry is in the plan
     assert [e.name for e in plan.entries] == names + ["TRAILER!!!"]
     for e in plan.entries:
         assert isinstance(e, CPIOEntry)
@@ -149,15 +169,45 @@ def test_plan_is_what_gets_written():
             (e.inline or (e.source.read_all(1 << 24) if e.source else b""))
     assert [b.offset for b in plan.entries[1:]] == [a.end_offset for a in plan.entries[:-1]]
     assert plan.entries[-1].end_offset == plan.size_bytes
-    # hard links: one group, in archive order, the same inode, the data on the last name
-    (group,) = plan.hard_links
-    members = [plan.entries[i] for i in group]
-    assert [m.name for m in members] == ["hl/a", "hl/sub/b", "z-last"] and list(group) == sorted(group)
+    members = [plan.find(n) for n in ("hl/a", "hl/sub/b", "z-last")]
     assert len({m.ino for m in members}) == 1 and {m.nlink for m in members} == {3}
-    assert [m.size_bytes for m in members] == [0, 0, 13] and members[-1].source is not None
-    assert plan.find("hl/sub/b") is members[1] and plan.find("missing") is None
+    assert [m.size_bytes for m in members] == [13, 0, 0] and members[0].source is not None
+    assert plan.find("missing") is None
     # planning again gives an equal plan (add() is refused, so nothing changed)
     assert c.plan() == plan
+
+
+def test_plan_of_a_streamed_archive(tmp_path):
+    """With a batch of 4, most entries are in the output before plan(): the plan counts them
+    and holds only the rest and the trailer; the archive is the same as one batch."""
+    c = CPIO(str(tmp_path / "s.cpio"), default_time=1_700_000_000, window_entries=4)
+    for s in SPECS:
+        c.add(s)
+    assert (tmp_path / "s.cpio").exists() is False          # a temporary file beside it, not the target
+    plan = c.plan()
+    whole = build()
+    assert plan.size_bytes == len(whole) and plan.entry_count == len(_added_order(SPECS))
+    assert plan.streamed_entries + len(plan.entries) - 1 == plan.entry_count and plan.streamed_entries >= 20
+    assert plan.entries[0].offset == plan.streamed_bytes
+    assert whole[plan.streamed_bytes:plan.streamed_bytes + len(plan.entries[0].head)] == plan.entries[0].head
+    with pytest.raises(CallOrderError, match="own output"):
+        c.write(os.open(os.devnull, os.O_WRONLY), plan)
+    assert c.finish() == plan
+    assert (tmp_path / "s.cpio").read_bytes() == whole
+    # a writer without an output spools what it streamed, and writes it out whole
+    spooled = CPIO(default_time=1_700_000_000, window_entries=3)
+    for s in SPECS:
+        spooled.add(s)
+    plan = spooled.plan()
+    fd = os.open(tmp_path / "w.cpio", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644)
+    try:
+        spooled.write(fd, plan)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "w.cpio").read_bytes() == whole
+    b = io.BytesIO()
+    spooled.write_to_stream(b, plan)
+    assert b.getvalue() == whole
 
 
 def test_write_fd_sparse_and_streamed(tmp_path):
@@ -302,8 +352,8 @@ def test_compression_standard_tools(tmp_path, compress, tool):
 
 
 def test_zstd_unavailable_is_clear(monkeypatch):
-    import sysexport.cpio.writer as m
-    monkeypatch.setattr(m, "_zstd", None)
+    import sysexport.cpio.sink as m
+    monkeypatch.setattr(m, "zstd_module", None)
     with pytest.raises(InvalidInputError, match="zstandard"):
         CPIO(compress="zstd")
 
@@ -353,8 +403,9 @@ def test_deterministic(tmp_path, sde):
         one = build(str(tmp_path / f"1.{comp}"), compress=comp, specs=small)
         assert one == build(str(tmp_path / f"2.{comp}"), compress=comp, specs=small)
         assert one != build(str(tmp_path / f"3.{comp}"), compress=comp, specs=small, default_time=1)
-    # order of add() does not matter
-    assert build(specs=list(reversed(SPECS))) == build()
+    # the order of add() is the archive's order (a stream); the same order, the same bytes
+    rev = build(specs=list(reversed(SPECS)))
+    assert rev != build() and [n for _, n, _ in iter_newc(rev)] == _added_order(list(reversed(SPECS)))
 
 
 def _have_zstd() -> bool:

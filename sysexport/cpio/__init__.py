@@ -19,9 +19,9 @@ from ._structs import (FIELD_NAMES, HEX8, MAX_FIELD, NEWC_ALIGN_BYTES, NEWC_HEAD
                        NEWC_MAGIC, TRAILER_NAME, build_header_fast)
 from .cli import add_cli_initramfs, cli_initramfs
 from .reader import iter_newc
-from .writer import COMPRESSIONS, CPIO, GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CPIOEntry, CPIOPlan
+from .writer import COMPRESSIONS, CPIO, GZIP_LEVEL, WINDOW_ENTRIES, XZ_PRESET, ZSTD_LEVEL, CPIOEntry, CPIOPlan
 
 __all__ = ["CPIO", "CPIOPlan", "CPIOEntry", "NEWC_HEADER", "build_header_fast", "iter_newc",
            "add_cli_initramfs", "cli_initramfs", "COMPRESSIONS", "FIELD_NAMES", "HEX8", "MAX_FIELD",
            "NEWC_ALIGN_BYTES", "NEWC_HEADER_BYTES", "NEWC_MAGIC", "TRAILER_NAME", "GZIP_LEVEL", "XZ_PRESET",
-           "ZSTD_LEVEL"]
+           "ZSTD_LEVEL", "WINDOW_ENTRIES"]

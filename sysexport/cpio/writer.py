@@ -1,4 +1,4 @@
-"""The newc CPIO writer: :class:`CPIO`, its plan value :class:`CPIOPlan`, and compression.
+"""The newc CPIO writer: :class:`CPIO`, streaming, and its plan value :class:`CPIOPlan`.
 
 Format facts (Linux ``Documentation/driver-api/early-userspace/buffer-format.rst`` and
 ``init/initramfs.c``; the header itself is declared in :mod:`sysexport.cpio._structs`):
@@ -6,66 +6,61 @@ Format facts (Linux ``Documentation/driver-api/early-userspace/buffer-format.rst
 * every entry is a 110-byte ASCII header, then the NUL-terminated name, padded with NULs so
   that header plus name is a multiple of 4 bytes, then the data, padded to a multiple of 4;
 * a symlink's data is its target (no NUL); devices carry ``rdevmajor``/``rdevminor``;
-* hard links share one inode number; every member of the group carries ``nlink`` = the
-  number of names, and the data is stored once, on the LAST entry of the group (earlier
-  entries have size 0): the kernel links each later name to the first one and writes the
-  data when it comes, and GNU cpio defers links until the entry with data;
+* hard links share one inode number and carry ``nlink`` >= 2; the data is stored once.
+  This writer streams, so it stores it on the FIRST name (later names have size 0): the
+  kernel links each later name to the first and opens it without truncating, GNU cpio
+  links deferred names at the end, libarchive makes them hard links (all measured);
 * the archive ends with an entry named ``TRAILER!!!``.
 
-The kernel accepts the archive compressed with gzip, xz (with a CRC32 or no integrity
-check only: plain ``xz`` output, CRC64, is refused) or zstd, among others.
+Streaming (issue 16): entries are written in the order they are added, in batches of at
+most ``window_entries`` (:data:`WINDOW_ENTRIES`): a batch holds headers and data *sources*,
+never data, so memory does not grow with the archive.  Directories are written before what
+is in them (a missing parent is written as an implied directory, mode 0755, when the first
+name under it comes); what the writer remembers of names and hard links is bounded
+(:mod:`sysexport.cpio.namespace`).  :meth:`CPIO.add_tree` walks a host tree depth first,
+siblings sorted (:mod:`sysexport.cpio.walk`), the order the writer used to sort every entry
+into, so one tree gives the same archive as before; entries given to :meth:`CPIO.add` keep
+the caller's order.
 
-The writer follows the :class:`~sysexport.writer.Writer` contract (docs/architecture.md,
-"Plan, then write"): ``add()``/``add_tree()`` record, :meth:`CPIO.plan` returns a frozen
-:class:`CPIOPlan` (every entry's header bytes, offset, inode and link count),
-:meth:`CPIO.write` writes a plan, :meth:`CPIO.finish` is both, once.
+The :class:`~sysexport.writer.Writer` contract with streaming: ``add()`` may write (a full
+batch goes out, with its files' data: a source that changed or cannot be read fails that
+``add()``); :meth:`CPIO.plan` closes the archive to additions and returns the plan of the
+whole archive as far as a stream can know it (counts, size, offsets) with the entries not
+yet written and the trailer; :meth:`CPIO.finish` writes those and installs the output.  A
+writer without an output spools what it streams into an unnamed temporary file, which
+:meth:`CPIO.write` and :meth:`CPIO.write_to_stream` copy out.
 """
 from __future__ import annotations
 
-import gzip
-import importlib
-import lzma
 import os
+import tempfile
+import weakref
 from dataclasses import dataclass
-from types import ModuleType
-from typing import IO, Callable, NamedTuple, Protocol
+from typing import IO, TYPE_CHECKING, NamedTuple, cast
 
-from ..data import CHUNK_BYTES, DataSource, pwrite_all
-from ..errors import CallOrderError, InternalError, InvalidInputError, SysExportError
-from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..data import DataSource
+from ..errors import CallOrderError, InvalidInputError
+from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
-from ..tree import Node, Tree
-from ..writer import Lifecycle
-from ._structs import MAX_FIELD, NEWC_ALIGN_BYTES, TRAILER_NAME, build_header_fast, pad_bytes
+from ..tree import Node
+from ..writer import FINISHED, Lifecycle
+from ._structs import NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
+from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
+from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
+from .sink import GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
+from .walk import walk_stream
 
+if TYPE_CHECKING:
+    from .remaster import Preload
 
-def _load_zstd() -> ModuleType | None:
-    """The optional ``zstandard`` module (zstd-compressed initramfs), or None."""
-    try:
-        return importlib.import_module("zstandard")
-    except ImportError:  # pragma: no cover - depends on the machine
-        return None
+WINDOW_ENTRIES = 4096
+"""Entries added but not yet written, at most: a batch of headers and data sources."""
+DIR_MODE = 0o040755
+"""An implied directory (a parent nobody added): drwxr-xr-x, root, the default time."""
 
-
-_zstd = _load_zstd()
-
-COMPRESSIONS = ("gzip", "xz", "zstd")
-GZIP_LEVEL = 6
-"""gzip's own default level."""
-XZ_PRESET = 6
-"""xz's own default preset (8 MiB dictionary; the kernel allocates the dictionary it needs)."""
-ZSTD_LEVEL = 9
-"""Measured on a 4.5 MiB initramfs: level 9 is 30 times faster than 19 for 10 % more bytes."""
-
-GATHER_BYTES = 1 << 20
-"""Small writes (headers, short files) are gathered into writes of about this size."""
-
-
-# --------------------------------------------------------------------------------------
-# The plan value
 
 class CPIOEntry(NamedTuple):
-    """One planned archive entry (immutable): header+name bytes, then its data.
+    """One archive entry (immutable): header+name bytes, then its data.
 
     ``offset`` is where the header starts in the uncompressed archive; the data follows
     at :attr:`data_offset` and is ``size_bytes`` long (the header's c_filesize), then NUL
@@ -77,7 +72,7 @@ class CPIOEntry(NamedTuple):
     ino: int                    # c_ino: shared by the names of one hard-linked file
     nlink: int                  # c_nlink
     mode: int                   # c_mode: type bits and permissions
-    size_bytes: int             # c_filesize: 0 for all but the last name of a hard link
+    size_bytes: int             # c_filesize: 0 for the later names of a hard link
     head: bytes                 # header, name, NUL, padding
     source: DataSource | None   # a regular file's data (None: no data, or inline)
     inline: bytes               # a symlink's target
@@ -95,60 +90,88 @@ class CPIOEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class CPIOPlan:
-    """What :meth:`CPIO.plan` computes before anything is written (immutable).
+    """What :meth:`CPIO.plan` knows of the whole archive (immutable).
 
-    ``entries`` in archive order (parents before children, siblings sorted by name; the
-    trailer last); ``hard_links``: for each hard-linked file with more than one name, the
-    indices into ``entries`` of its names, in archive order (the last one carries the
-    data); ``size_bytes``: length of the uncompressed archive; ``compress``: None, "gzip",
-    "xz" or "zstd", as :meth:`CPIO.write` will write it.
+    ``entry_count`` entries (the trailer not counted), ``size_bytes`` of uncompressed
+    archive, ``data_bytes`` of file data in it; ``streamed_entries`` of them (the first
+    ``streamed_bytes``) are already in the output; ``entries`` are the rest, in archive order
+    with their offsets, and the trailer last.  ``linked_names``: names written as a hard
+    link to an earlier name (size 0); ``links_forgotten``: files forgotten by the bounded
+    link table with names still to come (a later name is then a copy).  ``compress``: None,
+    "gzip", "xz" or "zstd".
     """
 
     entries: tuple[CPIOEntry, ...]
-    hard_links: tuple[tuple[int, ...], ...]
+    entry_count: int
     size_bytes: int
+    data_bytes: int
+    streamed_entries: int
+    streamed_bytes: int
+    linked_names: int
+    links_forgotten: int
     compress: str | None
 
     def find(self, name: str) -> CPIOEntry | None:
-        """The entry of archive name ``name`` ("." for the root), or None."""
+        """The entry ``name`` ("." for the root) among those not yet written, or None."""
         for e in self.entries:
             if e.name == name:
                 return e
         return None
 
 
-# --------------------------------------------------------------------------------------
-
 class CPIO(Lifecycle):
-    """Writer of a newc CPIO archive (Linux initramfs, ``buffer-format.rst``).
+    """Streaming writer of a newc CPIO archive (Linux initramfs, ``buffer-format.rst``).
 
     ``compress`` is None, "gzip", "xz" (CRC32 check, as the kernel requires) or "zstd"
-    (needs the ``zstandard`` module).  ``default_time`` is used for entries without
-    ``mtime`` (default: SOURCE_DATE_EPOCH, else now).  Give ``filename`` or
-    ``filehandle`` to use :meth:`finish`; :meth:`write_to_stream` needs neither.
+    (needs the ``zstandard`` module), compressed in a second thread.  ``default_time`` is
+    used for entries without ``mtime`` (default: SOURCE_DATE_EPOCH, else now).  Give
+    ``filename`` or ``filehandle`` to stream into it and :meth:`finish`; without either the
+    archive is spooled and :meth:`write_to_stream` / :meth:`write` copy it out.
+    ``window_entries``, ``link_table_files`` and ``remember_names`` bound what is held
+    (see the module docstring and :mod:`sysexport.cpio.namespace`).
     """
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *, filehandle: IO[bytes] | None = None,
-                 compress: str | None = None, default_time: int | None = None) -> None:
+                 compress: str | None = None, default_time: int | None = None,
+                 window_entries: int = WINDOW_ENTRIES, link_table_files: int = LINK_TABLE_FILES,
+                 remember_names: int = REMEMBER_NAMES) -> None:
         if filename is not None and filehandle is not None:
             raise InvalidInputError("CPIO: give filename or filehandle, not both")
+        if window_entries < 1:
+            raise InvalidInputError(f"CPIO window_entries: must be at least 1, found {window_entries}")
         self.filename = filename
         self.filehandle = filehandle
         self.compress = compress
         self.default_time = source_date_epoch() if default_time is None else default_time
-        self.tree: Tree[None] = Tree()
-        self._links: dict[tuple[int, int], list[Node[None]]] = {}
+        self.window_entries = window_entries
+        self._ns = Namespace(remember_names)
+        self._links = LinkTable(link_table_files)
+        self._pending: list[CPIOEntry] = []
+        self._next_ino = 1
+        self._offset = 0            # uncompressed bytes of every entry so far, written or pending
+        self._count = 0
+        self._data_bytes = 0
+        self._linked = 0
+        self._streamed = 0
+        self._sink: Sink | None = None
+        self._out: Output | None = None
+        self._spool: IO[bytes] | None = None
+        self._failed = ""
         self._last_plan: CPIOPlan | None = None
+        self._preload: Preload | None = None
+        self._finalizer: weakref.finalize[[Output], CPIO] | None = None
 
     # ---------------------------------------------------------------- attributes
 
     @property
     def compress(self) -> str | None:
-        """None, "gzip", "xz" or "zstd" (validated when set, see :func:`validate_compress`)."""
+        """None, "gzip", "xz" or "zstd" (validated when set; fixed once something is streamed)."""
         return self._compress
 
     @compress.setter
     def compress(self, value: str | None) -> None:
+        if getattr(self, "_sink", None) is not None:
+            raise CallOrderError("CPIO.compress: entries are already streamed; set it before adding")
         self._compress = validate_compress(value)
 
     @property
@@ -158,65 +181,245 @@ class CPIO(Lifecycle):
 
     @default_time.setter
     def default_time(self, value: int | float) -> None:
-        try:
-            self._default_time = validate_mtime("CPIO default_time", value)
-        except InvalidInputError:
-            if value == source_date_epoch(0) and os.environ.get("SOURCE_DATE_EPOCH", "").strip():
-                raise InvalidInputError(f"SOURCE_DATE_EPOCH={value}: outside what newc can record; {MTIME_RULE} "
-                                        "(CPIO default_time is SOURCE_DATE_EPOCH)") from None
-            raise
+        self._default_time = validate_default_time(value)
 
-    # ---------------------------------------------------------------- recording
+    # ---------------------------------------------------------------- remastering
+
+    @classmethod
+    def from_image(cls, src: HostPath, output: str | os.PathLike[str] | None = None, *,
+                   filehandle: IO[bytes] | None = None, compress: str | None = None,
+                   default_time: int | None = None) -> CPIO:
+        """A writer preloaded with every entry of the cpio archive ``src`` (plain or
+        compressed, one or more segments), its data streamed from ``src`` when the writer
+        streams: at the first :meth:`add`, :meth:`plan` or :meth:`finish`.  Before that,
+        :meth:`remove` and :meth:`rename` change which source entries are written and under
+        what names (see :mod:`sysexport.cpio.remaster`)."""
+        from .remaster import Preload
+        writer = cls(output, filehandle=filehandle, compress=compress, default_time=default_time)
+        writer._preload = Preload(src)
+        return writer
+
+    def remove(self, path: str) -> None:
+        """Leave the source entry ``path`` (a directory: and everything under it) out."""
+        self._preloaded("remove()").remove(path)
+
+    def rename(self, old: str, new: str) -> None:
+        """Write the source entry ``old`` (a directory: and everything under it) as ``new``."""
+        self._preloaded("rename()").rename(old, new)
+
+    def _preloaded(self, call: str) -> Preload:
+        self._require_open(call)
+        if self._preload is None:
+            raise CallOrderError(f"CPIO.{call}: only a writer made by CPIO.from_image() has source entries, and "
+                                 "only until it streams them (its first add(), plan() or finish())")
+        return self._preload
+
+    def _stream_preload(self) -> None:
+        preload, self._preload = self._preload, None
+        if preload is not None:
+            self._guarded(lambda: preload.stream(self))
+
+    # ---------------------------------------------------------------- adding
 
     def add(self, spec: FileInfoSpec) -> Node[None]:
-        """Record one entry (a file-info mapping, shorthand tuple or FileInfo).
+        """Add one entry (a file-info mapping, shorthand tuple or FileInfo); returns a node
+        holding its record.  The entry is written with the next batch.
 
         Raises InvalidInputError for what newc or the kernel's unpacker cannot hold (see
-        :func:`check_entry`): a file of 4 GiB or more, an mtime outside 0..2**32-1, a name
-        of more than 4095 bytes or the trailer's name, a device number Linux cannot
-        represent, a hard link whose size or mode differs from its group; CallOrderError
-        after :meth:`plan` or :meth:`finish`.
+        :func:`~sysexport.cpio.rules.check_entry`), a name given twice in a directory the
+        writer still knows, a hard link whose size or mode differs from its first name;
+        SourceError / OutputError when the batch it completes cannot be read or written
+        (the output is then removed); CallOrderError after :meth:`plan` or :meth:`finish`.
         """
         self._require_open("add()")
         info = to_fileinfo(spec)
-        where = info.name or "/"
-        check_entry(info)
-        key = self._link_key(info)
-        if key is not None and key in self._links:
-            first = self._links[key][0].info
-            if first.mode != info.mode or first.size != info.size:
-                raise InvalidInputError(
-                    f"{where}: hard link of {first.name} (dev, ino {key}) must have the same mode and size: "
-                    f"expected mode {first.mode:#o} size {first.size}, found mode {info.mode:#o} size {info.size}")
-        node = self.tree.add(info)
-        if key is not None:
-            self._links.setdefault(key, []).append(node)
-        return node
+        self._add_info(info)
+        return Node(info, None)
 
     def add_tree(self, host_dir: HostPath, dest: str = "") -> None:
-        """Add a host directory and everything under it (lstat: symlinks, devices, hard links kept)."""
+        """Add a host directory and everything under it (lstat: symlinks, devices, hard links
+        kept), depth first, siblings sorted, streamed as it is walked."""
         self._require_open("add_tree()")
-        for info in walk_host_fileinfo(host_dir, dest):
-            self.add(info)
+        for info in walk_stream(host_dir, dest):
+            self._add_info(info)
 
-    @staticmethod
-    def _link_key(info: FileInfo) -> tuple[int, int] | None:
-        if info.is_dir or info.is_symlink:
-            return None
-        return info.link_key
+    def _add_info(self, info: FileInfo) -> None:
+        check_entry(info)
+        if self._preload is not None:
+            self._stream_preload()
+        name = info.name
+        where = name or "/"
+        ns = self._ns
+        key = None
+        if info.dev is not None and info.ino is not None and info.nlink != 1 \
+                and not info.is_dir and not info.is_symlink:
+            key = (info.dev, info.ino)
+            group = self._links.get(key)
+            if group is not None and (group.mode != info.mode or group.size != info.size):
+                raise InvalidInputError(
+                    f"{where}: hard link of {group.first} (dev, ino {key}) must have the same mode and size: "
+                    f"expected mode {group.mode:#o} size {group.size}, found mode {info.mode:#o} size {info.size}")
+        if name:
+            parent, _, base = name.rpartition("/")
+            for implied in ns.enter(parent, where):
+                self._push_entry(implied, DIR_MODE, 0, 0, 2, int(self.default_time), 0, 0)
+            ns.check(base, info.is_dir, where)
+            ns.record(name, base, info.is_dir)
+        else:
+            ns.written.add("")
+        mtime = int(self.default_time if info.mtime is None else info.mtime)
+        if info.is_dir:
+            self._push_entry(name, info.mode, info.uid, info.gid, info.nlink or 2, mtime, 0, 0)
+        elif info.is_symlink:
+            self._push_entry(name, info.mode, info.uid, info.gid, 1, mtime, 0, 0, inline=info.target or b"")
+        elif key is not None:
+            self._push_link(info, key, mtime)
+        else:
+            self._push_entry(name, info.mode, info.uid, info.gid, 1, mtime,
+                             info.rdev_major if info.is_device else 0, info.rdev_minor if info.is_device else 0,
+                             source=info.source if info.is_file else None, size=info.size if info.is_file else 0)
 
-    # ---------------------------------------------------------------- planning
+    def _add_source(self, info: FileInfo, *, ino: int, nlink: int, strict: bool) -> int:
+        """An entry of a preloaded source (:mod:`.remaster`): its inode number and link
+        count given (0: a new number); a name the source has twice is written twice unless
+        ``strict`` (a renamed entry).  Returns the inode number written."""
+        check_entry(info)
+        name = info.name
+        if name:
+            parent, _, base = name.rpartition("/")
+            for implied in self._ns.enter(parent, name):
+                self._push_entry(implied, DIR_MODE, 0, 0, 2, int(self.default_time), 0, 0)
+            if strict:
+                self._ns.check(base, info.is_dir, name)
+            self._ns.record(name, base, info.is_dir)
+        else:
+            self._ns.written.add("")
+        if ino and not info.size:
+            self._linked += 1
+        return self._push_entry(name, info.mode, info.uid, info.gid, nlink, int(info.mtime or 0),
+                                info.rdev_major if info.is_device else 0, info.rdev_minor if info.is_device else 0,
+                                source=info.source, size=info.size, inline=info.target or b"", ino=ino)
+
+    def _push_link(self, info: FileInfo, key: tuple[int, int], mtime: int) -> None:
+        group = self._links.get(key)
+        rdev = (info.rdev_major, info.rdev_minor) if info.is_device else (0, 0)
+        if group is not None:
+            self._links.seen(key)
+            self._linked += 1
+            self._push_entry(info.name, info.mode, info.uid, info.gid, group.nlink, mtime, *rdev, ino=group.ino)
+            return
+        nlink = max(info.nlink or 2, 2)
+        ino = self._push_entry(info.name, info.mode, info.uid, info.gid, nlink, mtime, *rdev,
+                               source=info.source if info.is_file else None, size=info.size if info.is_file else 0)
+        self._links.add(key, LinkGroup(ino, nlink, info.name or "/", info.mode, info.size))
+
+    def _push_entry(self, name: str, mode: int, uid: int, gid: int, nlink: int, mtime: int, rdev_major: int,
+                    rdev_minor: int, *, source: DataSource | None = None, size: int = 0, inline: bytes = b"",
+                    ino: int = 0) -> int:
+        """Queue one entry (header built now); returns its inode number."""
+        if not ino:
+            ino = self._next_ino
+            self._next_ino += 1
+        if inline:
+            size = len(inline)
+        arc_name = (name or ".").encode("utf-8", "surrogateescape")
+        namesize = len(arc_name) + 1
+        head = build_header_values((ino, mode, uid, gid, nlink, mtime, size, 0, 0, rdev_major, rdev_minor,
+                                    namesize, 0)) + arc_name + b"\0" * (1 + pad_bytes(NEWC_HEADER_BYTES + namesize))
+        self._pending.append(CPIOEntry(name or ".", self._offset, ino, nlink, mode, size, head,
+                                       source if size else None, inline))
+        self._offset += len(head) + size + pad_bytes(size)
+        self._count += 1
+        if source is not None:
+            self._data_bytes += size
+        if len(self._pending) >= self.window_entries:
+            self._flush()
+        return ino
+
+    # ---------------------------------------------------------------- streaming
+
+    def _flush(self) -> None:
+        """Write the queued entries with their data into the output (or the spool)."""
+        if not self._pending:
+            return
+        self._guarded(self._write_pending)
+
+    def _write_pending(self) -> None:
+        sink = self._open_sink()
+        if self._out is not None and self.compress is None:
+            self._out.check_fits(self._offset)
+        _write_entries(sink, self._pending)
+        self._streamed += len(self._pending)
+        self._pending.clear()
+
+    def _guarded(self, step: object) -> None:
+        """Run ``step``; on any error remove the output (nothing half-written) and refuse
+        every later call."""
+        try:
+            step()  # type: ignore[operator]
+        except BaseException as e:
+            self._fail(e)
+            raise
+
+    def _open_sink(self) -> Sink:
+        if self._sink is not None:
+            return self._sink
+        if self.filename is None and self.filehandle is None:
+            self._spool = tempfile.TemporaryFile()
+            self._sink = FdSink(self._spool.fileno(), sparse=True)
+            return self._sink
+        out = Output(filename=self.filename, filehandle=self.filehandle, sequential=True)
+        out.__enter__()
+        self._out = out
+        self._finalizer = weakref.finalize(self, _abandon, out)
+        if self.compress is not None:
+            self._sink = CompressSink(self.compress, FdWriter(out.fd))
+        else:
+            # Holes only in a fresh file of ours; anything else (a caller's file from its
+            # position, a device, a pipe) gets every byte in order, so nothing old shows.
+            self._sink = FdSink(out.fd, sparse=out.fresh)
+        return self._sink
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = f"{type(exc).__name__}: {exc}"
+        self._stage = FINISHED
+        self._pending.clear()
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.abort()
+        out, self._out = self._out, None
+        if out is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            out.__exit__(type(exc), exc, exc.__traceback__)     # an OSError comes out as an OutputError
+
+    def _require_open(self, call: str) -> None:
+        self._check_failed(call)
+        super()._require_open(call)
+
+    def _require_unfinished(self, call: str) -> None:
+        self._check_failed(call)
+        super()._require_unfinished(call)
+
+    def _check_failed(self, call: str) -> None:
+        if self._failed:
+            raise CallOrderError(f"CPIO.{call}: an earlier error ended this archive ({self._failed}); "
+                                 "its output was removed")
+
+    # ---------------------------------------------------------------- planning and writing
 
     def plan(self) -> CPIOPlan:
-        """Every entry in archive order with its header, offset, inode and link count.
-
-        Parents come before children, siblings sorted by name; the root is written only
-        when the caller added it.  Inode numbers count from 1 in archive order, one per
-        hard-linked file.  After it, :meth:`add` is refused; ``plan()`` may be called again
-        (the same plan) until :meth:`finish`.
-        """
+        """Close the archive to additions; the plan of the whole archive (see
+        :class:`CPIOPlan`).  ``plan()`` may be called again (an equal plan) until
+        :meth:`finish`.  A preloaded writer streams its source entries first."""
         self._require_unfinished("plan()")
-        plan = self._plan()
+        self._stream_preload()
+        head = build_header_values((0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, len(TRAILER_NAME) + 1, 0)) + \
+            TRAILER_NAME.encode() + b"\0" * (1 + pad_bytes(NEWC_HEADER_BYTES + len(TRAILER_NAME) + 1))
+        trailer = CPIOEntry(TRAILER_NAME, self._offset, 0, 1, 0, 0, head, None, b"")
+        streamed_bytes = self._pending[0].offset if self._pending else self._offset
+        plan = CPIOPlan(tuple(self._pending) + (trailer,), self._count, self._offset + len(head), self._data_bytes,
+                        self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress)
         self._mark_planned()
         self._last_plan = plan
         return plan
@@ -226,269 +429,86 @@ class CPIO(Lifecycle):
             raise CallOrderError(f"CPIO.{call}: the plan is stale or not this writer's; "
                                  "write the plan that the last plan() returned")
 
-    def _plan(self) -> CPIOPlan:
-        nodes = list(self.tree.walk())
-        if self.tree.root.info.implicit:
-            nodes = nodes[1:]  # the root is written only when the caller added it
-        group_of: dict[int, list[Node[None]]] = {}
-        for members in self._links.values():
-            if len(members) > 1:
-                for n in members:
-                    group_of[id(n)] = members
-        order = {id(n): i for i, n in enumerate(nodes)}
-        ino_of: dict[int, int] = {}
-        link_indices: dict[int, list[int]] = {}
-        next_ino = 1
-        offset = 0
-        entries: list[CPIOEntry] = []
-        new_entry = tuple.__new__  # CPIOEntry(...) without its argument handling: 100,000 times
-        for node in nodes:
-            info = node.info
-            group = group_of.get(id(node))
-            if group is not None:
-                key = id(group[0])
-                if key not in ino_of:
-                    ino_of[key] = next_ino
-                    next_ino += 1
-                    link_indices[key] = []
-                link_indices[key].append(len(entries))
-                ino = ino_of[key]
-                nlink = len(group)
-                is_last = order[id(node)] == max(order[id(n)] for n in group)
-            else:
-                ino = next_ino
-                next_ino += 1
-                nlink = 1
-                is_last = True
-                children = node.children
-                if info.is_dir and children is not None:
-                    nlink = 2 + sum(c.children is not None for c in children.values())
-            source, inline, size = None, b"", 0
-            if info.is_file and is_last:
-                source, size = info.source, info.size
-            elif info.is_symlink:
-                inline = info.target or b""
-                size = len(inline)
-            mtime = self.default_time if info.mtime is None else info.mtime
-            name = info.name or "."
-            head = _head(name.encode("utf-8"), dict(
-                c_ino=ino, c_mode=info.mode, c_uid=info.uid, c_gid=info.gid, c_nlink=nlink,
-                c_mtime=int(mtime), c_filesize=size, c_devmajor=0, c_devminor=0,
-                c_rdevmajor=info.rdev_major if info.is_device else 0,
-                c_rdevminor=info.rdev_minor if info.is_device else 0))
-            entries.append(new_entry(CPIOEntry, (name, offset, ino, nlink, info.mode, size, head, source, inline)))
-            offset += len(head) + size + (-size % NEWC_ALIGN_BYTES)
-        head = _head(TRAILER_NAME.encode(), dict(
-            c_ino=0, c_mode=0, c_uid=0, c_gid=0, c_nlink=1, c_mtime=0, c_filesize=0, c_devmajor=0,
-            c_devminor=0, c_rdevmajor=0, c_rdevminor=0))
-        entries.append(CPIOEntry(TRAILER_NAME, offset, 0, 1, 0, 0, head, None, b""))
-        offset += len(head)
-        return CPIOPlan(tuple(entries), tuple(tuple(v) for v in link_indices.values()), offset, self.compress)
-
-    # ---------------------------------------------------------------- writing
-
     def write(self, fd: int, plan: CPIOPlan, /, *, sparse: bool = True) -> None:
-        """Write the archive ``plan`` describes into ``fd``.
-
-        Uncompressed with ``sparse`` (a fresh output file, sized to ``plan.size_bytes`` or
-        empty): the archive is bytes 0 .. ``plan.size_bytes`` of ``fd``, each entry at its
-        planned offset, file data copied with copy_file_range, all-zero regions left as
-        holes.  Compressed, or with ``sparse=False`` (a file that may hold
-        old bytes, a pipe, a file opened for appending): every byte is written in order
-        from the current position of ``fd``.
-        """
+        """Write the archive ``plan`` describes into ``fd`` (a writer without an output:
+        the spool, then the rest).  Uncompressed with ``sparse`` (a fresh file, empty):
+        from byte 0, holes kept; compressed or with ``sparse=False``: every byte in order
+        from the position of ``fd``."""
         self._check_current("write()", plan)
         if plan.compress is None and sparse:
-            _write_sparse(fd, plan)
+            self._copy_out(FdSink(fd, sparse=True), plan)
             return
         with open(fd, "wb", closefd=False) as f:
-            _write_stream(f, plan)
+            self.write_to_stream(f, plan)
 
     def write_to_stream(self, fileobj: IO[bytes], plan: CPIOPlan | None = None) -> None:
         """Write the whole archive (compressed as chosen) to a writable binary stream.
-
-        Without ``plan``, plans first (so :meth:`add` is refused afterwards).
-        """
+        Without ``plan``, plans first (so :meth:`add` is refused afterwards)."""
         if plan is None:
             plan = self.plan()
         self._check_current("write_to_stream()", plan)
-        _write_stream(fileobj, plan)
+        sink = CompressSink(plan.compress, fileobj) if plan.compress else StreamSink(fileobj)
+        self._copy_out(sink, plan)
+
+    def _copy_out(self, sink: Sink, plan: CPIOPlan) -> None:
+        if self._out is not None or (self._sink is not None and self._spool is None):
+            raise CallOrderError("CPIO.write(): this writer streams into its own output; finish() completes it")
+        try:
+            if self._spool is not None and self._sink is not None:
+                self._sink.flush()
+                sink.copy_range(self._spool.fileno(), plan.streamed_bytes)
+            _write_entries(sink, plan.entries)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
 
     def finish(self) -> CPIOPlan:
-        """plan(), then write the archive to ``filename`` (atomically: nothing is left on
-        failure) or ``filehandle`` (from its current position), once; returns the plan."""
+        """plan(), then write the rest of the archive and install the output: ``filename``
+        (atomically: nothing is left on failure) or ``filehandle`` (from its position),
+        once; returns the plan."""
         self._require_unfinished("finish()")
         if self.filename is None and self.filehandle is None:
             raise InvalidInputError("CPIO.finish(): no filename or filehandle was given; use write_to_stream()")
-        plan = self.plan()  # bad input surfaces before the output is created
-        with Output(filename=self.filename, filehandle=self.filehandle, sequential=True) as out:
-            # Holes only in a fresh file of ours; anything else (a caller's file from its
-            # position, a device, a pipe) gets every byte in order, so nothing old shows.
-            sparse = out.fresh and plan.compress is None
-            if sparse:
-                out.prepare(plan.size_bytes)
-            elif plan.compress is None:
-                out.check_fits(plan.size_bytes)
-            self.write(out.fd, plan, sparse=sparse)
+        plan = self.plan()
+        self._guarded(lambda: self._finish_output(plan))
         self._mark_finished()
         return plan
 
-
-# --------------------------------------------------------------------------------------
-# What newc and the kernel's unpacker can hold (init/initramfs.c)
-
-PATH_MAX = 4096
-"""The kernel skips an entry whose c_namesize (name and NUL) is more than PATH_MAX."""
-LINUX_MAJOR_MAX = (1 << 12) - 1
-"""The kernel makes a device number with MKDEV(major, minor) into a 32-bit dev_t: 12 bits of major, ..."""
-LINUX_MINOR_MAX = (1 << 20) - 1
-"""... and 20 bits of minor; larger numbers would be cut to other devices."""
-MTIME_RULE = "newc's unsigned 32-bit c_mtime holds 0..4294967295 (1970-01-01 .. 2106-02-07 UTC)"
-
-
-def validate_compress(value: object) -> str | None:
-    """``compress``: None or one of :data:`COMPRESSIONS` (zstd only with the zstandard module)."""
-    if value is not None and (not isinstance(value, str) or value not in COMPRESSIONS):
-        raise InvalidInputError(f"CPIO compress: must be None or one of {', '.join(COMPRESSIONS)}, found {value!r}")
-    if value == "zstd" and _zstd is None:
-        raise InvalidInputError("CPIO compress: 'zstd' needs the Python module 'zstandard' "
-                                "(pip install zstandard, or Debian's python3-zstandard)")
-    return value
+    def _finish_output(self, plan: CPIOPlan) -> None:
+        sink = self._open_sink()
+        out = self._out
+        assert out is not None
+        if plan.compress is None:
+            out.check_fits(plan.size_bytes)
+        _write_entries(sink, plan.entries)
+        self._pending.clear()
+        sink.close()
+        self._sink = None
+        if plan.compress is None and out.fresh:
+            out.prepare(plan.size_bytes)        # a trailing hole of the last file is part of it
+        self._out = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        out.__exit__(None, None, None)
 
 
-def validate_mtime(where: str, value: object) -> int | float:
-    """A time newc can record: seconds 0..2**32-1 (fractions are dropped).  Times outside
-    are refused rather than clamped, as GNU cpio refuses them ("field width not sufficient")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInputError(f"{where}: must be seconds since the epoch, found {value!r}")
-    if not 0 <= value < MAX_FIELD + 1:          # False for NaN too
-        raise InvalidInputError(f"{where}: {value!r} is outside what newc can record; {MTIME_RULE}")
-    return value
+def _write_entries(sink: Sink, entries: list[CPIOEntry] | tuple[CPIOEntry, ...]) -> None:
+    put = sink.put
+    for e in entries:
+        put(e.head)
+        if e.inline:
+            put(e.inline)
+        elif e.source is not None:
+            sink.put_source(e.source, e.size_bytes)
+        if e.size_bytes & 3:
+            put(b"\0" * (-e.size_bytes & 3))
 
 
-def check_entry(info: FileInfo) -> None:
-    """Refuse what newc or the Linux unpacker cannot hold (InvalidInputError naming the
-    path, the field, the rule and the value)."""
-    where = info.name or "/"
-    if info.name == TRAILER_NAME:
-        raise InvalidInputError(f"{where}: the name {TRAILER_NAME!r} marks the end of a newc archive; an entry "
-                                "of that name would end the archive there (the kernel stops unpacking)")
-    if len(info.name) >= PATH_MAX // 4:
-        namesize = len(info.name.encode("utf-8")) + 1
-        if namesize > PATH_MAX:
-            raise InvalidInputError(f"{where[:60]}...: name of {namesize - 1} bytes; the kernel skips an entry "
-                                    f"whose c_namesize (name and NUL) is more than PATH_MAX {PATH_MAX}")
-    if info.size > MAX_FIELD:
-        raise InvalidInputError(f"{where}: size {info.size} bytes; newc's c_filesize holds at most {MAX_FIELD} bytes")
-    if info.mtime is not None:
-        validate_mtime(f"{where}: mtime", info.mtime)
-    if info.is_device and (info.rdev_major > LINUX_MAJOR_MAX or info.rdev_minor > LINUX_MINOR_MAX):
-        raise InvalidInputError(
-            f"{where}: device ({info.rdev_major}, {info.rdev_minor}); Linux unpacks a device number as "
-            f"MKDEV(major, minor) in 32 bits: major 0..{LINUX_MAJOR_MAX}, minor 0..{LINUX_MINOR_MAX}")
+def _abandon(out: Output) -> None:
+    """A writer dropped before finish(): its temporary output goes."""
+    out._close_all(success=False)
 
 
-def _head(name: bytes, fields: dict[str, int]) -> bytes:
-    """Header, name, NUL and padding of one entry."""
-    fields["c_namesize"] = len(name) + 1
-    fields["c_check"] = 0
-    head = build_header_fast(fields) + name + b"\0"
-    return head + b"\0" * pad_bytes(len(head))
-
-
-# --------------------------------------------------------------------------------------
-# Writing a plan
-
-class _Sink(Protocol):
-    def write(self, data: bytes, /) -> object: ...
-
-
-def _write_stream(fileobj: IO[bytes], plan: CPIOPlan) -> None:
-    """Every byte of the archive in order, compressed as ``plan.compress`` says."""
-    comp, close = _compressor(plan.compress, fileobj)
-    sink = _BufferedSink(comp)
-    try:
-        for e in plan.entries:
-            sink.write(e.head)
-            if e.source is not None:
-                got = 0
-                for chunk in e.source.iter_chunks():
-                    got += len(chunk)
-                    if got > e.size_bytes:
-                        break
-                    sink.write(chunk)
-                if got != e.size_bytes:
-                    raise SysExportError(f"{e.source.describe()}: expected {e.size_bytes} bytes, "
-                                         f"the source gave {got}")
-            elif e.inline:
-                sink.write(e.inline)
-            if e.size_bytes % NEWC_ALIGN_BYTES:
-                sink.write(b"\0" * pad_bytes(e.size_bytes))
-        sink.flush()
-    finally:
-        close()
-
-
-def _compressor(compress: str | None, fileobj: IO[bytes]) -> tuple[_Sink, Callable[[], None]]:
-    """(writable, close) where writable compresses into fileobj; close leaves fileobj open."""
-    if compress is None:
-        return fileobj, lambda: None
-    if compress == "gzip":
-        # mtime=0 and an empty name keep the gzip header (RFC 1952 2.3) deterministic.
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=GZIP_LEVEL, mtime=0)
-        return gz, gz.close
-    if compress == "xz":
-        # The kernel's xz unpacker takes CRC32 or no check, not xz's default CRC64.
-        xzc = lzma.LZMAFile(fileobj, mode="wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32,
-                            preset=XZ_PRESET)
-        return xzc, xzc.close
-    if compress == "zstd" and _zstd is not None:
-        zw = _zstd.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(fileobj, closefd=False)
-        return zw, zw.close
-    raise InvalidInputError(f"CPIO: cannot compress with {compress!r} here")
-
-
-def _write_sparse(fd: int, plan: CPIOPlan) -> None:
-    """Uncompressed into a fresh file: headers gathered, file data by write_to at its offset."""
-    offset = 0          # where the next byte of the archive goes
-    pending = bytearray()
-    pending_at = 0      # archive offset of pending[0]
-    for e in plan.entries:
-        pending += e.head + e.inline
-        offset += len(e.head) + len(e.inline)
-        if e.source is not None:
-            pwrite_all(fd, pending, pending_at)
-            pending.clear()
-            e.source.write_to(fd, offset)
-            offset += e.size_bytes
-            pending_at = offset
-        pending += b"\0" * pad_bytes(e.size_bytes)
-        offset += pad_bytes(e.size_bytes)
-    pwrite_all(fd, pending, pending_at)
-    if offset != plan.size_bytes:
-        raise InternalError(f"cpio: wrote {offset} bytes, the plan says {plan.size_bytes}")
-
-
-class _BufferedSink:
-    """Gathers small writes (headers) into large ones for the compressor or the stream."""
-
-    def __init__(self, raw: _Sink) -> None:
-        self.raw = raw
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> None:
-        if len(data) >= CHUNK_BYTES // 4:
-            self.flush()
-            self.raw.write(data)
-            return
-        self.buf += data
-        if len(self.buf) >= GATHER_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self.raw.write(bytes(self.buf))
-            self.buf.clear()
-
-
-__all__ = ["CPIO", "CPIOPlan", "CPIOEntry", "COMPRESSIONS", "GZIP_LEVEL", "XZ_PRESET", "ZSTD_LEVEL"]
+__all__ = ["CPIO", "CPIOPlan", "CPIOEntry", "COMPRESSIONS", "GZIP_LEVEL", "XZ_PRESET", "ZSTD_LEVEL",
+           "WINDOW_ENTRIES", "check_entry"]

@@ -1,0 +1,103 @@
+"""A host tree, walked for a streaming archive: depth first, one open directory at a time.
+
+Every entry comes after its parent and siblings come sorted by name, the order of the
+in-memory tree's walk (``Tree.walk``), so an archive of one tree has the same order it had
+when the writer sorted everything at ``finish()``.  A directory is listed (``scandir``,
+sorted) when it is reached, before its own entry is given out, so that its link count (2
+and one per subdirectory, as Linux counts) is known; the walk holds the sorted listings of
+the directories on the current path and nothing else: memory grows with the depth and the
+width of one directory, never with the number of files.
+
+Records are made as :func:`sysexport.fileinfo.walk_host_fileinfo` makes them (lstat:
+symlinks stay symlinks, hard links carry dev, ino and nlink, devices their numbers, times
+clamped to SOURCE_DATE_EPOCH, no atime).
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import Iterator
+
+from ..data import PathData
+from ..errors import InvalidInputError
+from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo
+
+
+def _listing(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
+
+
+def _dir_nlink(listing: list[os.DirEntry[str]]) -> int:
+    return 2 + sum(1 for e in listing if e.is_dir(follow_symlinks=False))
+
+
+def walk_stream(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]:
+    """FileInfo records of a host tree (its top as ``dest``), depth first, siblings sorted."""
+    top = os.fsdecode(host_dir)
+    rel_top = normalize_name(dest)
+    try:
+        st = os.lstat(top)
+    except OSError as e:
+        raise InvalidInputError(f"{top}: cannot read source tree: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    limit = sde_limit()
+    listing = _listing(top)
+    yield _record(top, rel_top, st, limit, _dir_nlink(listing))
+    stack = [(rel_top, iter(listing))]
+    while stack:
+        rel, it = stack[-1]
+        entry = next(it, None)
+        if entry is None:
+            stack.pop()
+            continue
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        if not entry.name.isascii():
+            check_utf8_name(child, entry.path)      # a host name that is not UTF-8
+        try:
+            est = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            raise InvalidInputError(f"{entry.path}: cannot stat: {e.strerror}") from e
+        if stat.S_ISDIR(est.st_mode):
+            sub = _listing(entry.path)
+            yield _record(entry.path, child, est, limit, _dir_nlink(sub))
+            stack.append((child, iter(sub)))
+        else:
+            yield _record(entry.path, child, est, limit, 0)
+
+
+def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nlink: int) -> FileInfo:
+    mtime: float = st.st_mtime
+    ctime: float = st.st_ctime
+    if limit is not None:               # SOURCE_DATE_EPOCH clamps (see fileinfo.sde_limit)
+        mtime = min(mtime, limit)
+        ctime = min(ctime, limit)
+    mode = st.st_mode
+    kind = stat.S_IFMT(mode)
+    if kind == stat.S_IFREG:
+        info = FileInfo(name, mode, st.st_size, PathData(path, st.st_size), None, mtime, None, ctime,
+                        st.st_uid, st.st_gid)
+        if st.st_nlink > 1:
+            info.dev, info.ino, info.nlink = st.st_dev, st.st_ino, st.st_nlink
+        return info
+    if kind == stat.S_IFDIR:
+        info = FileInfo(name, mode, 0, None, None, mtime, None, ctime, st.st_uid, st.st_gid)
+        info.nlink = dir_nlink
+        return info
+    d: dict[str, object] = {"name": name, "mode": mode, "uid": st.st_uid, "gid": st.st_gid, "mtime": mtime,
+                            "ctime": ctime}
+    if kind == stat.S_IFLNK:
+        try:
+            d["data"] = os.fsencode(os.readlink(path))
+        except OSError as e:
+            raise InvalidInputError(f"{path}: cannot read the symlink: {e.strerror}") from e
+    elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+        d["rdev_major"], d["rdev_minor"] = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return to_fileinfo(d)
+
+
+__all__ = ["walk_stream"]
