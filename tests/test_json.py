@@ -280,3 +280,15 @@ def test_cat_has_no_json(built, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("sysexport: error: unrecognized arguments: --json")
+
+
+def test_remaster_json_matches_isoinfo(built, tree, tmp_path, capsys):
+    need("isoinfo", "bsdtar")
+    out_img = str(tmp_path / "re.img")
+    doc = run_json(["remaster", built, "-o", out_img, "--label", "REMASTERED", "--remove", "/big.bin"], capsys)
+    info = out(["isoinfo", "-d", "-i", out_img])
+    assert re.search(r"^Volume id: (.*)$", info, re.M).group(1).strip() == doc["label"] == "REMASTERED"
+    listing = [line.rstrip("/") for line in out(["bsdtar", "-tvf", out_img]).splitlines()]
+    files = [line for line in listing if line.startswith("-")]
+    assert doc["format"] == "hybrid" and doc["removed"] == ["/big.bin"]
+    assert doc["entries"]["files"] == len(files) == len(tree[1]) - 1
