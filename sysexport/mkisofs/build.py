@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import InvalidInputError, UsageError
 from ..fileinfo import FileInfo, normalize_name, to_fileinfo, walk_host_fileinfo
+from ..identity import sde_is_set
 from ..output import output_target
 from .image import BootSpec, MkisofsImage
 from .options import MkisofsOptions
@@ -190,6 +191,10 @@ def build_mkisofs_image(o: MkisofsOptions) -> MkisofsImage:
     img.partition_offset = o.partition_offset
     img.mbr_force_bootable = o.mbr_force_bootable
     img.pad = o.pad
+    if o.modification_date is not None:
+        img.volume_centiseconds = round(o.modification_date * 100) % 100
+    elif sde_is_set():
+        img.volume_centiseconds = 0         # as xorriso: the UUID is SOURCE_DATE_EPOCH's time, -00
     if o.gpt_basdat and img.isohybrid_mbr is None:
         raise UsageError("-isohybrid-gpt-basdat: needs -isohybrid-mbr (the isohybrid partition table it marks)")
     for spec in _boot_specs(o):

@@ -9,10 +9,11 @@ boot code patched, a protective MBR, a 512-byte GPT)::
     512        GPT header, 248 entries at 1024..32767 (when a GPT is asked for)
     32768      ISO 9660: descriptors, catalog, path tables, directories, boot images
     ...        file data, 2 KiB aligned, heaviest -sort weight first
-    ...        300 KiB of padding (-pad, xorriso's default); an isohybrid image then
-               padded to whole 1 MiB cylinders
+    ...        without appended partitions: 300 KiB of padding (-pad, xorriso's
+               default); an isohybrid image then padded to whole 1 MiB cylinders
     ...        appended partitions (-append_partition), each 2 KiB (isohybrid: 1 MiB)
-               aligned, in the order of their numbers
+               aligned, in the order of their numbers; then the padding (in a GPT, the
+               partition "Gap1", as xorriso lists it)
     end        GPT backup array and header
 
 The ISO volume covers everything when nothing is appended, else the ISO part, as in
@@ -20,6 +21,7 @@ xorriso's images.  Plan, then write, as every writer (docs/architecture.md).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -104,6 +106,10 @@ class MkisofsImage:
         self.mbr_force_bootable = False
         self.pad = True
         self.sort_weight: dict[str, int] = {}
+        self.volume_centiseconds: int | None = None
+        """The centiseconds of the volume dates (the UUID blkid and archiso's
+        archisosearchuuid read): None, the ISO writer's choice; xorriso writes 00 under
+        SOURCE_DATE_EPOCH and those of --modification-date."""
         self._boot: list[BootSpec] = []
         self._appended: list[AppendSpec] = []
         self._placed_later: list[tuple[Node, FileInfo]] = []
@@ -188,17 +194,22 @@ class MkisofsImage:
         files, next_free = self._place_files(iso.end_bytes)
         isohybrid_table = self.isohybrid_mbr is not None and not self.appended_as_gpt
         want_gpt = self.gpt_basdat or self.appended_as_gpt
-        end = align_up(next_free, SECTOR) + (PAD_BYTES if self.pad else 0)
+        pad = PAD_BYTES if self.pad else 0
+        end = align_up(next_free, SECTOR)
         iso_start = self.partition_offset * SECTOR
         tail = GPT_BACKUP_BYTES if want_gpt else 0
+        gap = None
         if self._appended:
+            # xorriso: the ISO, the appended partitions, then the padding (a GPT's "Gap1").
             iso_end = align_up(end, CYLINDER_BYTES if isohybrid_table else SECTOR)
             appended, end = self._place_appended(iso_end, CYLINDER_BYTES if isohybrid_table else SECTOR)
-            device_size = align_up(end + tail, SECTOR)
+            if pad and want_gpt and not isohybrid_table:
+                gap = (end, pad)
+            device_size = align_up(end + pad + tail, SECTOR)
             volume_size = iso_end
         else:
             appended = ()
-            device_size = align_up(end + tail, CYLINDER_BYTES if isohybrid_table else SECTOR)
+            device_size = align_up(end + pad + tail, CYLINDER_BYTES if isohybrid_table else SECTOR)
             iso_end = volume_size = device_size
         if iso_start >= iso_end:
             raise InvalidInputError(f"-partition_offset {self.partition_offset}: the ISO ends at block "
@@ -208,11 +219,13 @@ class MkisofsImage:
                         for index, number in appended_entries.items()}
         iso = self.iso.place(iso, [(node, offset) for node, _info, offset in files],
                              volume_size_bytes=volume_size, boot_extents=boot_extents)
+        if self.volume_centiseconds is not None:
+            iso = dataclasses.replace(iso, centiseconds=self.volume_centiseconds)
         identity = BuildIdentity(iso.content_digest if self.iso.reproducible else None)
         boot_code, boot_lba = self._boot_code()
         marked = tuple(self._marked_efi_extents()) if isohybrid_table else ()
         req = SystemAreaRequest(device_size, iso_start, iso_end, boot_code, isohybrid_table, want_gpt, marked,
-                                appended, self.mbr_force_bootable, identity.u32("MBR disk signature"))
+                                appended, self.mbr_force_bootable, identity.u32("MBR disk signature"), gap)
         mbr = build_mbr(req).to_bytes()
         gpt, gpt_layout = build_gpt(req, identity) if want_gpt else (None, None)
         pieces = [Extent(0, 512, "MBR"), Extent(32768, iso.end_bytes - 32768, "ISO metadata")]

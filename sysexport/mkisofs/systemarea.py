@@ -14,7 +14,8 @@ the options (as ``xorriso -report_system_area plain`` names them):
     of type 0x00 over LBA 0.
 ``GPT`` (``-isohybrid-gpt-basdat`` or ``-appended_part_as_gpt``)
     512-byte blocks, 248 entries at LBA 2..63, first usable LBA 64; a "basic data"
-    partition over the ISO (attributes: read-only, required) and the appended ones.
+    partition over the ISO (attributes: read-only, required), the appended ones, and
+    "Gap1" over the padding after them.
 
 One choice differs from xorriso, on purpose: xorriso's GPT partition over the ISO starts
 at LBA 0 without ``-partition_offset`` (overlapping the GPT itself, so sgdisk and parted
@@ -78,6 +79,7 @@ class SystemAreaRequest:
     appended: tuple[PlacedAppended, ...]
     force_bootable: bool
     disk_signature: int
+    gap: tuple[int, int] | None = None  # the padding after appended partitions: (offset, size)
 
 
 def _chs(lba: int) -> bytes:
@@ -141,6 +143,9 @@ def build_gpt(req: SystemAreaRequest, identity: BuildIdentity) -> tuple[GPT, GPT
     for part in sorted(req.appended, key=lambda p: p.number):
         gpt.add_partition(part.type_guid, part.size_bytes, device_offset=part.device_offset,
                           name=f"Appended{part.number}")
+    if req.gap is not None:
+        gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, req.gap[1], device_offset=req.gap[0], name="Gap1",
+                          attributes=GPT_ATTR_ISO)
     size = req.device_size_bytes
     layout = gpt.layout(size, identity=identity, primary_entries_offset=GPT_ENTRIES_OFFSET,
                         backup_header_offset=size - 512, backup_entries_offset=size - GPT_BACKUP_BYTES,
