@@ -381,7 +381,7 @@ def boot_contribution(*, kernel: str | os.PathLike[str] | bytes | None = None,
     grub_bios = find_grub(a.bios_platform, lib_dir=lib_dir) if bios and a.bios_platform else None
     signed = find_signed_chain(a, package_root=package_root) if secure_boot else None
     grub_efi = find_grub(a.efi_platform, lib_dir=lib_dir) if efi and signed is None else None
-    menu_files, menu = _menu_files(entries)
+    menu_files, menu = _menu_files(entries, kernel, initrd)
     for k in [kernel] + [e.kernel for e in entries]:
         if k is not None:
             check_kernel(k, a, secure_boot=secure_boot)
@@ -461,18 +461,24 @@ def _unique_marker(identity: BuildIdentity | None, *inputs: object) -> str:
                           identity.token("GRUB marker"), *variant)
 
 
-def _menu_files(entries: Sequence[MenuEntry]) -> tuple[list[tuple[str, Any]], list[MenuEntry]]:
+def _menu_files(entries: Sequence[MenuEntry], kernel: Any, initrd: Any) -> tuple[list[tuple[str, Any]],
+                                                                              list[MenuEntry]]:
     """The kernels and initrds of ``entries`` as files of the image, each host file (or
-    bytes) stored once (``boot/vmlinuz-2``, ``boot/initrd-2.img``, ... in their order: the
-    main kernel and initrd are ``boot/vmlinuz`` and ``boot/initrd.img``), and the entries
-    naming those image paths."""
+    bytes) stored once: the main ``kernel`` and ``initrd`` are ``boot/vmlinuz`` and
+    ``boot/initrd.img`` (added by the caller), the others ``boot/vmlinuz-2``,
+    ``boot/initrd-2.img``, ... in their order.  Returns those files and the entries naming
+    their image paths."""
     files: list[tuple[str, Any]] = []
     named: dict[tuple[str, object], str] = {}
+    if kernel is not None:
+        named[("kernel", _content_key(kernel))] = KERNEL_NAME
+    if initrd is not None:
+        named[("initrd", _content_key(initrd))] = INITRD_NAME
 
     def name_of(content: Any, kind: str) -> str:
         key = (kind, _content_key(content))
         if key not in named:
-            number = sum(k[0] == kind for k in named) + 2
+            number = 2 + sum(k[0] == kind and v not in (KERNEL_NAME, INITRD_NAME) for k, v in named.items())
             named[key] = f"boot/vmlinuz-{number}" if kind == "kernel" else f"boot/initrd-{number}.img"
             files.append((named[key], content))
         return named[key]
