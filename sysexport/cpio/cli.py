@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 from ..output import is_stdout, output_target
 from ..progress import add_output_options, emit, progress_for
-from ..sources import OWNER_CHOICES, Selection, Source, parse_patterns
-from .writer import COMPRESSIONS, CPIO
+from ..fileinfo import FileInfo
+from ..sources import OWNER_CHOICES, Selection, normalise, parse_patterns
+from .walk import walk_stream
+from .writer import COMPRESSIONS, CPIO, CPIOPlan
 
 
 def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -37,24 +41,51 @@ def add_cli_initramfs(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 def cli_initramfs(args: argparse.Namespace) -> int:
     """Run ``sysexport initramfs``; returns 0.  Errors are raised as SysExportError (an
     InvalidInputError naming SRC_DIR when it is missing or not a directory), which
-    :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1."""
+    :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1.
+
+    The tree is streamed into the archive as it is walked (depth first, siblings sorted),
+    so the progress shows bytes written without a total."""
     selection = Selection(exclude=parse_patterns("--exclude", args.exclude), owner=args.owner,
                           rational=args.rational_rock)
     archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
-    for info in selection.entries([Source(args.src_dir)]):
-        archive.add(info)
-    total = sum(e.size_bytes for e in archive.plan().entries) if args.compress is None else 0
-    with progress_for(args, total, "writing"):          # compressed: the bytes are not counted
+    with progress_for(args, 0, "writing"):
+        for info in selected(selection, args.src_dir):
+            archive.add(info)
         plan = archive.finish()
-    from ..summaries import cpio_summary
     size = None if is_stdout(args.output) else os.path.getsize(args.output)
     kind = f"{args.compress}-compressed " if args.compress else ""
     report = sys.stderr if is_stdout(args.output) else sys.stdout   # the archive may be on stdout
-    emit(args, cpio_summary(args.output, args.src_dir, plan, size),
-         [f"{args.output}: {kind}newc cpio archive of {args.src_dir}: {len(plan.entries) - 1} entries, "
+    emit(args, summary(args.output, args.src_dir, plan, size),
+         [f"{args.output}: {kind}newc cpio archive of {args.src_dir}: {plan.entry_count} entries, "
           f"{plan.size_bytes:,} bytes" + (f" ({size:,} compressed)" if args.compress and size is not None else "")],
          report)
     return 0
+
+
+def selected(selection: Selection, src_dir: str) -> Iterator[FileInfo]:
+    """The tree's records as :meth:`Selection.entries` filters and normalises them, in the
+    streaming walk's order: an excluded directory's contents follow it, so one prefix is
+    all that is remembered."""
+    skip = ""
+    for info in walk_stream(src_dir):
+        name = info.name
+        if skip and name.startswith(skip):
+            continue
+        skip = ""
+        if name and any(p.matches(name) for p in selection.exclude):
+            if info.is_dir:
+                skip = name + "/"
+            continue
+        yield normalise(info, owner=selection.owner, rational=selection.rational)
+
+
+def summary(output: str, source: str, plan: CPIOPlan, size_bytes: int | None) -> dict[str, Any]:
+    """What ``initramfs`` prints with ``--json``: the archive's entries by type (the
+    trailer not counted), its uncompressed size, ``size`` (the file written, compressed or
+    not; None for standard output), bytes of file data, and the compression."""
+    return {"command": "initramfs", "output": output, "source": source, "format": "newc",
+            "compress": plan.compress, "entries": plan.entry_count, "types": dict(plan.types),
+            "uncompressed_size": plan.size_bytes, "size": size_bytes, "data_bytes": plan.data_bytes}
 
 
 __all__ = ["add_cli_initramfs", "cli_initramfs"]

@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 WINDOW_ENTRIES = 4096
 """Entries added but not yet written, at most: a batch of headers and data sources."""
+TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",
+              0o010000: "fifo", 0o140000: "socket"}
+"""The kinds of :attr:`CPIOPlan.types`, by the type bits of c_mode."""
 DIR_MODE = 0o040755
 """An implied directory (a parent nobody added): drwxr-xr-x, root, the default time."""
 
@@ -98,7 +101,7 @@ class CPIOPlan:
     with their offsets, and the trailer last.  ``linked_names``: names written as a hard
     link to an earlier name (size 0); ``links_forgotten``: files forgotten by the bounded
     link table with names still to come (a later name is then a copy).  ``compress``: None,
-    "gzip", "xz" or "zstd".
+    "gzip", "xz" or "zstd".  ``types``: (kind, entries) pairs, see :meth:`count`.
     """
 
     entries: tuple[CPIOEntry, ...]
@@ -110,6 +113,11 @@ class CPIOPlan:
     linked_names: int
     links_forgotten: int
     compress: str | None
+    types: tuple[tuple[str, int], ...] = ()
+
+    def count(self, kind: str) -> int:
+        """Entries of ``kind``: "file", "dir", "symlink", "chardev", "blockdev", "fifo", "socket"."""
+        return dict(self.types).get(kind, 0)
 
     def find(self, name: str) -> CPIOEntry | None:
         """The entry ``name`` ("." for the root) among those not yet written, or None."""
@@ -150,6 +158,7 @@ class CPIO(Lifecycle):
         self._next_ino = 1
         self._offset = 0            # uncompressed bytes of every entry so far, written or pending
         self._count = 0
+        self._types: dict[int, int] = {}
         self._data_bytes = 0
         self._linked = 0
         self._streamed = 0
@@ -330,6 +339,8 @@ class CPIO(Lifecycle):
                                        source if size else None, inline))
         self._offset += len(head) + size + pad_bytes(size)
         self._count += 1
+        kind = mode & 0o170000
+        self._types[kind] = self._types.get(kind, 0) + 1
         if source is not None:
             self._data_bytes += size
         if len(self._pending) >= self.window_entries:
@@ -419,7 +430,8 @@ class CPIO(Lifecycle):
         trailer = CPIOEntry(TRAILER_NAME, self._offset, 0, 1, 0, 0, head, None, b"")
         streamed_bytes = self._pending[0].offset if self._pending else self._offset
         plan = CPIOPlan(tuple(self._pending) + (trailer,), self._count, self._offset + len(head), self._data_bytes,
-                        self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress)
+                        self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress,
+                        tuple((TYPE_NAMES.get(k, "other"), n) for k, n in sorted(self._types.items())))
         self._mark_planned()
         self._last_plan = plan
         return plan
