@@ -238,8 +238,8 @@ def assign_joliet_names(children: Sequence[JolietChild], where: str = "") -> dic
         if override is not None:
             other = given.get(override)
             if other is not None:
-                raise InvalidInputError(f"{where}/{name}: joliet_name {override!r} is also the Joliet name of "
-                                        f"{where}/{other} (one directory, one name)".lstrip("/"))
+                raise InvalidInputError(f"{f'{where}/{name}'.lstrip('/')}: joliet_name {override!r} is also the "
+                                        f"Joliet name of {f'{where}/{other}'.lstrip('/')} (one directory, one name)")
             given[override] = name
             used.add(override)
             result[key] = override.encode("utf-16-be")
