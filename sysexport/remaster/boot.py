@@ -50,6 +50,16 @@ def mbr_code(source: Source) -> bytes | None:
     return code
 
 
+def mbr_bootable(source: Source) -> bool:
+    """Whether one of the source MBR's partition records is marked active (0x80)."""
+    from ..partition.mbr import MBR
+    try:
+        old = MBR.parse(source.mbr)
+    except Exception:
+        return False
+    return any(p is not None and p.bootable for p in old.partitions)
+
+
 def isohybrid_kind(code: bytes) -> str | None:
     from ..boot.isohybrid import detect_isohybrid_mbr
     return detect_isohybrid_mbr(code)
@@ -110,6 +120,8 @@ def carry_hybrid_boot(hybrid: Any, source: Source) -> list[str]:
     docstring).  Returns notes on what was re-patched, copied or left out."""
     notes: list[str] = []
     code = mbr_code(source)
+    if mbr_bootable(source):
+        hybrid.mbr_bootable = True          # BIOSes that boot only an active partition; pycdlib's isohybrid check
     core_part = grub_core_partition(source, code) if code is not None else None
     if code is not None and core_part is not None:
         hybrid.contribute(grub_core_contribution(source, code, core_part))

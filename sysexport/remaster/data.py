@@ -99,3 +99,28 @@ class ViewFileData(DataSource):
         if self.size_bytes > limit:
             raise InvalidInputError(f"{self.describe()}: {self.size_bytes} bytes, at most {limit} expected here")
         return b"".join(self.iter_chunks())
+
+
+class HostFileData(DataSource):
+    """A host file's bytes (a :class:`~sysexport.data.PathData`), written through its own
+    ``write_to``: the VFAT writer gathers small PathData files into one buffer whose zero
+    gaps would overwrite the source-image files a remaster writes between them (see the
+    report of issue 13's remaster), so host files a remaster adds are not PathData."""
+
+    __slots__ = ("inner", "size_bytes")
+
+    def __init__(self, inner: DataSource) -> None:
+        self.inner = inner
+        self.size_bytes = inner.size_bytes
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def write_to(self, out_fd: int, offset: int) -> None:
+        self.inner.write_to(out_fd, offset)
+
+    def read_all(self, limit: int = 1 << 20) -> bytes:
+        return self.inner.read_all(limit)
+
+    def iter_chunks(self, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+        return self.inner.iter_chunks(chunk_bytes)

@@ -14,6 +14,7 @@ import stat as _stat
 from ..data import PathData, stat_source
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, normalize_name, walk_host_fileinfo
+from .data import HostFileData
 from .source import Source, SourceEntry
 
 
@@ -50,7 +51,7 @@ def replace(source: Source, path: str, host_file: str, what: str = "replace") ->
     if not entry.is_file:
         raise InvalidInputError(f"{what} {path}: not a regular file in {source.name} ({entry.stat.type})")
     st = stat_source(host_file, "replacement", f"{what} {path}")
-    entry.data = PathData(host_file, st.st_size) if st.st_size else None
+    entry.data = HostFileData(PathData(host_file, st.st_size)) if st.st_size else None
     entry.stat = dataclasses.replace(entry.stat, size=st.st_size, extents=())
     entry.link_group = None
     entry.fat = None
@@ -85,7 +86,7 @@ def host_entry(info: FileInfo, old: SourceEntry | None) -> SourceEntry:
     st = Stat(path="/" + info.name, type=kind, size=info.size, mode=info.mode, uid=info.uid, gid=info.gid,
               mtime=info.mtime, atime=info.atime, ctime=info.ctime, target=target,
               rdev=(info.rdev_major, info.rdev_minor) if info.is_device else None)
-    entry = SourceEntry(info.name, st, data=info.source)
+    entry = SourceEntry(info.name, st, data=HostFileData(info.source) if info.source is not None else None)
     if old is not None:
         entry.target = "both" if old.target == "esp" else old.target
     return entry

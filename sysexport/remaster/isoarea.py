@@ -30,7 +30,7 @@ from ..iso9660._structs import SECTOR_BYTES
 from ..output import Output
 from ..partition.gpt import GPT
 from ..partition.mbr import MBR, MBRPartition
-from .boot import _gpt_type, bios_boot_path, isohybrid_kind, mbr_code
+from .boot import _gpt_type, bios_boot_path, isohybrid_kind, mbr_bootable, mbr_code
 from .data import ExtentsData
 from .source import Source, SourcePartition
 
@@ -90,14 +90,6 @@ def _boot_code(iso: RemasteredISO9660, source: Source) -> bytes | None:
     return code
 
 
-def _mbr_bootable(source: Source) -> bool:
-    try:
-        old = MBR.parse(source.mbr)
-    except Exception:
-        return False
-    return any(p is not None and p.bootable for p in old.partitions)
-
-
 def _gpt(placed: list[Placed], device_size: int, identity: Any) -> tuple[GPT, Any]:
     gpt = GPT(block_size=512)
     extents: dict[int, tuple[int, int]] = {}
@@ -153,13 +145,13 @@ def finish_with_system_area(iso: RemasteredISO9660, source: Source) -> Any:
             gpt, layout = _gpt([i for i in placed if i.part.table.startswith("gpt")], device_size,
                                BuildIdentity(plan.content_digest) if iso.reproducible else BuildIdentity(None))
             gpt.write(out.fd, layout)
-            mbr = MBR.protective(device_size, 512, bootable=_mbr_bootable(source))
+            mbr = MBR.protective(device_size, 512, bootable=mbr_bootable(source))
         else:
             for item in placed:
                 if item.data is not None:
                     item.data.write_to(out.fd, item.device_offset)
-            mbr = MBR(partitions=_mbr_entries(placed), disk_signature=_disk_signature(source))
-            if placed and _mbr_bootable(source):
+            mbr = MBR(partitions=_mbr_entries(placed), disk_signature=_disk_signature(source), strict=False)
+            if placed and mbr_bootable(source):
                 first = next((e for e in mbr.partitions if e is not None), None)
                 if first is not None:
                     first.bootable = True

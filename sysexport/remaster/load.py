@@ -47,11 +47,22 @@ def fileinfo(entry: SourceEntry, source: Source, *, hybrid_target: str | None = 
     if namespaces:
         if entry.hidden_from:
             info["hidden_from"] = tuple(entry.hidden_from)
-        if entry.joliet_name is not None:
+        if entry.joliet_name is not None and _joliet_name_ok(entry):
             info["joliet_name"] = entry.joliet_name
     if hybrid_target is not None:
         info["hybrid_target"] = hybrid_target
     return info
+
+
+def _joliet_name_ok(entry: SourceEntry) -> bool:
+    """Whether the source's Joliet name is one the writer records as given (xorriso writes
+    65 characters where the Joliet specification allows 64; the writer then makes its own)."""
+    from ..fileinfo import check_joliet_name
+    try:
+        check_joliet_name(entry.name, entry.joliet_name)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def set_volume(iso: Any, source: Source, label: str | None = None) -> list[str]:

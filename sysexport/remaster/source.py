@@ -300,18 +300,25 @@ def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, 
 
 
 def _pair(j: Stat, candidates: list[Stat]) -> Stat | None:
-    if j.is_file and j.extents:
+    """The primary entry the Joliet entry ``j`` shows: a file with data by its extent (the
+    same name preferred among hard links), anything else by name (exact, then ignoring
+    case, then a Joliet name cut short); Joliet shows symlinks and devices as files."""
+    if j.is_file and j.extents and j.size:
         same = [c for c in candidates if c.is_file and c.extents and c.extents[0][0] == j.extents[0][0]]
         for c in same:
             if c.name == j.name:
                 return c
-        if same:
-            return same[0]
-        return None
+        return same[0] if same else None
+
+    def compatible(c: Stat) -> bool:
+        if c.is_file and c.extents and c.size:
+            return False
+        return c.type == j.type or (j.is_file and c.type not in ("dir", "file"))
+
     for test in (lambda c: c.name == j.name, lambda c: c.name.lower() == j.name.lower(),
-                 lambda c: len(j.name) >= 60 and c.name.startswith(j.name[:60])):
+                 lambda c: len(j.name) >= 60 and c.name.startswith(j.name.rsplit(".", 1)[0][:60])):
         for c in candidates:
-            if c.type == j.type and not (c.is_file and c.extents) and test(c):
+            if compatible(c) and test(c):
                 return c
     return None
 
@@ -374,9 +381,12 @@ def _match_fat(image: Image, entries: dict[str, SourceEntry],
     for key, entry in entries.items():
         st = entry.stat
         fat_st = by_name.get(key.lower())
+        # The same path and kind, and for a file the same bytes: one extent, or (a hard link,
+        # which FAT holds as a copy of its own) the same size.
         same = fat_st is not None and fat_st.type == st.type and (
-            not st.is_file or (bool(st.extents) == bool(fat_st.extents)
-                               and (not st.extents or st.extents[0][0] == fat_st.extents[0][0])))
+            not st.is_file or fat_st.size == st.size and (
+                not st.extents or not fat_st.extents or st.extents[0][0] == fat_st.extents[0][0]
+                or entry.link_group is not None))
         if key == "" or same:
             entry.target = "both"
             entry.fat = fat_st
@@ -390,7 +400,7 @@ def _match_fat(image: Image, entries: dict[str, SourceEntry],
         entry = SourceEntry(key, st, target="esp", fat=st)
         if st.is_file and st.size:
             entry.data = ExtentsData(image.file, st.extents, st.size, f"{image.name}:{fat.name}:{st.path}")
-        entries[key] = entry
+        entries[key if key not in entries else f"{key}\0esp"] = entry
     label = getattr(fat, "label", None) or getattr(fat, "boot_label", None)
     return True, label if isinstance(label, str) else None
 
