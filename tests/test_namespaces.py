@@ -343,3 +343,33 @@ def test_linux_sees_each_namespace(tmp_path):
     assert set(views["plain"]) == {"shared.txt", "iso_only.txt", "rr_only.txt", "named.txt"}   # Linux: lower case
     assert set(views["vfat1"]) == {"shared.txt", "esp-only.txt", "named.txt"}
     assert views["joliet"]["alias.txt"]["sha256"] == views["rr"]["shared.txt"]["sha256"]
+
+
+def serial_boot_sector(message: bytes) -> bytes:
+    """A no-emulation El Torito image (one sector, any load address): it writes ``message``
+    to COM1 (port 0x3f8) and halts.  Hand-assembled 16-bit code:
+    cli; push cs; pop ds; call next; next: pop si; add si, msg-next; mov dx, 0x3f8;
+    loop: lodsb; test al, al; jz done; out dx, al; jmp loop; done: hlt; jmp done; msg: ..."""
+    code = bytes.fromhex("fa 0e 1f e8 00 00 5e 83 c6 12 ba f8 03 ac 84 c0 74 03 ee eb f8 f4 eb fd")
+    assert len(code) == 0x18
+    return (code + message + b"\0").ljust(2048, b"\0")
+
+
+@pytest.mark.slow
+def test_an_el_torito_only_image_boots(tmp_path):
+    """SeaBIOS boots a catalog entry whose image no directory names, in a plain ISO and in
+    the hybrid (hidden from iso9660, joliet and fat)."""
+    from helpers.qemuboot import boot_firmware
+    for kind in ("iso", "hybrid"):
+        image = str(tmp_path / f"{kind}.img")
+        marker = f"ELTORITO-ONLY-{kind.upper()}-OK".encode()
+        w = ISO9660(image) if kind == "iso" else ISO9660Hybrid(image)
+        hidden = ("iso9660", "joliet") if kind == "iso" else ("iso9660", "joliet", "fat")
+        w.add(f("visible.txt", b"v\n"))
+        w.add(f("boot/serial.img", serial_boot_sector(marker), hidden_from=hidden))
+        (w if kind == "iso" else w.iso).add_boot_catalog_entry(path="boot/serial.img", load_size=4)
+        w.finish()
+        assert isoinfo_paths(image, "rock_ridge") == {"visible.txt", "boot", "boot.catalog"}
+        assert isoinfo_paths(image, "joliet") == {"visible.txt", "boot", "boot.catalog"}
+        log = boot_firmware("bios-cd", image, str(tmp_path), expect=marker.decode(), deadline_s=60)
+        assert marker.decode() in log
