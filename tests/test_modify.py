@@ -246,6 +246,54 @@ def test_iso_without_joliet_and_views(tmp_path, tree):
     assert run(["isoinfo", "-i", iso, "-x", "/DATA.TXT;1"]).stdout == b"plain, replaced\n"
 
 
+def test_fat_image_inside_an_iso(tmp_path):
+    """A FAT file of the El Torito EFI image that xorriso stores as an ISO file: the FAT volume
+    changes inside the ISO file's bytes (the ISO record keeps its size)."""
+    need("xorriso", "mkfs.fat", "mcopy", "bsdtar")
+    src = tmp_path / "lb"
+    (src / "boot/grub").mkdir(parents=True)
+    (src / "boot/grub/grub.cfg").write_bytes(CFG)
+    efi = src / "boot/grub/efi.img"
+    run(["mkfs.fat", "-C", str(efi), "2048"])
+    run(["mmd", "-i", str(efi), "::/EFI"], env_extra=MTOOLS_ENV)
+    (tmp_path / "hi.txt").write_bytes(b"hi\n")
+    run(["mcopy", "-i", str(efi), str(tmp_path / "hi.txt"), "::/EFI/hi.txt"], env_extra=MTOOLS_ENV)
+    iso = str(tmp_path / "lb.iso")
+    run(["xorriso", "-as", "mkisofs", "-R", "-J", "-V", "LB", "-e", "boot/grub/efi.img", "-no-emul-boot",
+         "-o", iso, str(src)])
+    with sysexport.open(iso, writable=True) as img:
+        assert "fat:eltorito" in img.views()
+        r = img.replace_file("/EFI/hi.txt", b"changed inside the El Torito image\n", view="fat:eltorito")
+        assert r.records == ("fat:eltorito:/EFI/hi.txt",)
+        with pytest.raises(InvalidInputError, match="boot image of El Torito entry 0"):
+            img.replace_file("/boot/grub/efi.img", b"x")
+    dest = tmp_path / "x"
+    dest.mkdir()
+    run(["bsdtar", "-xf", iso, "-C", str(dest)])
+    fat_readers_see(tmp_path, str(dest / "boot/grub/efi.img"), "/EFI/hi.txt", b"changed inside the El Torito image\n")
+
+
+def test_grub_mkrescue_image(tmp_path):
+    """grub-mkrescue's ISO files are also files of its HFS+ partition, whose catalog holds their
+    sizes: refused, unchanged.  Its EFI partition (FAT) changes, fsck.fat clean."""
+    need("grub-mkrescue", "xorriso", "mformat")
+    src = tmp_path / "rescue"
+    (src / "boot/grub").mkdir(parents=True)
+    (src / "boot/grub/grub.cfg").write_bytes(CFG)
+    iso = str(tmp_path / "rescue.iso")
+    run(["grub-mkrescue", "-o", iso, str(src)])
+    before = sha256_file(iso)
+    with sysexport.open(iso, writable=True) as img:
+        with pytest.raises(InvalidInputError, match="HFS\\+ tree whose catalog records its size"):
+            img.replace_file("/boot/grub/grub.cfg", NEW_CFG)
+        assert sha256_file(iso) == before
+        part = next(s for s in img.structures if s.kind == "fat")
+        r = img.replace_file("/efi/boot/bootx64.efi", b"not really an EFI program\n", view="fat")
+        assert r.records[0].endswith(":/efi/boot/bootx64.efi")
+    fat_readers_see(tmp_path, cut(iso, part.offset, part.size, tmp_path / "esp.img"), "/efi/boot/bootx64.efi",
+                    b"not really an EFI program\n")
+
+
 # --- FAT volumes ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fat_type", [12, 16, 32, "ours"])

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import InvalidImageError, InvalidInputError
 from ..iso9660.reader import ISO9660Reader
+from ..partition.enums import GPT_TYPE_MS_BASIC_DATA
 from ..iso9660.view import ISOView
 from ..vfat.reader import FATVolume
 from ..vfat.view import FATView
@@ -47,6 +48,9 @@ ISO_BLOCK = 2048
 SYSTEM_AREA_BYTES = 16 * ISO_BLOCK
 UDF_IDENTIFIERS = (b"BEA01", b"NSR02", b"NSR03", b"TEA01")
 """ECMA-167 2/9.1: the volume recognition sequence of a UDF bridge follows the ISO descriptors."""
+GPT_TYPE_HFS_PLUS = "48465300-0000-11AA-AA11-00306543ECAC"
+"""Apple HFS+ (xorriso -hfsplus, grub-mkrescue)."""
+HFS_SIGNATURE_OFFSET = 1024         # the HFS+ volume header's signature "H+" (or "HX": HFSX)
 CONTAINER_KINDS = frozenset({"iso9660", "iso9660-session", "partition", "fat", "cpio", "eltorito-entry"})
 """Structures that hold files rather than being metadata (partitions and boot images are
 checked on their own)."""
@@ -288,6 +292,7 @@ def plan_replace(img: Image, path: str, view: str | None) -> Plan:
     main = _target(img, label, start, iso, fats)
     targets = [main] + _fat_copies(img, main, iso, fats)
     for t in targets:
+        _refuse_foreign_trees(img, t)
         _check_room(img, t, iso, fats)
     return Plan(path, targets)
 
@@ -469,8 +474,10 @@ def _check_room(img: Image, t: Target, iso: IsoScan | None, fats: list[FatScan])
 
 def _structure_ranges(img: Image) -> list[tuple[int, int, str]]:
     """Metadata the opened image lists (partition tables, descriptors, path tables, the boot
-    catalog), boot images that are not FAT volumes, and partitions holding no known file
-    system (their bytes belong to something sysexport does not read, e.g. GRUB's core)."""
+    catalog), boot images that are not FAT volumes, and partitions holding no file system
+    sysexport knows (their bytes belong to something else, e.g. GRUB's core image).  A
+    partition holding a FAT volume, the ISO descriptors, or none of the known kinds but typed
+    Microsoft basic data (xorriso's "Gap" partitions over the ISO's own bytes) is a container."""
     fat_offsets = {s.offset for s in img.structures if s.kind == "fat"}
     iso = [s for s in img.structures if s.kind == "iso9660"]
     out: list[tuple[int, int, str]] = []
@@ -480,9 +487,25 @@ def _structure_ranges(img: Image) -> list[tuple[int, int, str]]:
         elif s.kind == "eltorito-entry" and s.offset not in fat_offsets:
             out.append((s.offset, max(s.size, ISO_BLOCK), s.summary))
         elif s.kind == "partition" and s.offset not in fat_offsets and not any(
-                s.offset <= i.offset + SYSTEM_AREA_BYTES < s.offset + s.size for i in iso):
+                s.offset <= i.offset + SYSTEM_AREA_BYTES < s.offset + s.size for i in iso) \
+                and str(s.fields.get("type_guid", "")).upper() != str(GPT_TYPE_MS_BASIC_DATA).upper():
             out.append((s.offset, s.size, s.summary))
     return out
+
+
+def _refuse_foreign_trees(img: Image, t: Target) -> None:
+    """An HFS+ partition over ISO files (grub-mkrescue, xorriso -hfsplus) has a catalog of its
+    own with every file's size: a change in place would leave it stale."""
+    for s in img.structures:
+        if s.kind != "partition":
+            continue
+        hfs = str(s.fields.get("type_guid", "")).upper() == str(GPT_TYPE_HFS_PLUS).upper()
+        if not hfs and s.size > HFS_SIGNATURE_OFFSET + 2:
+            img.file.seek(s.offset + HFS_SIGNATURE_OFFSET)
+            hfs = img.file.read(2) in (b"H+", b"HX")
+        if hfs and any(o < s.offset + s.size and s.offset < o + n for o, n in t.runs):
+            raise InvalidInputError(f"{t.label}: its bytes are also a file of {s.summary}, an HFS+ tree whose "
+                                    "catalog records its size, which sysexport does not write: not changed")
 
 
 __all__ = ["Plan", "Target", "FatNamer", "plan_replace", "round_up", "ISO_BLOCK"]
