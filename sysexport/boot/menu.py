@@ -95,7 +95,10 @@ class MenuEntry:
         if not kernel:
             raise InvalidInputError(f"{option} {spec!r}: the KERNEL part is empty (TITLE|KERNEL|INITRD|CMDLINE)")
         entry = cls(title, kernel, initrd, cmdline)
-        entry.check(f"{option} {spec!r}:")
+        try:
+            entry.check()
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{option} {spec!r}: {e}") from None
         return entry
 
 
