@@ -41,6 +41,8 @@ AUTO_MIN_BYTES = 8 << 20
 """Below this many bytes a bar is not worth drawing unless ``--progress`` asks for one."""
 LINE_STEP_PERCENT = 10
 """Where standard error is not a terminal, ``--progress`` prints a line per this many percent."""
+LINE_STEP_BYTES = 256 << 20
+"""... or, when the total is not known beforehand (a streamed archive), per this many bytes."""
 
 Mode = Literal["auto", "on", "off"]
 """``auto``: a bar on a terminal for large jobs; ``on``: always (lines off a terminal); ``off``."""
@@ -80,13 +82,13 @@ class Meter:
         self.stream = stream
         self.done_bytes = 0
         self._lock = threading.Lock()
-        self._next_line = LINE_STEP_PERCENT
+        self._next_line = LINE_STEP_PERCENT if self.total_bytes else LINE_STEP_BYTES
         self._bar: Any = None
         if bar:
             from tqdm import tqdm
             # A terminal that reports no size (a bare pty) would make tqdm hide the bar.
             size = dict(dynamic_ncols=True) if all(_terminal_size(stream)) else dict(ncols=80, nrows=24)
-            self._bar = tqdm(total=self.total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+            self._bar = tqdm(total=self.total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                              file=stream, leave=False, mininterval=0.1, **size)
 
     def update(self, n_bytes: int) -> None:
@@ -101,6 +103,9 @@ class Meter:
                     self._next_line = percent - percent % LINE_STEP_PERCENT + LINE_STEP_PERCENT
                     print(f"sysexport: {self.label}: {percent}% ({self.done_bytes:,} of {self.total_bytes:,} bytes)",
                           file=self.stream, flush=True)
+            elif self.done_bytes >= self._next_line:
+                self._next_line = self.done_bytes - self.done_bytes % LINE_STEP_BYTES + LINE_STEP_BYTES
+                print(f"sysexport: {self.label}: {self.done_bytes:,} bytes", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -126,11 +131,13 @@ def _is_terminal(stream: IO[str]) -> bool:
 def progress(total_bytes: int, label: str, mode: Mode = "auto", stream: IO[str] | None = None) -> Iterator[Meter | None]:
     """Show the progress of the bytes reported through :data:`sysexport.data.PROGRESS` while
     the block runs (see the module docstring for when and how); yields the meter, or None
-    when nothing is shown."""
+    when nothing is shown.  ``total_bytes`` 0: not known beforehand (a streamed archive):
+    a byte counter instead of a bar, on a terminal whatever the amount."""
     out = sys.stderr if stream is None else stream
     terminal = _is_terminal(out)
-    show = mode == "on" or (mode == "auto" and terminal and total_bytes > AUTO_MIN_BYTES)
-    meter = Meter(total_bytes, label, out, bar=terminal) if show and total_bytes > 0 else None
+    big = total_bytes > AUTO_MIN_BYTES or total_bytes <= 0
+    show = mode == "on" or (mode == "auto" and terminal and big)
+    meter = Meter(total_bytes, label, out, bar=terminal) if show else None
     hook: Callable[[int], None] | None = meter.update if meter is not None else None
     token = PROGRESS.set(hook)
     try:

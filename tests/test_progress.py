@@ -150,6 +150,8 @@ def test_a_bar_on_a_terminal(big_image, tmp_path):
     code, text = on_terminal("build", tree, "-o", str(tmp_path / "b.img"))
     assert code == 0, text
     assert "writing:" in text and percentages(text), text
+    code, text = on_terminal("initramfs", tree, "-o", str(tmp_path / "a.cpio"))   # streamed: no total
+    assert code == 0 and re.search(r"writing: [\d.]+[kMG]?B ", text), text
     code, text = on_terminal("verify", img, "--quiet")
     assert code == 0 and "verifying" not in text and text.strip() == "", text
 
