@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cmd
 import dataclasses
+import io
 import os
 import shlex
 import sys
@@ -489,6 +490,9 @@ def make_explorer(args: argparse.Namespace, interactive: bool) -> Explorer:
 def cmd_shell(args: argparse.Namespace) -> int:
     """``sysexport shell``: interactive on a terminal, else the commands of ``-c`` or of stdin."""
     interactive = args.commands is None and sys.stdin.isatty() and sys.stdout.isatty()
+    for stream in (sys.stdout, sys.stderr):         # a name that is not UTF-8 is written as its bytes
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     shell = make_explorer(args, interactive)
     try:
         if args.commands is not None:

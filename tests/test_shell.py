@@ -28,7 +28,7 @@ def _env(home: str) -> dict[str, str]:
 def shell(image: str, *args: str, cwd: str, script: str | None = None) -> subprocess.CompletedProcess:
     """`sysexport shell IMAGE ARGS` with ``script`` on standard input (a pipe, not a terminal)."""
     return subprocess.run([sys.executable, "-m", "sysexport", "shell", image, *args], input=script or "",
-                          capture_output=True, text=True, cwd=cwd, env=_env(cwd), timeout=120)
+                          capture_output=True, text=True, errors="replace", cwd=cwd, env=_env(cwd), timeout=120)
 
 
 def sysexport(*args: str, cwd: str) -> None:
@@ -501,3 +501,96 @@ def test_staged_on_mkfs_fat_volume(tmp_path, tree):
     run(["mcopy", "-n", "-i", new, "::/New Dir/data.bin", str(back)], env_extra=env)
     assert back.read_bytes() == (tree / "data.bin").read_bytes()
     assert "KEEPME" in out(["mlabel", "-s", "-i", new, "::"], env_extra=env)
+
+
+# --- bounds: memory, hostile images -----------------------------------------------------------------
+
+def _peak_rss_kib(image: str, commands: str, cwd: str) -> int:
+    """The peak resident size of a shell process running ``commands`` (its output discarded)."""
+    code = ("import os, resource, sys\n"
+            "sys.stdout = open(os.devnull, 'w')\n"
+            "from sysexport.cli import main\n"
+            f"status = main(['shell', {image!r}, '-c', {commands!r}])\n"
+            "sys.stderr.write(f'{status} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=_env(cwd))
+    status, peak = p.stderr.rsplit("\n", 1)[-1].split()
+    assert status == "0", p.stderr
+    return int(peak)
+
+
+def test_cat_and_get_stream_a_large_file(tmp_path):
+    src = tmp_path / "big"
+    src.mkdir()
+    size = 96 << 20
+    with open(src / "big.bin", "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    image = str(tmp_path / "big.img")
+    sysexport("build", str(src), "-o", image, cwd=str(tmp_path))
+    base = _peak_rss_kib(image, "ls -l", str(tmp_path))
+    for commands in ("cat /big.bin", f"get /big.bin {tmp_path / 'got.bin'}"):
+        grown = _peak_rss_kib(image, commands, str(tmp_path)) - base
+        assert grown < 24 << 10, (commands, grown)               # KiB: far below the file's 96 MiB
+    assert _sha(str(tmp_path / "got.bin")) == _sha(str(src / "big.bin"))
+
+
+def test_mutated_images_give_error_lines_never_tracebacks(tmp_path, hybrid):
+    """A seeded mutator over a hybrid's directories (ISO, Joliet, FAT), volume descriptors,
+    path tables and FATs, the shell run in this process on each mutant: every failure is a
+    one-line error, and some mutants do fail (the mutator reaches what is read)."""
+    import io
+    import random
+
+    import sysexport
+    from sysexport.errors import SysExportError
+    from sysexport.shell import Explorer
+    data = open(hybrid, "rb").read()
+    with sysexport.open(hybrid) as img:
+        spans = [x for v in ("rr", "joliet", "fat") for e in img.view(v).walk() if e.is_dir for x in e.extents]
+        spans += [(s.offset, min(s.size, 4096)) for s in img.structures
+                  if s.kind in ("fat", "iso9660-descriptor", "iso9660-path-table")]
+    rng = random.Random(1414)
+    failed = 0
+    for case in range(16):
+        mutant = bytearray(data)
+        for _ in range(rng.randint(8, 64)):
+            offset, size = rng.choice(spans)
+            mutant[offset + rng.randrange(size)] = rng.randrange(256)
+        path = tmp_path / f"m{case}.img"
+        path.write_bytes(mutant)
+        for view in ("rr", "fat"):
+            err = io.StringIO()
+            try:
+                sh = Explorer(str(path), view=view, stdout=io.StringIO(), stderr=err, binary=io.BytesIO())
+            except SysExportError:
+                failed += 1                         # not an image any more, or no such view: one error line
+                continue
+            try:
+                sh.run_script([f"lcd {tmp_path}; ls -R /; tree; inspect; stat /etc/motd; cat /boot/grub.cfg; "
+                               f"get / out-{case}-{view}; ls -l /etc"])
+            finally:
+                sh.close()
+            failed += bool(err.getvalue())
+            for line in err.getvalue().splitlines():
+                assert line.startswith("sysexport: error: ") and "internal error" not in line, (case, view, line)
+    assert failed >= 4, failed
+
+
+def test_a_name_that_is_not_utf8_is_written_as_its_bytes(tmp_path):
+    need("cpio")
+    src = tmp_path / "t"
+    src.mkdir()
+    name = b"bad\xffname"
+    with open(os.path.join(os.fsencode(src), name), "wb") as f:
+        f.write(b"odd\n")
+    image = tmp_path / "odd.cpio"
+    with open(image, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=src, input=name + b"\n", stdout=f, check=True)
+    env = dict(_env(str(tmp_path)), PYTHONIOENCODING="utf-8:strict")     # a locale that refuses surrogates
+    p = subprocess.run([sys.executable, "-m", "sysexport", "shell", str(image), "-c",
+                        b"ls; cat /" + name + b"; get /" + name + b" copy"], capture_output=True, env=env,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(name + b"\nodd\n") and p.stderr == b""
+    assert (tmp_path / "copy").read_bytes() == b"odd\n"
