@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import struct
 
@@ -378,3 +379,43 @@ def test_the_demo_tree_is_the_default(tmp_path):
         os.chdir(cwd)
     assert {"README.txt", "docs/café.txt", "EFI/BOOT/README.txt"} <= iso_names(image)
     assert "docs/café.txt" in esp_names(image)
+
+
+@pytest.mark.slow
+def test_demo_build_from_an_installed_wheel(tmp_path):
+    """A wheel of this checkout (built from a copy, so the checkout stays clean), installed in a
+    fresh venv, builds the demo image from another directory, with nothing of the checkout on
+    the path; bsdtar and mtools see the demo tree's files."""
+    import subprocess
+    import sys
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(repo, name), src / name)
+    shutil.copytree(os.path.join(repo, "sysexport"), src / "sysexport", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    import importlib.util
+    # setuptools and wheel as installed when there (offline), else pip's isolated build environment.
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("wheel") else []
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(tmp_path / "wheels"),
+         str(src)])
+    (wheel,) = (tmp_path / "wheels").iterdir()
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(tmp_path / "venv")])
+    venv_python = str(tmp_path / "venv" / "bin" / "python")
+    run([venv_python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run([venv_python, "-c", "import sysexport; print(sysexport.__file__)"], cwd=work,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(tmp_path / "venv")), where
+    p = subprocess.run([str(tmp_path / "venv" / "bin" / "sysexport"), "build", "-o", "demo.img"], cwd=work,
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    image = str(work / "demo.img")
+    assert {"README.txt", "readme-link", "docs/café.txt", "docs/notes/A long file name with spaces.txt",
+            "boot/grub.cfg", "EFI/BOOT/README.txt"} <= iso_names(image)
+    assert {"docs/café.txt", "EFI/BOOT/README.txt"} <= esp_names(image)
+    assert out(["bsdtar", "-xOf", image, "docs/café.txt"]) == open(
+        os.path.join(repo, "sysexport", "demo", "docs", "café.txt"), encoding="utf-8").read()
