@@ -215,6 +215,26 @@ def test_hybrid_too_big_refused_unchanged(tmp_path, tree):
     assert sha256_file(image) == before
 
 
+def test_hybrid_iso_only_and_esp_only_files(tmp_path):
+    """A hybrid's ISO-only file changes in the ISO trees alone, an ESP-only file in the FAT alone."""
+    from sysexport import ISO9660Hybrid
+    image = str(tmp_path / "targets.img")
+    h = ISO9660Hybrid(image)
+    h.add(("file", "both.txt", b"both\n"))
+    h.add(("file", "notes/iso-only.txt", b"only on the CD side\n", {"hybrid_target": "iso"}))
+    h.add(("file", "EFI/esp-only.txt", b"only in the ESP\n", {"hybrid_target": "esp"}))
+    h.finish()
+    with sysexport.open(image, writable=True) as img:
+        r = img.replace_file("/notes/iso-only.txt", b"changed, CD side\n")
+        assert set(r.records) == {"rr:/notes/iso-only.txt", "joliet:/notes/iso-only.txt"}
+        r = img.replace_file("/EFI/esp-only.txt", b"changed, ESP side\n", view="fat")
+        assert r.records == ("fat:1:/EFI/esp-only.txt",)
+    iso_readers_see(tmp_path, image, "/notes/iso-only.txt", b"changed, CD side\n")
+    esp = esp_of(image, tmp_path)
+    fat_readers_see(tmp_path, esp, "/EFI/esp-only.txt", b"changed, ESP side\n")
+    fat_readers_see(tmp_path, esp, "/both.txt", b"both\n")
+
+
 # --- plain ISOs -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("maker", ["ours", "xorriso", "genisoimage"])
@@ -402,6 +422,8 @@ def test_data_forms(tmp_path, tree):
         proc.stdout.close()
         proc.wait()
         assert sha256_file(iso) == before
+        with open(src, "r") as text, pytest.raises(InvalidInputError, match="opened in binary mode"):
+            img.replace_file("/EFI/BOOT/grub.cfg", text)  # type: ignore[arg-type]
         with pytest.raises(InvalidInputError, match="must be bytes, a path or a binary file"):
             img.replace_file("/EFI/BOOT/grub.cfg", 42)  # type: ignore[arg-type]
         with pytest.raises(SysExportError, match="cannot open"):

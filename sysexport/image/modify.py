@@ -114,6 +114,8 @@ class _Source:
         except (AttributeError, OSError, ValueError):
             pass
         if seekable:
+            if not isinstance(f.read(0), (bytes, bytearray)):
+                raise InvalidInputError(f"{self.what}: the data file must be opened in binary mode")
             self._base = f.tell()
             self.size = f.seek(0, io.SEEK_END) - self._base
             self._file = f

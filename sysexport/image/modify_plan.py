@@ -169,7 +169,8 @@ class IsoScan(_Scan):
                         self.add_file(name, e)
             except InvalidImageError as err:
                 raise InvalidImageError(f"{name} tree: {err}; nothing changed") from None
-        unread = [p for p in r.problems if "skipped" in p.message or "not read" in p.message]
+        unread = [p for p in r.problems if p.structure in ("directory", "directory record")
+                  and ("skipped" in p.message or "not read" in p.message)]
         if r._skipped or unread:
             first = next(iter(r._skipped.values()))[0] if r._skipped else str(unread[0])
             raise InvalidImageError(f"ISO 9660 volume: not every record could be read ({first}); a record "
