@@ -174,3 +174,29 @@ def test_one_gib_file_shows_intermediate_percentages(tmp_path):
         if args[0] == "build":
             os.unlink(tree / "one.gib")                  # the disk holds two copies at most
     assert os.path.getsize(tmp_path / "x" / "one.gib") == 1 << 30
+
+
+def test_extract_keeps_holes_and_verify_can_skip_data(tmp_path):
+    """A sparse 64 MiB file goes into the image as holes and comes out of extract as holes
+    (all-zero chunks are not written); verify --no-data reads no file data."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sparse = tree / "sparse.img"
+    with open(sparse, "wb") as f:
+        f.write(b"head")
+        f.truncate(64 << 20)
+        f.seek(40 << 20)
+        f.write(b"middle")
+    img = str(tmp_path / "s.img")
+    assert sysexport("build", str(tree), "-o", img, "-q").returncode == 0
+    dest = tmp_path / "x"
+    p = sysexport("extract", img, str(dest), "--progress")
+    assert p.returncode == 0, p.stderr
+    out_file = dest / "sparse.img"
+    assert out_file.read_bytes() == sparse.read_bytes()
+    assert os.stat(out_file).st_blocks * 512 < 4 << 20            # holes, not 64 MiB of zeros
+    assert "extracting: 100%" in p.stderr
+    p = sysexport("verify", img, "--no-data", "--progress")
+    assert p.returncode == 0 and "file data" not in p.stdout and "verifying" not in p.stderr, p.stdout + p.stderr
+    p = sysexport("verify", img)
+    assert p.returncode == 0 and "ok   file data: 1 files, 67,108,864 bytes read" in p.stdout, p.stdout
