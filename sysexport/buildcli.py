@@ -288,5 +288,18 @@ def menu_options(args: argparse.Namespace) -> dict[str, object]:
     return kwargs
 
 
-__all__ = ["add_menu_arguments", "menu_options", "ImageOptions", "add_boot_entries", "add_image_arguments", "add_source_arguments", "add_sources",
+def menu_lines(args: argparse.Namespace) -> list[str]:
+    """The summary's lines on the menu: the user's grub.cfg, or each entry booted."""
+    lines = [f"  grub.cfg   {args.grub_cfg} (as is)"] if args.grub_cfg is not None else []
+    if args.kernel is not None:
+        lines += [f"  kernel     {args.kernel}", f"  initrd     {args.initrd or '(none)'}",
+                  f"  cmdline    {args.cmdline or ''}"]
+    for number, spec in enumerate(args.entry, int(args.kernel is not None)):     # as --default counts
+        title, kernel, *rest = spec.split("|", 3)
+        lines.append(f"  entry {number}    {title}: {kernel}" + (f" + {rest[0]}" if rest and rest[0] else "")
+                     + (f" {rest[1]}" if len(rest) > 1 and rest[1] else ""))
+    return lines
+
+
+__all__ = ["add_menu_arguments", "menu_lines", "menu_options", "ImageOptions", "add_boot_entries", "add_image_arguments", "add_source_arguments", "add_sources",
            "image_options", "populate", "set_identifiers"]

@@ -110,7 +110,7 @@ def _partition_bytes(img: object) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     from .boot.grub import make_bootable
-    from .buildcli import add_boot_entries, add_sources, image_options, menu_options, set_identifiers
+    from .buildcli import add_boot_entries, add_sources, image_options, menu_lines, menu_options, set_identifiers
     from .hybrid import ISO9660Hybrid
     opts = image_options(args, list(args.sources) + list(args.add_tree or []))
     menu = menu_options(args)
@@ -129,8 +129,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     firmware = "BIOS and UEFI" if setup.mbr_boot_code is not None else f"UEFI ({setup.arch})"
     lines = [f"{args.output}: live image ({firmware}, CD and disk, 512 and 4096-byte sectors)"]
     lines += ["  " + line for line in summary.lines()]
-    lines += [f"  kernel     {args.kernel}", f"  initrd     {args.initrd}", f"  cmdline    {args.cmdline or ''}",
-              f"  marker     {setup.marker} (GRUB finds the medium by this file)"]
+    lines += menu_lines(args) + [f"  marker     {setup.marker} (GRUB finds the medium by this file)"]
     if setup.signed is not None:
         lines.append(f"  secure boot {setup.efi_loader} = {setup.signed.shim} (shim), "
                      f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}")
