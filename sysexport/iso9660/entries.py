@@ -182,9 +182,13 @@ def record_places(iso: ISO9660, plan: ISOPlan, node: Node, namespace: str) -> li
     for rec in placed_records(d, plan.rr_mod, version, iso.default_time):
         if rec.info is not node.info or rec.ident in (b"\x00", b"\x01"):
             continue
-        lba, length = record_location(rec) if rec.kind in (K_DIR, K_FILE) else (0, 0)
-        if rec.kind == K_CL:
-            lba, length = rec.target.lba if rec.target is not None else 0, 0
+        unplaced = rec.kind == K_FILE and rec.payload is not None and rec.payload.extent is None
+        if unplaced:                        # placed later, not yet placed: no extent to name
+            lba, length = 0, 0
+        elif rec.kind in (K_DIR, K_FILE):
+            lba, length = record_location(rec)
+        else:
+            lba, length = (rec.target.lba if rec.kind == K_CL and rec.target is not None else 0), 0
         extent = Extent(lba * 2048, length) if (length or rec.kind == K_DIR) else None
         ident = rec.ident.decode("utf-16-be" if namespace == "joliet" else "ascii", "replace")
         out.append(RecordPlace(namespace, ident, d.extent.device_offset + rec.pos, rec.length, extent))
