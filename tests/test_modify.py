@@ -196,6 +196,18 @@ def test_hybrid_every_view_and_reader(tmp_path, tree):
         assert f.read(40960) == head                  # MBR, both GPT headers, the descriptors
 
 
+def test_hybrid_grub_drivers(tmp_path, tree):
+    """GRUB's own iso9660 and fat drivers (grub-fstest) read the new grub.cfg, whole and no more."""
+    need("grub-fstest")
+    image = build_hybrid(tmp_path, tree)
+    with sysexport.open(image, writable=True) as img:
+        img.replace_file("/EFI/BOOT/grub.cfg", NEW_CFG)
+    for where in ("(loop0)", "(loop0,gpt1)"):
+        dest = tmp_path / f"grub-{where[6:-1] or 'iso'}.cfg"
+        run(["grub-fstest", image, "cp", f"{where}/EFI/BOOT/grub.cfg", str(dest)])
+        assert dest.read_bytes() == NEW_CFG, where
+
+
 def test_hybrid_too_big_refused_unchanged(tmp_path, tree):
     image = build_hybrid(tmp_path, tree)
     before = sha256_file(image)
