@@ -46,8 +46,10 @@ NAMESPACES = ("iso9660", "joliet", "fat")
 """The namespaces an entry can be hidden from (``hidden_from``): "iso9660", the primary
 tree with its Rock Ridge records; "joliet", the Joliet tree; "fat", a FAT volume (the ESP
 of a hybrid)."""
-JOLIET_NAME_MAX_CHARS = 64
-"""Joliet: an identifier holds at most 64 UCS-2 characters (Joliet specification 1995)."""
+JOLIET_NAME_MAX_CHARS = 103
+"""The longest ``joliet_name``: 103 UCS-2 characters, what xorriso and genisoimage write with
+``-joliet-long`` (the Joliet specification of 1995 says 64; Windows, Linux, libarchive,
+7-Zip and pycdlib read the longer names, and a remaster must keep them)."""
 JOLIET_NAME_FORBIDDEN = frozenset("*/:;?\\")
 """Characters a Joliet identifier may not hold (besides controls 0x00-0x1F)."""
 
@@ -472,14 +474,15 @@ def check_namespace(where: str, value: object, allowed: Sequence[str] = NAMESPAC
 
 
 def check_joliet_name(where: str, value: object) -> str:
-    """``joliet_name``: the entry's own Joliet basename, recorded as given: 1..64 UCS-2
-    characters of the Basic Multilingual Plane, none of ``* / : ; ? \\`` nor a control
-    character, not "." or ".." (Joliet specification, 1995)."""
+    """``joliet_name``: the entry's own Joliet basename, recorded as given: 1..103 UCS-2
+    characters of the Basic Multilingual Plane (see :data:`JOLIET_NAME_MAX_CHARS`), none of
+    ``* / : ; ? \\`` nor a control character, not "." or ".." (Joliet specification, 1995)."""
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"{where}: joliet_name must be a non-empty str, found {value!r}")
     if len(value) > JOLIET_NAME_MAX_CHARS:
         raise InvalidInputError(f"{where}: joliet_name {value!r} has {len(value)} characters; a Joliet "
-                                f"identifier holds {JOLIET_NAME_MAX_CHARS}")
+                                f"identifier holds {JOLIET_NAME_MAX_CHARS} (xorriso's -joliet-long; the "
+                                "Joliet specification says 64)")
     if value in (".", ".."):
         raise InvalidInputError(f"{where}: joliet_name {value!r} is not a name")
     for i, ch in enumerate(value):

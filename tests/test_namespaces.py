@@ -288,7 +288,7 @@ def test_bad_names_and_links_are_clear_errors(tmp_path):
         (lambda: iso.add(f("b.txt", b"b", hidden_from="joliet")), ("hidden_from must be a tuple",)),
         (lambda: iso.add(f("b.txt", b"b", hidden_from=("windows",))), ("unknown namespace 'windows'",)),
         (lambda: iso.add(f("b.txt", b"b", joliet_name="a:b")), ("joliet_name 'a:b'", "':'")),
-        (lambda: iso.add(f("b.txt", b"b", joliet_name="x" * 65)), ("65 characters", "64")),
+        (lambda: iso.add(f("b.txt", b"b", joliet_name="x" * 104)), ("104 characters", "holds 103")),
     ]
     for call, fragments in cases:
         with pytest.raises(InvalidInputError) as e:
@@ -373,3 +373,18 @@ def test_an_el_torito_only_image_boots(tmp_path):
         assert isoinfo_paths(image, "joliet") == {"visible.txt", "boot", "boot.catalog"}
         log = boot_firmware("bios-cd", image, str(tmp_path), expect=marker.decode(), deadline_s=60)
         assert marker.decode() in log
+
+
+def test_a_joliet_long_name_is_kept_as_given(tmp_path):
+    """103 UCS-2 characters (xorriso's -joliet-long): isoinfo, 7-Zip and pycdlib read it."""
+    need("7zz")
+    image = str(tmp_path / "long.iso")
+    name = "Ünïcode " + "n" * 91 + ".txt"
+    assert len(name) == 103
+    iso = ISO9660(image)
+    iso.add(f("d/short.txt", b"long\n", joliet_name=name))
+    iso.finish()
+    assert isoinfo_paths(image, "joliet") == {"d", f"d/{name}"}
+    assert pycdlib_files(image, "joliet_path")[f"d/{name}"] == b"long\n"
+    listing = out(["7zz", "l", "-tiso", image])
+    assert f"d/{name}" in listing, listing

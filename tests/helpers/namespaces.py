@@ -15,10 +15,12 @@ from . import need, out, run
 
 def isoinfo_paths(image: str, namespace: str) -> set[str]:
     """``isoinfo -f`` in one view: "iso9660" (plain identifiers, ';1' dropped),
-    "joliet" (-J) or "rock_ridge" (-R); paths without the leading '/'."""
+    "joliet" (-J, names converted to ISO 8859-1: isoinfo knows no UTF-8) or "rock_ridge"
+    (-R); paths without the leading '/'."""
     need("isoinfo")
-    flag = {"iso9660": [], "joliet": ["-J"], "rock_ridge": ["-R"]}[namespace]
-    lines = out(["isoinfo", "-f", *flag, "-i", image]).splitlines()
+    flag = {"iso9660": [], "joliet": ["-J", "-j", "iso8859-1"], "rock_ridge": ["-R"]}[namespace]
+    raw = run(["isoinfo", "-f", *flag, "-i", image]).stdout
+    lines = raw.decode("latin-1" if namespace == "joliet" else "utf-8", "replace").splitlines()
     paths = set()
     for line in lines:
         if not line.strip():
