@@ -454,3 +454,107 @@ def test_file_data_is_streamed_not_read(sources, tmp_path, monkeypatch):
     iso.finish()
     assert calls == []
     assert stat.S_ISREG(os.stat(tmp_path / "o.iso").st_mode)
+
+
+def test_appended_partition_and_its_efi_entry_follow(sources, tmp_path):
+    """xorriso -append_partition 2 0xef efi.img with the EFI entry naming it (archiso's and
+    live-build's way): the remaster appends the partition again after its ISO, byte for byte
+    (mtools lists it), and the El Torito entry names its new place (xorriso)."""
+    need("mkfs.fat", "mmd", "mcopy")
+    d = tmp_path
+    efi = str(d / "efi.img")
+    run(["mkfs.fat", "-C", efi, "2048"])
+    run(["mmd", "-i", efi, "::/EFI", "::/EFI/BOOT"], env_extra=MTOOLS_ENV)
+    (d / "loader").write_bytes(random.Random(5).randbytes(70_000))
+    run(["mcopy", "-i", efi, str(d / "loader"), "::/EFI/BOOT/BOOTX64.EFI"], env_extra=MTOOLS_ENV)
+    src = str(d / "appended.iso")
+    run(["xorriso", "-as", "mkisofs", "-R", "-J", "-V", "APPENDED", "-append_partition", "2", "0xef", efi,
+         "-e", "--interval:appended_partition_2:all::", "-no-emul-boot", "-o", src, sources["tree"]])
+    dest = str(d / "out.iso")
+    ISO9660.from_image(src, dest).finish()
+    same_files(src, dest, d)
+    m = re.search(r"out\.iso2\s+(\d+)\s+\d+\s+(\d+)", out(["fdisk", "-l", dest]))
+    assert m, out(["fdisk", "-l", dest])
+    start, sectors = int(m.group(1)), int(m.group(2))
+    assert sectors * 512 == os.path.getsize(efi) and start * 512 >= int(descriptor(dest)["Volume size is"]) * 2048
+    assert cut(dest, start * 512, sectors * 512, d / "esp.img") and open(d / "esp.img", "rb").read() == \
+        open(efi, "rb").read()
+    report = out(["xorriso", "-indev", dest, "-report_el_torito", "plain"])
+    lba = int(re.search(r"El Torito boot img :\s+1\s+UEFI.*\s(\d+)\s*$", report, re.M).group(1))
+    assert lba * 2048 == start * 512
+
+
+def test_names_per_namespace_kept(sources, tmp_path):
+    """genisoimage -hide (not in ISO 9660/Rock Ridge) and -hide-joliet (not in Joliet): the
+    remaster's trees show each entry where the source's did (isoinfo, both trees)."""
+    src = str(tmp_path / "hidden.iso")
+    run(["genisoimage", "-R", "-J", "-V", "HIDDEN", "-hide", "big.bin", "-hide-joliet", "a.txt",
+         "-o", src, sources["tree"]])
+
+    def trees(image: str) -> tuple[set[str], set[str]]:
+        return ({ln.strip() for ln in out(["isoinfo", "-f", "-R", "-i", image]).splitlines()},
+                {ln.strip() for ln in out(["isoinfo", "-f", "-J", "-i", image]).splitlines()})
+
+    rr, joliet = trees(src)
+    assert "/sub/big.bin" not in rr and "/sub/big.bin" in joliet and "/a.txt" in rr and "/a.txt" not in joliet
+    dest = str(tmp_path / "out.iso")
+    ISO9660.from_image(src, dest).finish()
+    new_rr, new_joliet = trees(dest)
+    assert new_rr == rr
+    assert new_joliet == joliet - {"/link"}            # a symlink is in Rock Ridge only (see above)
+
+
+def test_eltorito_only_image_and_emulation_kept(tmp_path):
+    """A boot image in no directory (El Torito-only, given as bytes) and a floppy
+    emulation entry with its load segment: the remaster's catalog has both (xorriso), the
+    image's bytes where the catalog points."""
+    floppy = bytearray(random.Random(9).randbytes(1440 * 1024))
+    floppy[510:512] = b"\x55\xaa"
+    hidden = random.Random(8).randbytes(4096)
+    src = str(tmp_path / "src.iso")
+    iso = ISO9660(src, volume_label="ETONLY")
+    iso.add(("file644", "boot/floppy.img", bytes(floppy)))
+    iso.add_boot_catalog_entry(path="boot/floppy.img", media_type=2, load_segment=0x7C0)
+    iso.add_boot_catalog_entry(platform=0xEF, data=hidden)
+    iso.finish()
+    dest = str(tmp_path / "out.iso")
+    ISO9660.from_image(src, dest).finish()
+    assert eltorito(dest) == eltorito(src)
+    report = out(["xorriso", "-indev", dest, "-report_el_torito", "plain"])
+    lba = int(re.search(r"El Torito boot img :\s+2\s+UEFI.*\s(\d+)\s*$", report, re.M).group(1))
+    with open(dest, "rb") as f:
+        f.seek(lba * 2048)
+        assert f.read(len(hidden)) == hidden
+    assert "floppy.img" in out(["isoinfo", "-f", "-R", "-i", dest])
+
+
+def test_zisofs_files_are_decompressed(sources, tmp_path):
+    """xorriso's zisofs files: the reader decompresses them as the remaster writes them
+    (bsdtar reads the same bytes from both images)."""
+    src = str(tmp_path / "z.iso")
+    run(["xorriso", "-outdev", src, "-zisofs", "level=6", "-map", sources["tree"], "/", "--",
+         "-set_filter_r", "--zisofs", "/", "--", "-commit"])
+    dest = str(tmp_path / "out.iso")
+    ISO9660.from_image(src, dest).finish()
+    same_files(src, dest, tmp_path)
+    text = out(["isoinfo", "-l", "-R", "-i", dest])
+    assert re.search(r"\s300001\s", text)             # stored whole now, no ZF entry
+
+
+def test_hybrid_extra_partition_copied(sources, tmp_path):
+    """A hybrid built with an extra partition: the remaster carries it byte for byte (sgdisk
+    lists it with its type and name)."""
+    need("sgdisk")
+    data = tmp_path / "linux.part"
+    data.write_bytes(random.Random(4).randbytes(3 * 4096))
+    src = str(tmp_path / "src.img")
+    run([sys.executable, "-m", "sysexport", "build", sources["tree"], "-o", src, "--partition", f"linux:{data}"])
+    dest = str(tmp_path / "out.img")
+    ISO9660Hybrid.from_image(src, dest).finish()
+    assert "No problems found" in out(["sgdisk", "-v", dest])
+    info = out(["sgdisk", "-i", "2", dest])
+    assert "0FC63DAF-8483-4772-8E79-3D69D8477DE4" in info and "linux.part" in info
+    first = int(re.search(r"First sector: (\d+)", info).group(1))
+    with open(dest, "rb") as f:
+        f.seek(first * 512)
+        assert f.read(len(data.read_bytes())) == data.read_bytes()

@@ -86,6 +86,8 @@ class RemasteredISO9660(ISO9660):
 
     remaster_source: Source | None = None
     remaster_notes: list[str]
+    remaster_boot_partitions: dict[int, int]
+    """{El Torito entry index: source partition number} of entries that name a partition."""
 
     def plan(self, reserve_after_descriptors: int = 0) -> ISOPlan:
         from .boot import patch_grub2_boot_info
@@ -142,7 +144,7 @@ def iso_from_image(cls: type[ISO9660], src: str | os.PathLike[str] | IO[bytes] |
     check_not_same(source, output)
     iso = RemasteredISO9660(**_target(output))
     iso.remaster_source = source
-    iso.remaster_notes = load_iso(iso, source, namespaces=_namespaces_supported())
+    iso.remaster_notes, iso.remaster_boot_partitions = load_iso(iso, source, namespaces=_namespaces_supported())
     return iso
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InternalError
-from ..extent import align_up
+from ..extent import Extent, align_up
 from ..iso9660._structs import SECTOR_BYTES
 from ..output import Output
 from ..partition.gpt import GPT
@@ -133,6 +133,14 @@ def finish_with_system_area(iso: RemasteredISO9660, source: Source) -> Any:
     iso_size = align_up(plan.end_bytes + iso.padding_bytes, SECTOR_BYTES)
     plan = iso.place(plan, volume_size_bytes=iso_size)
     placed, end = _place(iso, source, iso_size)
+    boot_extents = {}
+    for index, number in getattr(iso, "remaster_boot_partitions", {}).items():
+        item = next((i for i in placed if i.part.number == number), None)
+        if item is None:
+            raise InternalError(f"El Torito entry {index}: its partition {number} was not placed")
+        boot_extents[index] = Extent(item.device_offset, item.size_bytes, f"partition {number}")
+    if boot_extents:
+        plan = iso.place(plan, boot_extents=boot_extents)
     code = _boot_code(iso, source)
     with_gpt = any(p.table.startswith("gpt") for p in source.partitions) and \
         any(item.part.table.startswith("gpt") for item in placed)

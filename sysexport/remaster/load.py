@@ -119,22 +119,34 @@ def partition_image(source: Source, number: int, limit: int = 64 << 20) -> bytes
     return source.file.read(part.size_bytes)
 
 
-def load_iso(iso: Any, source: Source, *, namespaces: bool = True) -> list[str]:
+def load_iso(iso: Any, source: Source, *, namespaces: bool = True) -> tuple[list[str], dict[int, int]]:
     """Add every ISO entry of ``source`` and its El Torito catalog to the ISO9660 writer
-    ``iso``.  An EFI entry that named a partition gets that partition's bytes as its image.
-    Returns notes on what could not be kept."""
+    ``iso``.  An entry that named a partition following the ISO (xorriso
+    ``-append_partition``, ``-e --interval:appended_partition_2:all::``) is given by
+    extent, to be pointed at the partition's new place; one that named another partition
+    (the ESP of a hybrid source) gets the partition's bytes as its image.  Returns notes on
+    what could not be kept and {catalog entry index: partition number} of the former."""
+    from ..extent import Extent
     notes = set_volume(iso, source)
     for entry in source.entries.values():
         if entry.target == "esp":
             continue
         iso.add(fileinfo(entry, source, namespaces=namespaces))
+    by_partition: dict[int, int] = {}
+    roles = {p.number: p.role for p in source.partitions}
     for b in source.boot:
         args = boot_arguments(b, source)
-        if args is None and b.partition is not None:
+        if args is None and b.partition is not None and roles.get(b.partition) == "extra":
+            args = boot_arguments(_with_data(b, b"\0" * 2048), source)
+            if args is not None:
+                del args["data"]
+                args["extent"] = Extent(0, 0, f"partition {b.partition}")
+                by_partition[len(iso.boot_entries)] = b.partition
+        elif args is None and b.partition is not None:
             args = boot_arguments(_with_data(b, partition_image(source, b.partition)), source)
         if args is not None:
             iso.add_boot_catalog_entry(**args)
-    return notes
+    return notes, by_partition
 
 
 def _with_data(b: SourceBootEntry, data: bytes) -> SourceBootEntry:
