@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .boot.grub import BootSetup
     from .cpio.writer import CPIOPlan
     from .hybrid import HybridSummary, ISO9660Hybrid
+    from .tree import Tree
 
 CPIO_TRAILER = "TRAILER!!!"
 """The name of the newc archive's last entry, which marks its end (not counted)."""
@@ -45,13 +46,29 @@ def hybrid_summary(command: str, output: str, sources: list[str], img: ISO9660Hy
         "sources": list(sources),
         "image_size": summary.image_size_bytes,
         "iso9660": {"label": summary.iso_label, "joliet_label": summary.joliet_label,
-                    "volume_size": summary.image_size_bytes, "metadata_end": summary.iso_metadata_end},
+                    "volume_size": summary.image_size_bytes, "metadata_end": summary.iso_metadata_end,
+                    "entries": _entries(img.iso.tree)},
         "esp": {"label": summary.fat_label, "fat_type": summary.fat_type, "offset": summary.esp_offset,
-                "size": summary.esp_size_bytes, "partition": _esp_index(img)},
+                "size": summary.esp_size_bytes, "partition": _esp_index(img), "entries": _entries(img.esp.tree)},
         "partitions": partitions,
         "files": {"count": summary.file_count, "stored_once": summary.shared_file_count,
                   "stored_once_bytes": summary.data_bytes, "data_bytes": img.total_data_bytes},
     }
+
+
+def _entries(tree: Tree[Any]) -> dict[str, int]:
+    """What one file system of the hybrid holds: its entries by type (the root not
+    counted) and the bytes of its files' data (shared files counted in both)."""
+    out = {"files": 0, "directories": 0, "symlinks": 0, "other": 0, "data_bytes": 0}
+    for node in tree.walk():
+        info = node.info
+        if not info.name:
+            continue
+        kind = "files" if info.is_file else "directories" if info.is_dir else "symlinks" if info.is_symlink else "other"
+        out[kind] += 1
+        if info.is_file:
+            out["data_bytes"] += info.size
+    return out
 
 
 def _esp_index(img: ISO9660Hybrid) -> int | None:

@@ -149,6 +149,25 @@ def test_build_json_matches_isoinfo_pycdlib_blkid_sgdisk_fdisk(tree, tmp_path, c
     assert doc["iso9660"]["metadata_end"] <= esp["offset"]
 
 
+def test_build_json_says_what_each_file_system_got(tree, tmp_path, capsys):
+    """With --iso-only, the ISO holds what the ESP does not: the JSON's per-file-system
+    counts against bsdtar (the ISO) and mtools (the ESP cut out)."""
+    need("bsdtar", "mdir")
+    img = str(tmp_path / "a.img")
+    doc = run_json(["build", tree[0], "-o", img, "--iso-only", "*.bin"], capsys)
+    listing = out(["bsdtar", "-tvf", img]).splitlines()
+    iso = {"files": sum(line[0] == "-" for line in listing), "symlinks": sum(line[0] == "l" for line in listing),
+           "directories": sum(line[0] == "d" for line in listing) - 1}          # bsdtar lists the root "."
+    assert {k: doc["iso9660"]["entries"][k] for k in iso} == iso
+    esp = cut(img, doc["esp"]["offset"], doc["esp"]["size"], tmp_path / "esp")
+    fat = [line for line in out(["mdir", "-/", "-b", "-i", esp, "::"], env_extra={"MTOOLS_SKIP_CHECK": "1"}).splitlines()
+           if line.strip()]
+    dirs = [line for line in fat if line.endswith("/")]
+    assert doc["esp"]["entries"]["directories"] == len(dirs)
+    assert doc["esp"]["entries"]["files"] == len(fat) - len(dirs) == iso["files"] - 1      # big.bin: ISO only
+    assert doc["iso9660"]["entries"]["data_bytes"] - doc["esp"]["entries"]["data_bytes"] == tree[1]["big.bin"]
+
+
 def test_build_json_goes_to_stderr_when_the_image_is_on_stdout(tree, tmp_path):
     p = subprocess.run([sys.executable, "-m", "sysexport", "build", tree[0], "-o", "-", "--json"],
                        capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT, SOURCE_DATE_EPOCH=EPOCH))
