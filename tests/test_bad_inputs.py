@@ -367,6 +367,10 @@ CASES = [
          ("a", "unknown namespace 'rock_ridge'")),
     Case("iso-joliet-name-bad-char", iso, add(f("a", joliet_name="a?b")), InvalidInputError,
          ("a: joliet_name 'a?b'", "'?'")),
+    Case("iso-rename-shortname-clash", iso, lambda w, ctx: w.rename("x/a", "y/a"), InvalidInputError,
+         ("y/a", "ISO9660_shortname 'SAME.TXT'", "y/b"),
+         setup=lambda w, ctx: (w.add(f("x/a", ISO9660_shortname="SAME.TXT")),
+                               w.add(f("y/b", ISO9660_shortname="SAME.TXT")))),
     Case("iso-joliet-name-twice", iso, add(f("b", joliet_name="Same")), InvalidInputError,
          ("joliet_name 'Same' is also the Joliet name of a",), setup=add(f("a", joliet_name="Same"))),
 ]

@@ -4,6 +4,7 @@ are clear errors that change nothing."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -192,3 +193,29 @@ def test_rename_keeps_hard_links_together(tmp_path):
     a = pycdlib_record(image, rr_path="/e/one")
     b = pycdlib_record(image, rr_path="/e/three")
     assert a == b and a[2] == 2
+
+
+@pytest.mark.parametrize("make,key", [(ISO9660, "ISO9660_shortname"), (ISO9660, "joliet_name"),
+                                      (VFAT, "FAT_shortname"), (ISO9660Hybrid, "FAT_shortname"),
+                                      (ISO9660Hybrid, "ISO9660_shortname")])
+def test_a_move_that_brings_a_taken_name_is_refused(make, key, tmp_path):
+    """Moving keeps the names given for a basename; where a sibling has the same one, the
+    rename is refused (not found later by plan()); a new basename drops them, and then the
+    image is read with both files."""
+    image = str(tmp_path / "img")
+    w = make(image)
+    w.add({"name": "x/alpha.txt", "mode": 0o100644, "data": b"a", key: "SAME.TXT"})
+    w.add({"name": "y/beta.txt", "mode": 0o100644, "data": b"b", key: "SAME.TXT"})
+    with pytest.raises(InvalidInputError, match=f"y/alpha.txt: its {key} 'SAME.TXT' is y/beta.txt's too"):
+        w.rename("x/alpha.txt", "y/alpha.txt")
+    w.rename("x/alpha.txt", "y/gamma.txt")
+    w.finish()
+    if key == "FAT_shortname":
+        fat = image if make is VFAT else esp_of(image, str(tmp_path))
+        assert mtools_paths(fat) == {"x", "y", "y/beta.txt", "y/gamma.txt"}
+        listing = run(["mdir", "-i", fat, "::/y"], env_extra={"MTOOLS_SKIP_CHECK": "1"}).stdout.decode()
+        assert re.search(r"^SAME\s+TXT\s+1 .* beta\.txt$", listing, re.M), listing
+    else:
+        assert isoinfo_paths(image, "rock_ridge") == {"x", "y", "y/beta.txt", "y/gamma.txt"}
+        names = isoinfo_paths(image, "joliet" if key == "joliet_name" else "iso9660")
+        assert ("y/SAME.TXT" if key == "joliet_name" else "Y/SAME.TXT") in names

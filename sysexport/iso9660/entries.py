@@ -75,6 +75,27 @@ def follow_rename(iso: ISO9660, old: str, new: str) -> None:
             entry.path = new + p[len(old):]
 
 
+def check_names_free(iso: ISO9660, parent: Node, info: FileInfo, moving: Node, call: str) -> None:
+    """Before ``moving`` lands in ``parent`` as ``info``: the names it brings along
+    (``ISO9660_shortname``, ``joliet_name``) must not be another child's there, so that the
+    clash is refused at rename() and not found later by plan()."""
+    from .names import check_iso_override, clash_key
+    where = info.name
+    mine = (clash_key(check_iso_override(where, info.ISO9660_shortname, info.is_dir, iso.interchange_level))
+            if info.ISO9660_shortname is not None else None)
+    for sib in (parent.children or {}).values():
+        if sib is moving:
+            continue
+        other = sib.info
+        if mine is not None and other.ISO9660_shortname is not None and clash_key(check_iso_override(
+                other.name, other.ISO9660_shortname, other.is_dir, iso.interchange_level)) == mine:
+            raise InvalidInputError(f"{call}: {where}: its ISO9660_shortname {info.ISO9660_shortname!r} is "
+                                    f"{other.name}'s too (one directory, one name)")
+        if info.joliet_name is not None and other.joliet_name == info.joliet_name:
+            raise InvalidInputError(f"{call}: {where}: its joliet_name {info.joliet_name!r} is {other.name}'s too "
+                                    "(one directory, one name)")
+
+
 def _linkable(iso: ISO9660, path: str, call: str) -> Node:
     """The node of a regular file of ``iso`` (InvalidInputError naming the rule otherwise)."""
     node = iso.tree.node_of(path, call)

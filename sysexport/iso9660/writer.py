@@ -519,8 +519,11 @@ class ISO9660(Lifecycle):
         node = self.tree.node_of(old_path, "ISO9660.rename()")
         placed_later = node.w is not None and node.w.placed_later
         old = node.path
-        moved = self.tree.rename(old, new_path, "ISO9660.rename()",
-                                 check=lambda _parent, info: self.check_entry(info, placed_later))
+        def check(parent: Node, info: FileInfo) -> None:
+            self.check_entry(info, placed_later)
+            _entries.check_names_free(self, parent, info, node, "ISO9660.rename()")
+
+        moved = self.tree.rename(old, new_path, "ISO9660.rename()", check=check)
         _entries.follow_rename(self, old, moved.path)
 
     def add_link(self, existing_path: str, new_path: str, *, namespace: str | None = None) -> None:

@@ -464,7 +464,14 @@ class VFAT(Lifecycle):
             other = folded.get(fold(info.basename))
             if other is not None and not (parent is node.parent and other == node.name):
                 raise InvalidInputError(f"VFAT.rename(): {info.name}: differs only by case from {other!r} "
-                                            "in the same directory; FAT compares names ignoring case")
+                                        "in the same directory; FAT compares names ignoring case")
+            if info.FAT_shortname is not None:
+                mine = parse_short_name(info.FAT_shortname, info.name)
+                for sib in (parent.children or {}).values():
+                    short = sib.info.FAT_shortname
+                    if sib is not node and short is not None and parse_short_name(short, sib.path) == mine:
+                        raise InvalidInputError(f"VFAT.rename(): {info.name}: its FAT_shortname "
+                                                f"{info.FAT_shortname!r} is {sib.path}'s too (one directory, one name)")
 
         self.tree.rename(old_path, new_path, "VFAT.rename()", check=check)
         self._folded = None
