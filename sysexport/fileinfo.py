@@ -14,7 +14,7 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from .data import DataSource, TreeFileData, make_source
 from .errors import InvalidInputError
@@ -542,17 +542,21 @@ def _text_as_bytes(where: str, data: object) -> object:
                                 f"{data[e.start]!r} at {e.start}); give bytes") from None
 
 
-def walk_host_tree(host_dir: HostPath, dest: str = "") -> Iterator[dict[str, object]]:
+def walk_host_tree(host_dir: HostPath, dest: str = "", *,
+                   prune: Callable[[str], bool] | None = None) -> Iterator[dict[str, object]]:
     """Yield file-info mappings for a host directory, sorted, without reading file data.
 
     Uses lstat: symlinks stay symlinks; hard links carry (dev, ino) so writers recognise
     them; device nodes carry their numbers.  The top directory itself becomes ``dest``.
+    ``prune(name)`` (the entry's normalised name in the image) True leaves an entry out, a
+    directory with everything below it, which is then never read.
     """
-    for path, name, st in _walk_lstat(host_dir, dest):
+    for path, name, st in _walk_lstat(host_dir, dest, prune):
         yield _info_from_stat(path, name, st)
 
 
-def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]:
+def walk_host_fileinfo(host_dir: HostPath, dest: str = "", *,
+                       prune: Callable[[str], bool] | None = None) -> Iterator[FileInfo]:
     """Like :func:`walk_host_tree`, but yield checked :class:`FileInfo` records directly.
 
     The same records as ``to_fileinfo(m) for m in walk_host_tree(...)``, made without the
@@ -560,7 +564,7 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]
     size), which matters for trees of 100,000 files.
     """
     if isinstance(os.fspath(host_dir), bytes):
-        for mapping in walk_host_tree(host_dir, dest):
+        for mapping in walk_host_tree(host_dir, dest, prune=prune):
             yield to_fileinfo(mapping)
         return
     s_ifmt = stat.S_IFMT
@@ -568,7 +572,7 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]
     skip = len(normalize_name(dest))
     skip += bool(skip)
     limit = sde_limit()
-    for path, name, st in _walk_lstat(host_dir, dest):
+    for path, name, st in _walk_lstat(host_dir, dest, prune):
         mode = st.st_mode
         kind = s_ifmt(mode)
         # No atime (see _info_from_stat); equal times share one float object (memory).
@@ -595,8 +599,11 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]
             yield to_fileinfo(_info_from_stat(path, name, st))
 
 
-def _walk_lstat(host_dir: HostPath, dest: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(host path, normalised name, lstat result) of every entry, sorted, parents first."""
+def _walk_lstat(host_dir: HostPath, dest: str,
+                prune: Callable[[str], bool] | None = None) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(host path, normalised name, lstat result) of every entry, sorted, parents first.
+    ``prune(name)``: True leaves the entry out, and a directory is not even read (mkisofs -m
+    prunes so: an excluded /proc or an unreadable directory costs nothing)."""
     top = os.fspath(host_dir)
     dest = normalize_name(dest)
     try:
@@ -619,6 +626,8 @@ def _walk_lstat(host_dir: HostPath, dest: str) -> Iterator[tuple[str, str, os.st
         prefix = f"{rel}/" if rel else ""
         for entry in entries:
             child_rel = prefix + entry.name
+            if prune is not None and prune(child_rel):
+                continue
             if not entry.name.isascii():
                 check_utf8_name(child_rel, entry.path)      # a host name that is not UTF-8
             try:

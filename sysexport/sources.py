@@ -143,15 +143,15 @@ class Selection:
     def entries(self, sources: Iterable[Source]) -> Iterator[FileInfo]:
         """FileInfo records of every source, in order, filtered and normalised; an entry
         below an excluded (or ISO-only) directory is excluded (ISO-only) with it."""
-        excluded: set[str] = set()
         iso_dirs: set[str] = set()
+        exclude = self.exclude
+
+        def excluded(name: str) -> bool:      # an excluded directory is not even read
+            return any(p.matches(name) for p in exclude)
+
         for source in sources:
-            for info in walk_host_fileinfo(source.host_dir, source.dest):
+            for info in walk_host_fileinfo(source.host_dir, source.dest, prune=excluded if exclude else None):
                 name = info.name
-                if name and (_below(name, excluded) or any(p.matches(name) for p in self.exclude)):
-                    if info.is_dir:
-                        excluded.add(name)
-                    continue
                 if name and (name in self.iso_only_paths or _below(name, iso_dirs)
                              or any(p.matches(name) for p in self.iso_only)):
                     info.hybrid_target = "iso"

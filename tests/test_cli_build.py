@@ -220,6 +220,20 @@ def test_exclude_iso_only_and_several_sources(tmp_path):
     assert out(["bsdtar", "-xOf", image, "big.squashfs"]) == "s" * 5000
 
 
+def test_excluded_directory_is_not_read(tmp_path, capsys):
+    """A name that is not UTF-8 fails a build; inside an excluded directory it is never seen."""
+    src = tmp_path / "t"
+    (src / "junk").mkdir(parents=True)
+    (src / "ok.txt").write_bytes(b"ok\n")
+    with open(os.path.join(os.fsencode(src / "junk"), b"\xff-not-utf8.bin"), "wb") as f:
+        f.write(b"x")
+    image = tmp_path / "x.img"
+    assert main(["build", str(src), "-o", str(image)]) == 1
+    assert "not valid UTF-8" in capsys.readouterr().err and not image.exists()
+    build(src, "-o", image, "--exclude", "/junk")
+    assert iso_names(str(image)) == {"ok.txt"} and esp_names(str(image)) == {"ok.txt"}
+
+
 def test_file_of_4_gib_needs_iso_only(tmp_path, capsys):
     src = tmp_path / "t"
     src.mkdir()
