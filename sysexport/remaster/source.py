@@ -37,6 +37,9 @@ from .data import ExtentsData, ViewFileData
 MAX_HIDDEN_BOOT_IMAGE_BYTES = 64 << 20
 """A boot image that no directory names is read into memory (the ISO writer takes such an
 image as bytes); more than this is refused."""
+JOLIET_WRITER_CHARS = 64
+"""Joliet names the writer makes itself hold at most this many characters; a longer one of
+the source (xorriso -joliet-long: up to 103) is kept by giving it as ``joliet_name``."""
 NAMESPACES = ("iso9660", "joliet")
 """The ISO namespaces an entry can be hidden from (Rock Ridge names live in the primary tree)."""
 
@@ -290,8 +293,8 @@ def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, 
             left.remove(p)
             key = _rel(p.path)
             matched.add(key)
-            if j.name != p.name:
-                entries[key].joliet_name = j.name
+            if j.name != p.name or len(j.name) > JOLIET_WRITER_CHARS:
+                entries[key].joliet_name = j.name       # the writer would cut a long one to 64
             if p.is_dir and j.is_dir:
                 stack.append((p.path, j.path, key))
     for key, entry in entries.items():
