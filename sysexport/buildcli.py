@@ -86,7 +86,8 @@ def add_image_arguments(p: argparse.ArgumentParser, *, isohybrid: bool) -> None:
     p.add_argument("--efi-boot", dest="eltorito", action="append", type=_tagged("efi"), metavar="PATH|esp",
                    help="an El Torito entry for UEFI: PATH, a FAT image file of the image (mkisofs -e PATH), or "
                         "'esp' for the image's own ESP (holding EFI/BOOT/BOOTX64.EFI); entries go in the order "
-                        "given, the first is the default")
+                        "given, the first is the default, except that the ESP's entry always comes last (the "
+                        "hybrid places it when it lays out the ESP)")
     p.add_argument("--mbr-bootable", action="store_true",
                    help="mark the protective MBR entry active (0x80): some BIOSes boot only such a disk")
     if isohybrid:
