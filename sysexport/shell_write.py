@@ -162,15 +162,50 @@ class WritableExplorer(Explorer):
 
     def _stage(self, change: Staged) -> None:
         """Try ``change`` on the checking writer (made from the image on first use) and
-        keep it; a change the writer refuses is not staged."""
+        keep it; a change the writer refuses is not staged.  A cpio writer takes removes
+        and renames only before its first add (it streams from then on): there they are
+        checked against the archive, adds are not tried, and commit makes them last."""
         self._stage_view()
-        if self._check is None:
-            self._check = self._writer(None)
-            for earlier in self.staged:
-                self._apply(self._check[0], earlier)
-        self._apply(self._check[0], change)
+        archive = self._is_archive()
+        if archive and change.op in ("rm", "mv"):           # named as the archive names it
+            change = Staged(change.op, (self._archive_source(change.args[0]), *change.args[1:]))
+        if not archive or change.op in ("rm", "mv"):
+            if self._check is None:
+                self._check = self._writer(None)
+                for earlier in self._ordered():
+                    if not archive or earlier.op in ("rm", "mv"):
+                        self._apply(self._check[0], earlier)
+            self._apply(self._check[0], change)
         self.staged.append(change)
         print(f"staged: {change.line()} ({len(self.staged)} waiting for commit)", file=self.stdout)
+
+    def _is_archive(self) -> bool:
+        return self.image.views() == ["cpio"]
+
+    def _ordered(self) -> list[Staged]:
+        """The staged changes in the order a writer takes them (a cpio one: removes and renames first)."""
+        if not self._is_archive():
+            return list(self.staged)
+        return [c for c in self.staged if c.op in ("rm", "mv")] + [c for c in self.staged if c.op not in ("rm", "mv")]
+
+    def _archive_source(self, path: str) -> str:
+        """The archive's own name of ``path`` in the tree the staged changes leave (cpio
+        removes and renames name source entries, the deepest rule winning); InvalidInputError
+        when it is none of them."""
+        source = path
+        for change in reversed(self.staged):
+            target = change.args[-1]
+            inside = source == target or source.startswith(target.rstrip("/") + "/")
+            if change.op == "mv" and inside:
+                source = change.args[0] + source[len(target):]
+            elif change.op == "mv" and (source == change.args[0] or source.startswith(change.args[0] + "/")):
+                raise InvalidInputError(f"cpio:{path}: moved away by a staged change")
+            elif change.op == "rm" and inside:
+                raise InvalidInputError(f"cpio:{path}: removed by a staged change")
+            elif change.op in ("add", "mkdir") and inside:
+                raise InvalidInputError(f"cpio:{path}: added by a staged change; only the archive's own entries "
+                                        "can be removed or moved before commit")
+        return self.view.stat(source).path
 
     def do_rm(self, arg: str) -> None:
         """rm PATH...: remove files or directories (with everything below), staged for commit."""
@@ -252,7 +287,7 @@ class WritableExplorer(Explorer):
         same = os.path.exists(out) and os.path.samefile(out, self.path)
         writer, close = self._writer(out, fmt)
         try:
-            for change in self.staged:
+            for change in self._ordered():
                 self._apply(writer, change)
             summary = writer.finish()
         finally:
