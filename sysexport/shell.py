@@ -255,19 +255,34 @@ class Explorer(cmd.Cmd):
             print(f"{'*' if name == self.view.name else ' '} {name}", file=self.stdout)
 
     def do_view(self, arg: str) -> None:
-        """view NAME: switch to another view (see views); the current directory is kept when
-        the new view has it, else it is the root."""
+        """view NAME: switch to another view (see views); the current directory follows, as
+        far as the new view has it (the same directory record, else the same name, else the
+        same name in other case: /docs in rr is /DOCS in iso9660)."""
         words = shlex.split(arg)
         if len(words) != 1:
             raise InvalidInputError(f"expected a view name (this image has: {', '.join(self.image.views())})")
         view = self.image.view(words[0])
-        self.view = view
-        try:
-            if not view.stat(self.cwd).is_dir:
-                self.cwd = "/"
-        except InvalidInputError:
-            self.cwd = "/"
+        old, self.view = self.view, view
+        self.cwd = self._follow(old, view, self.cwd)
         print(f"view {view.name}, in {self.cwd}", file=self.stdout)
+
+    def _follow(self, old: View, new: View, path: str) -> str:
+        """The directory of ``new`` that is ``path`` of ``old``, component by component, as
+        deep as one matches (see :meth:`do_view`)."""
+        here_old, here_new = old.stat("/"), new.stat("/")
+        for part in path.strip("/").split("/") if path != "/" else []:
+            try:
+                want = next(c for c in old._children(here_old) if c.name == part)
+                kids = [c for c in new._children(here_new) if c.is_dir]
+            except (SysExportError, StopIteration):
+                break
+            same = ([c for c in kids if want.link_id is not None and c.link_id == want.link_id]
+                    or [c for c in kids if c.name == part]
+                    or [c for c in kids if c.name.casefold() == part.casefold()])
+            if not same:
+                break
+            here_old, here_new = want, same[0]
+        return here_new.path
 
     def do_lcd(self, arg: str) -> None:
         """lcd [DIR]: change the host directory that get and put use (no DIR: home)."""

@@ -195,6 +195,16 @@ def test_stdin_script_errors_set_the_exit_status(tmp_path, hybrid):
         f"sysexport: error: {tmp_path / 'missing.img'}: cannot open")
 
 
+def test_view_switch_follows_the_directory(tmp_path, hybrid):
+    p = shell(hybrid, "-c", "cd /etc/deep/er; view iso9660; view joliet; view fat; cd /boot; view cpio; "
+              "view rr; cd /data.bin", cwd=str(tmp_path))
+    assert p.stdout.splitlines() == ["view iso9660, in /ETC/DEEP/ER", "view joliet, in /etc/deep/er",
+                                     "view fat:1, in /etc/deep/er", "view rr, in /boot"]
+    assert p.stderr.splitlines() == [
+        f"sysexport: error: view: {hybrid}: no view 'cpio' (this image has: rr, joliet, iso9660, fat, fat:1)",
+        "sysexport: error: cd: rr:/data.bin: not a directory"]
+
+
 def test_get_file_and_directory_safely(tmp_path, tree, hybrid):
     host = tmp_path / "host"
     host.mkdir()
