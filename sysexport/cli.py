@@ -135,7 +135,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                      f"{', '.join(f'{n} = {p}' for n, p in setup.signed.files()[1:])}")
     from .summaries import hybrid_summary, live_boot
     doc = hybrid_summary("live", args.output, [s.host_dir for s in opts.sources], img, summary)
-    doc["boot"] = live_boot(setup, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "")
+    doc["boot"] = live_boot(setup, kernel=args.kernel, initrd=args.initrd, cmdline=args.cmdline or "",
+                            entries=menu["entries"], grub_cfg=args.grub_cfg)  # type: ignore[arg-type]
     emit(args, doc, lines, report)
     return 0
 

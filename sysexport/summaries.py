@@ -9,11 +9,14 @@ padding removed), so a script can compare them with ``isoinfo -d``, ``blkid`` or
 """
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .boot.grub import BootSetup
+    from .boot.menu import MenuEntry
     from .cpio.writer import CPIOPlan
     from .hybrid import HybridSummary, ISO9660Hybrid
     from .tree import Tree
@@ -75,11 +78,17 @@ def _esp_index(img: ISO9660Hybrid) -> int | None:
     return img.esp_partition.index
 
 
-def live_boot(setup: BootSetup, *, kernel: str, initrd: str, cmdline: str) -> dict[str, Any]:
-    """The ``boot`` member of ``live``'s JSON: what GRUB boots, how it finds the medium (the
+def live_boot(setup: BootSetup, *, kernel: str | None, initrd: str | None, cmdline: str,
+              entries: Sequence[MenuEntry] = (), grub_cfg: str | None = None) -> dict[str, Any]:
+    """The ``boot`` member of ``live``'s JSON: what GRUB boots (``entries``: the ``--entry``
+    ones, host paths; ``grub_cfg``: the user's own menu), how it finds the medium (the
     marker file), and the files the boot loader added (paths in the image)."""
+    menu = [{"title": e.title, "kernel": os.fsdecode(e.kernel) if not isinstance(e.kernel, bytes) else "(bytes)",
+             "initrd": None if e.initrd is None else os.fsdecode(e.initrd) if not isinstance(e.initrd, bytes)
+             else "(bytes)", "cmdline": e.cmdline} for e in entries]
     return {"firmware": ["bios", "uefi"] if setup.mbr_boot_code is not None else ["uefi"], "arch": setup.arch,
-            "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "marker": setup.marker,
+            "kernel": kernel, "initrd": initrd, "cmdline": cmdline, "entries": menu, "grub_cfg": grub_cfg,
+            "marker": setup.marker,
             "files": list(setup.files), "efi_loader": setup.efi_loader, "secure_boot": setup.secure_boot,
             "bios_boot_partition": setup.bios_boot_partition.index if setup.bios_boot_partition else None}
 

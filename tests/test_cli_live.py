@@ -172,3 +172,24 @@ def test_second_entry_is_the_default_and_boots(tmp_path, mode):
     status, printed, problems = linuxvm.script_output(text)
     assert status == 0 and not problems, printed
     assert "entry=second" in printed and "entry=first" not in printed, printed
+
+
+def test_json_names_the_entries_and_validates(tmp_path, fake_boot, capsys):
+    jsonschema = pytest.importorskip("jsonschema")
+    referencing = pytest.importorskip("referencing")
+    from sysexport.schemas import load, load_all
+    f = fake_boot
+    image = str(tmp_path / "j.img")
+    assert main(["live", "--entry", f"One|{f['vmlinuz-a']}|{f['initrd-a']}|quiet", "--entry",
+                 f"Two|{f['vmlinuz-b']}||", "--default", "1", "-o", image, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    registry = referencing.Registry().with_resources(
+        (sid, referencing.Resource.from_contents(s)) for sid, s in load_all().items())
+    jsonschema.Draft202012Validator(load("live"), registry=registry).validate(doc)
+    boot = doc["boot"]
+    assert boot["kernel"] is None and boot["grub_cfg"] is None
+    assert boot["entries"] == [
+        {"title": "One", "kernel": str(f["vmlinuz-a"]), "initrd": str(f["initrd-a"]), "cmdline": "quiet"},
+        {"title": "Two", "kernel": str(f["vmlinuz-b"]), "initrd": None, "cmdline": ""}]
+    assert "set default=1" in grub_cfg(image).splitlines()
+    assert {"boot/vmlinuz-2", "boot/vmlinuz-3", "boot/initrd-2.img"} <= set(out(["bsdtar", "-tf", image]).split())
