@@ -289,6 +289,14 @@ def test_session_on_cpio_archive(tmp_path, tree):
     assert p.stdout.startswith("* cpio\n")
     want = [n for n in out(["cpio", "-t", "--quiet"], input=open(image, "rb").read()).splitlines()]
     assert _listing(image, "cpio", str(tmp_path)) == sorted("/" + (n[2:] if n.startswith("./") else n) for n in want)
+    s = Session(image, cwd=str(tmp_path))
+    s.prompt("cpio:/> ")
+    s.child.send("cd etc/deep/e\t")
+    s.child.expect_exact("er/")
+    s.run("", "cpio:/etc/deep/er> ")
+    assert s.run("ls", "cpio:/etc/deep/er> ").strip() == "A file with spaces.txt"
+    assert s.run("cat A\\ file\\ with\\ spaces.txt", "cpio:/etc/deep/er> ") == "spaced out\n"
+    assert s.close() == 0
     assert "hello from the shell\n" in p.stdout and "target: etc/motd" in p.stdout
 
 
