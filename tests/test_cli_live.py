@@ -193,3 +193,21 @@ def test_json_names_the_entries_and_validates(tmp_path, fake_boot, capsys):
         {"title": "Two", "kernel": str(f["vmlinuz-b"]), "initrd": None, "cmdline": ""}]
     assert "set default=1" in grub_cfg(image).splitlines()
     assert {"boot/vmlinuz-2", "boot/vmlinuz-3", "boot/initrd-2.img"} <= set(out(["bsdtar", "-tf", image]).split())
+
+
+def test_extra_el_torito_entries_after_grubs(tmp_path, fake_boot):
+    need("mkfs.fat", "xorriso", "isoinfo")
+    src = tmp_path / "src"
+    src.mkdir()
+    run(["mkfs.fat", "-C", str(src / "extra-efi.img"), "720"])
+    image = str(tmp_path / "extra.img")
+    live("--kernel", fake_boot["vmlinuz-a"], str(src), "--efi-boot", "extra-efi.img", "-o", image)
+    report = out(["xorriso", "-indev", image, "-report_el_torito", "plain"])
+    rows = [line.split()[6:7] + line.split()[-2:] for line in report.splitlines()
+            if line.startswith("El Torito boot img :")]
+    listing = out(["isoinfo", "-l", "-R", "-i", image])
+    line = next(r for r in listing.splitlines() if r.rstrip().endswith(" extra-efi.img"))
+    lba = int(line.split("[")[1].split()[0])
+    assert [r[0] for r in rows] == ["BIOS", "UEFI", "UEFI"], report      # GRUB's, yours, the ESP's
+    assert rows[1][1:] == ["1440", str(lba)]
+    assert "/boot/grub/i386-pc/eltorito.img" in report                  # GRUB's BIOS image stays the default
