@@ -86,6 +86,8 @@ def test_a_boot_image_reachable_from_el_torito_only(tmp_path):
 
 
 def test_removing_the_last_name_drops_the_bytes_unless_el_torito_names_them(tmp_path):
+    """remove_link() of the last name takes the bytes out; an entry added hidden from every
+    tree keeps them (as xorriso's -hide and -hide-joliet do), and so does one El Torito names."""
     sizes = []
     for case in ("without", "hidden", "removed", "boot"):
         iso = ISO9660(str(tmp_path / f"{case}.iso"))
@@ -104,7 +106,7 @@ def test_removing_the_last_name_drops_the_bytes_unless_el_torito_names_them(tmp_
         sizes.append(os.path.getsize(tmp_path / f"{case}.iso"))
         assert isoinfo_paths(str(tmp_path / f"{case}.iso"), "rock_ridge") - {"boot.catalog"} == {"small.txt"}
     without, hidden, removed, boot = sizes
-    assert hidden == removed == without and boot >= without + 1_000_000
+    assert removed == without and hidden >= without + 1_000_000 and boot >= without + 1_000_000
 
 
 def test_links_share_one_extent_and_rock_ridge_counts_them(tmp_path):

@@ -8,9 +8,11 @@ its Joliet record is called.  A hard link is one more entry of the same link gro
 and the Rock Ridge link count (PX) counts the members the "iso9660" tree shows.
 
 What pycdlib's ``add_hard_link``/``rm_hard_link`` do on a finished image's records is done
-here on the entries, before the layout: :func:`add_link` and :func:`remove_link`.  A file
-no tree names any more keeps its bytes only while an El Torito entry names it by path
-("reachable from El Torito only"); otherwise its bytes go with its last name.
+here on the entries, before the layout: :func:`add_link` and :func:`remove_link`.  An entry
+stays in the writer's tree, and its bytes in the image, while any namespace or an El Torito
+entry names it; :func:`remove_link` of its last name takes it out, bytes and all, unless an
+El Torito entry names it by path ("reachable from El Torito only").  An entry *added* hidden
+from every tree is kept, as xorriso keeps a file hidden by ``-hide`` and ``-hide-joliet``.
 """
 from __future__ import annotations
 

@@ -800,14 +800,12 @@ class ISO9660(Lifecycle):
     def _prepare_nodes(self) -> list[Payload]:
         """Fresh per-node state: payloads (one per hard-link group), inode numbers, link counts.
 
-        A payload's link count (Rock Ridge PX) counts the names the ISO 9660 tree shows;
-        a group no tree names (every member ``hidden_from`` "iso9660" and "joliet") keeps its
-        bytes only when an El Torito entry names a member by path or a coordinator places
-        it (placed later): else no bytes are stored for it."""
+        A payload's link count (Rock Ridge PX) counts the names the ISO 9660 tree shows.  A
+        group no tree names (every member ``hidden_from`` "iso9660" and "joliet") is still
+        stored, as xorriso stores a file hidden by ``-hide`` and ``-hide-joliet``: an El
+        Torito entry may name it, and lookup() tells where it is."""
         payloads: list[Payload] = []
         by_key: dict[tuple[int, int], Payload] = {}
-        named: set[int] = set()                 # payloads some tree or catalog entry names
-        booted = {e.path for e in self.boot_entries if e.path is not None}
         inode = 1
         nodes = list(self.tree.walk())
         for node in nodes:
@@ -831,11 +829,8 @@ class ISO9660(Lifecycle):
                                             f"({info.size} != {p.size_bytes})")
                 elif later and info.size > 0:
                     p.placed_later = True           # a link of a file a coordinator places
-                hidden = info.hidden_from
-                if "iso9660" not in hidden:
+                if "iso9660" not in info.hidden_from:
                     p.nlink += 1
-                if "iso9660" not in hidden or "joliet" not in hidden or info.name in booted:
-                    named.add(id(p))
                 st.payload = p
                 st.inode = p.inode
             else:
@@ -851,7 +846,7 @@ class ISO9660(Lifecycle):
                 state.nlink = 2 + sum(1 for c in node.children.values()
                                       if c.children is not None and "iso9660" not in c.info.hidden_from)
         self._next_inode = inode
-        return [p for p in payloads if id(p) in named or p.placed_later]
+        return payloads
 
     def _add_catalog_node(self) -> None:
         want = bool(self.boot_entries) and not self.boot_catalog_hidden
