@@ -40,6 +40,19 @@ def test_boots_as_xorrisos_image(case, mode, tmp_path):
 
 
 @pytest.mark.slow
+def test_grub_mkrescue_line_boots(tmp_path):
+    """GRUB's own path: boot_hybrid.img (--grub2-mbr) starts the El Torito image's core from
+    a disk once --grub2-boot-info told it where it lies."""
+    need_media_tools()
+    ours, theirs, _tree = make_both("grub-mkrescue", tmp_path)
+    expect = dict(EXPECT, **{"bios-cd": "BOOT-OK grub platform=pc", "bios-disk": "BOOT-OK grub platform=pc"})
+    for mode in ("bios-cd", "bios-disk", "uefi-cd"):
+        for image in (theirs, ours):
+            log = boot_firmware(mode, image, str(tmp_path), expect=expect[mode], deadline_s=120)
+            assert expect[mode] in log, f"{mode}: {image}\n{log[-3000:]}"
+
+
+@pytest.mark.slow
 def test_archiso_uefi_only_boots_uefi(tmp_path):
     need_media_tools()
     ours, theirs, _tree = make_both("archiso-uefi", tmp_path)

@@ -25,6 +25,7 @@ public API::
     patch_isohybrid_mbr(mbr_code, boot_lba, kind=None) -> bytes    (440 bytes)
     detect_isohybrid_mbr(mbr) -> "syslinux" | "grub2" | None
     boot_lba_of(mbr) -> int | None                                  (the patched address)
+    grub2_boot_info(boot_lba, size) -> (offset, bytes)              (--grub2-boot-info)
 
 A coordinator that knows where the boot image landed (the hybrid, the mkisofs image)
 calls ``finalize`` of the contribution with that extent; a remaster re-patches a
@@ -135,6 +136,23 @@ def boot_lba_of(mbr: bytes) -> int | None:
         (core,) = struct.unpack_from("<Q", mbr, GRUB2_CORE_SECTOR_OFFSET)
         sectors = core - GRUB2_CORE_AFTER_CDBOOT
     return sectors // 4 if sectors >= 0 and sectors % 4 == 0 else None
+
+
+GRUB2_BOOT_INFO_OFFSET = 2548
+"""xorriso --grub2-boot-info: byte 2048 + 500 of GRUB's El Torito image (i386-pc-eltorito:
+cdboot.img, then the core's first sector, whose blocklist start field lies at 500) holds
+the 512-byte block address of that sector + 1, 64-bit LE: so boot_hybrid.img's jump to
+the core finds the rest of it when started from a disk."""
+GRUB2_BOOT_INFO_ADDEND = 5
+
+
+def grub2_boot_info(boot_lba: int, image_size_bytes: int) -> tuple[int, bytes]:
+    """(offset inside the boot image, bytes) of xorriso's ``--grub2-boot-info`` patch for a
+    GRUB El Torito image at 2048-byte block ``boot_lba``."""
+    if image_size_bytes < GRUB2_BOOT_INFO_OFFSET + 8:
+        raise InvalidInputError(f"--grub2-boot-info: the boot image has {image_size_bytes} bytes; GRUB's "
+                                f"El Torito image has its boot info at byte {GRUB2_BOOT_INFO_OFFSET}")
+    return GRUB2_BOOT_INFO_OFFSET, struct.pack("<Q", boot_lba * 4 + GRUB2_BOOT_INFO_ADDEND)
 
 
 def isohybrid_contribution(mbr_code: bytes | str | os.PathLike[str], boot_path: str,

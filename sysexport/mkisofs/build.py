@@ -159,7 +159,8 @@ def _weight(rules: list[tuple[str, int]], name: str, host: str) -> int | None:
 
 
 def _boot_specs(o: MkisofsOptions) -> list[BootSpec]:
-    return [BootSpec(b.platform, b.path, b.appended, b.no_emul, b.load_size, b.boot_info_table, b.gpt_basdat)
+    return [BootSpec(b.platform, b.path, b.appended, b.no_emul, b.load_size, b.boot_info_table, b.gpt_basdat,
+                     b.grub2_boot_info)
             for b in o.boot if b.path is not None or b.appended is not None]
 
 
@@ -190,6 +191,7 @@ def build_mkisofs_image(o: MkisofsOptions) -> MkisofsImage:
     img.appended_as_gpt = o.appended_as_gpt
     img.partition_offset = o.partition_offset
     img.mbr_force_bootable = o.mbr_force_bootable
+    img.protective_msdos_label = o.protective_msdos_label
     img.pad = o.pad
     if o.modification_date is not None:
         img.volume_centiseconds = round(o.modification_date * 100) % 100

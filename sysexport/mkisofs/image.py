@@ -23,24 +23,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..boot.isohybrid import detect_isohybrid_mbr, patch_isohybrid_mbr, read_mbr_code
+from .. import __version__
+from ..boot.isohybrid import detect_isohybrid_mbr, grub2_boot_info, patch_isohybrid_mbr, read_mbr_code
 from ..data import PathData
 from ..errors import CallOrderError, InvalidInputError
 from ..extent import Extent, align_up, check_no_overlap
 from ..fileinfo import FileInfo, to_fileinfo
 from ..identity import BuildIdentity
-from ..iso9660.eltorito import BOOT_EFI, BOOT_X86, EMU_NONE, FLOPPY_BYTES
+from ..iso9660.eltorito import BOOT_EFI, BOOT_X86, EMU_NONE, FLOPPY_BYTES, boot_info_checksum
 from ..iso9660.writer import ISO9660, ISOPlan
 from ..output import Output
 from ..partition.gpt import GPT, GPTLayout
 from ..tree import Node
 from .systemarea import (CYLINDER_BYTES, GPT_BACKUP_BYTES, PlacedAppended, SystemAreaRequest, build_gpt,
-                         build_mbr, partition_types)
+                         build_mbr, check_slots, partition_types)
 
 SECTOR = 2048
+BOOT_INFO_CHECKSUM_OFFSET = 20
+"""bi_csum: bytes 20..23 of a boot image with a boot info table (after bi_pvd, bi_file, bi_length)."""
 PAD_BYTES = 300 * 1024
 """xorriso -as mkisofs pads the image by 300 KiB unless -no-pad (old CD drives read ahead)."""
 
@@ -56,6 +60,7 @@ class BootSpec:
     load_size: int | None
     boot_info_table: bool
     gpt_basdat: bool
+    grub2_boot_info: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,13 @@ class AppendSpec:
     number: int
     mbr_type: int
     type_guid: Any
-    path: str
-    size_bytes: int
+    source: PathData
+    """The file, its size taken when it was named (a file that changes size is an error
+    when it is written, not a partition overlapping the next)."""
+
+    @property
+    def size_bytes(self) -> int:
+        return self.source.size_bytes
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,12 +86,14 @@ class MkisofsPlan:
     iso: ISOPlan
     files: tuple[tuple[FileInfo, int], ...]
     appended: tuple[PlacedAppended, ...]
-    appended_paths: tuple[str, ...]
-    mbr: bytes
+    appended_sources: tuple[PathData, ...]
+    mbr: bytes | None
     gpt: GPT | None
     gpt_layout: GPTLayout | None
     boot_lba: int | None
     pieces: tuple[Extent, ...]
+    patches: tuple[tuple[int, bytes], ...] = ()
+    """(device offset, bytes) written over the ISO's boot images (--grub2-boot-info)."""
 
 
 class MkisofsImage:
@@ -91,19 +103,24 @@ class MkisofsImage:
     infos; :meth:`add_boot` El Torito entries; :meth:`append_partition` partitions after
     the ISO; the system area knobs are attributes: ``isohybrid_mbr`` (a path or bytes:
     syslinux isohdpfx.bin or GRUB boot_hybrid.img), ``gpt_basdat``, ``appended_as_gpt``,
-    ``partition_offset`` (2048-byte blocks), ``mbr_force_bootable``, ``pad``.
+    ``partition_offset`` (2048-byte blocks), ``mbr_force_bootable``,
+    ``protective_msdos_label`` (grub-mkrescue's table), ``pad``.
     """
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *,
                  filehandle: BinaryIO | None = None) -> None:
         self.filename = os.fspath(filename) if filename is not None else None
         self.filehandle = filehandle
-        self.iso = ISO9660(volume_label="ISOIMAGE", system="", application="", joliet=False)
+        # xorriso's defaults: label ISOIMAGE, no system or application id, the preparer
+        # the program that made the image (xorriso names its version, as this does).
+        self.iso = ISO9660(volume_label="ISOIMAGE", system="", application="", joliet=False,
+                           preparer=f"SYSEXPORT-{__version__}")
         self.isohybrid_mbr: bytes | str | os.PathLike[str] | None = None
         self.gpt_basdat = False
         self.appended_as_gpt = False
         self.partition_offset = 0
         self.mbr_force_bootable = False
+        self.protective_msdos_label = False
         self.pad = True
         self.sort_weight: dict[str, int] = {}
         self.volume_centiseconds: int | None = None
@@ -140,14 +157,14 @@ class MkisofsImage:
         """-append_partition: the host file ``path`` as partition ``number`` after the ISO."""
         self._check_open("append_partition()")
         try:
-            size = os.stat(path).st_size
-        except OSError as e:
-            raise InvalidInputError(f"-append_partition {number} {path}: cannot read it: {e.strerror}") from None
-        if size == 0:
+            source = PathData(path)
+        except InvalidInputError as e:
+            raise InvalidInputError(f"-append_partition {number}: {e}") from None
+        if source.size_bytes == 0:
             raise InvalidInputError(f"-append_partition {number} {path}: the file is empty")
         mbr, guid = partition_types(mbr_type, type_guid)
-        self._appended.append(AppendSpec(number, mbr, guid, path, size))
-        self.total_data_bytes += size
+        self._appended.append(AppendSpec(number, mbr, guid, source))
+        self.total_data_bytes += source.size_bytes
 
     def _check_open(self, call: str) -> None:
         if self._planned:
@@ -194,6 +211,13 @@ class MkisofsImage:
         files, next_free = self._place_files(iso.end_bytes)
         isohybrid_table = self.isohybrid_mbr is not None and not self.appended_as_gpt
         want_gpt = self.gpt_basdat or self.appended_as_gpt
+        if self.protective_msdos_label and not want_gpt:
+            isohybrid_table = False
+        style = ("msdos-label" if self.protective_msdos_label and not want_gpt
+                 else "isohybrid" if isohybrid_table else "protective" if want_gpt
+                 else "plain" if self._appended else "none")
+        marked_count = sum(1 for b in self._boot if b.platform == "efi" and b.gpt_basdat and b.path)
+        check_slots(style, want_gpt, marked_count if isohybrid_table else 0, [a.number for a in self._appended])
         pad = PAD_BYTES if self.pad else 0
         end = align_up(next_free, SECTOR)
         iso_start = self.partition_offset * SECTOR
@@ -224,9 +248,10 @@ class MkisofsImage:
         identity = BuildIdentity(iso.content_digest if self.iso.reproducible else None)
         boot_code, boot_lba = self._boot_code()
         marked = tuple(self._marked_efi_extents()) if isohybrid_table else ()
-        req = SystemAreaRequest(device_size, iso_start, iso_end, boot_code, isohybrid_table, want_gpt, marked,
+        req = SystemAreaRequest(device_size, iso_start, iso_end, boot_code, style, want_gpt, marked,
                                 appended, self.mbr_force_bootable, identity.u32("MBR disk signature"), gap)
-        mbr = build_mbr(req).to_bytes()
+        made = build_mbr(req)
+        mbr = made.to_bytes() if made is not None else None
         gpt, gpt_layout = build_gpt(req, identity) if want_gpt else (None, None)
         pieces = [Extent(0, 512, "MBR"), Extent(32768, iso.end_bytes - 32768, "ISO metadata")]
         pieces += [Extent(offset, info.size, info.name) for _n, info, offset in files]
@@ -235,8 +260,8 @@ class MkisofsImage:
             pieces += gpt_layout.extents()
         check_no_overlap(pieces, device_size)
         return MkisofsPlan(device_size, iso, tuple((info, offset) for _n, info, offset in files), appended,
-                           tuple(a.path for a in sorted(self._appended, key=lambda a: a.number)),
-                           mbr, gpt, gpt_layout, boot_lba, tuple(pieces))
+                           tuple(a.source for a in sorted(self._appended, key=lambda a: a.number)),
+                           mbr, gpt, gpt_layout, boot_lba, tuple(pieces), self._grub2_patches(iso))
 
     def _place_files(self, start: int) -> tuple[list[tuple[Node, FileInfo, int]], int]:
         """Every file the ISO does not place itself, 2 KiB aligned from ``start``, heaviest
@@ -283,6 +308,27 @@ class MkisofsImage:
         lba = located.device_offset // SECTOR
         return patch_isohybrid_mbr(code, lba, kind), lba
 
+    def _grub2_patches(self, iso: ISOPlan) -> tuple[tuple[int, bytes], ...]:
+        """--grub2-boot-info: GRUB's El Torito image told its own address (boot/isohybrid.py).
+        With -boot-info-table too, the table's checksum is made again over the patched
+        image, as xorriso patches before it sums (El Torito boot info table, byte 20)."""
+        out = []
+        for spec in self._boot:
+            if not (spec.grub2_boot_info and spec.path):
+                continue
+            located = self.iso.lookup(spec.path)
+            if located.device_offset is None:
+                raise InvalidInputError(f"--grub2-boot-info: the boot image {spec.path} is empty")
+            offset, blob = grub2_boot_info(located.device_offset // SECTOR, located.size_bytes)
+            out.append((located.device_offset + offset, blob))
+            name = to_fileinfo({"name": spec.path, "mode": 0o100644}).name
+            patched = next((b for p, b in iso.owned if b is not None and p.info.name == name), None)
+            if spec.boot_info_table and patched is not None:
+                image = patched[:offset] + blob + patched[offset + len(blob):]
+                checksum = struct.pack("<I", boot_info_checksum(image))
+                out.append((located.device_offset + BOOT_INFO_CHECKSUM_OFFSET, checksum))
+        return tuple(out)
+
     def _marked_efi_extents(self) -> list[tuple[int, int]]:
         """EFI boot images (files) marked -isohybrid-gpt-basdat: an 0xEF MBR entry each."""
         out = []
@@ -298,14 +344,17 @@ class MkisofsImage:
         """Write ``plan`` into ``fd`` (already sized): the ISO, the file data, the appended
         partitions, the GPT, and the MBR last."""
         self.iso.write(fd, plan.iso)
+        for offset, blob in plan.patches:
+            os.pwrite(fd, blob, offset)
         for info, offset in plan.files:
             if info.source is not None:
                 info.source.write_to(fd, offset)
-        for placed, path in zip(plan.appended, plan.appended_paths):
-            PathData(path).write_to(fd, placed.device_offset)
+        for placed, source in zip(plan.appended, plan.appended_sources):
+            source.write_to(fd, placed.device_offset)
         if plan.gpt is not None and plan.gpt_layout is not None:
             plan.gpt.write(fd, plan.gpt_layout, with_data=False)
-        os.pwrite(fd, plan.mbr, 0)
+        if plan.mbr is not None:
+            os.pwrite(fd, plan.mbr, 0)
 
     def finish(self) -> MkisofsPlan:
         """plan(), then write the image to ``filename``/``filehandle`` (atomically)."""

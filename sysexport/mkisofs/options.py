@@ -41,6 +41,7 @@ class BootImage:
     load_size: int | None = None        # 512-byte sectors
     boot_info_table: bool = False
     gpt_basdat: bool = False            # -isohybrid-gpt-basdat while this entry was current
+    grub2_boot_info: bool = False       # --grub2-boot-info
 
 
 @dataclass
@@ -79,6 +80,7 @@ class MkisofsOptions:
     appended: list[AppendedPartition] = field(default_factory=list)
     appended_as_gpt: bool = False
     mbr_force_bootable: bool = False
+    protective_msdos_label: bool = False
     excludes: list[str] = field(default_factory=list)
     hide: list[str] = field(default_factory=list)
     hide_joliet: list[str] = field(default_factory=list)
@@ -191,6 +193,10 @@ def _info_table(o: MkisofsOptions, v: list[str], option: str) -> None:
     _current(o, option).boot_info_table = True
 
 
+def _grub2_boot_info(o: MkisofsOptions, v: list[str], option: str) -> None:
+    _current(o, option).grub2_boot_info = True
+
+
 def _gpt_basdat(o: MkisofsOptions, v: list[str], option: str) -> None:
     o.gpt_basdat = True
     if o.current is not None:
@@ -275,6 +281,8 @@ OPTIONS: dict[str, tuple[int, Handler]] = {
     "-append_partition": (3, _append_partition),
     "-appended_part_as_gpt": (0, _flag("appended_as_gpt")),
     "--mbr-force-bootable": (0, _flag("mbr_force_bootable")),
+    "--grub2-boot-info": (0, _grub2_boot_info),
+    "--protective-msdos-label": (0, _flag("protective_msdos_label")),
     "-graft-points": (0, _flag("graft_points")),
     "-m": (1, _adder("excludes")), "-exclude": (1, _adder("excludes")), "-x": (1, _adder("excludes")),
     "-hide": (1, _adder("hide")), "-hide-joliet": (1, _adder("hide_joliet")),

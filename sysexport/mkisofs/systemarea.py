@@ -9,6 +9,11 @@ the options (as ``xorriso -report_system_area plain`` names them):
     0xEF entry for each EFI boot image marked ``-isohybrid-gpt-basdat``, and the appended
     partitions in their slots.  CHS with 64 heads and 32 sectors; the image is padded to a
     whole cylinder (1 MiB).
+``MBR`` (appended partitions, neither an isohybrid MBR nor a GPT)
+    partition 1 over the ISO, type 0x83, not active; the appended ones in their slots.
+    Without any of these options the system area stays zero: no MBR at all.
+``protective-msdos-label`` with ``--protective-msdos-label`` (grub-mkrescue's), no GPT
+    one active entry of type 0xCD from LBA 1 over the image.
 ``protective-msdos-label`` (a GPT without an isohybrid partition table)
     one 0xEE entry from LBA 1 over the image; ``--mbr-force-bootable`` adds an active entry
     of type 0x00 over LBA 0.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from ..errors import InvalidInputError
 from ..identity import BuildIdentity
 from ..partition.enums import (GPT_TYPE_ESP, GPT_TYPE_LINUX_FS, GPT_TYPE_MS_BASIC_DATA, MBR_TYPE_EFI_SYSTEM,
                                MBR_TYPE_EMPTY, MBR_TYPE_GPT_PROTECTIVE)
@@ -43,6 +49,10 @@ GPT_ENTRIES_OFFSET = 1024
 GPT_FIRST_USABLE_LBA = 64
 GPT_BACKUP_BYTES = (GPT_ENTRY_COUNT * 128 + 512)
 """The backup array and header at the end of the image (63 blocks of 512)."""
+MBR_TYPE_LINUX = 0x83
+"""xorriso's type of the partition over the ISO in a plain MBR (appended partitions only)."""
+MBR_TYPE_MSDOS_LABEL = 0xCD
+"""xorriso --protective-msdos-label (grub-mkrescue): one active entry of this type from LBA 1."""
 MBR_TYPE_ISOHYBRID = 0x17
 """syslinux isohybrid's and xorriso's type of the partition over the ISO (without a GPT)."""
 GPT_ATTR_ISO = (1 << 60) | 1
@@ -73,7 +83,7 @@ class SystemAreaRequest:
     iso_start: int                      # -partition_offset * 2048
     iso_end: int                        # the end of the ISO part (before appended partitions)
     boot_code: bytes | None             # 440 bytes, patched isohybrid code (or None)
-    isohybrid_table: bool               # the isohybrid MBR partition table (else protective)
+    style: str                          # "isohybrid", "plain", "msdos-label", "protective" or "none"
     gpt: bool
     marked_efi: tuple[tuple[int, int], ...]     # -isohybrid-gpt-basdat EFI images: (offset, size)
     appended: tuple[PlacedAppended, ...]
@@ -93,24 +103,31 @@ def _record(type_id: int, first_lba: int, count: int, bootable: bool = False,
                         end_chs=_chs(first_lba + count - 1) if chs else CHS_UNKNOWN, type_zero_ok=True)
 
 
-def build_mbr(req: SystemAreaRequest) -> MBR:
-    """The MBR of the image (see the module docstring for the two styles).  The records of
-    an isohybrid table may start at LBA 0 and enclose each other, as xorriso's do, so the
-    table is made with ``strict=False``."""
+def build_mbr(req: SystemAreaRequest) -> MBR | None:
+    """The MBR of the image in its style (see the module docstring), None for "none".  The
+    records of an isohybrid table may start at LBA 0 and enclose each other, as xorriso's
+    do, so the table is made with ``strict=False``."""
     size_lba = req.device_size_bytes // 512
     records: list[MBRPartition | None] = []
-    if req.isohybrid_table:
+    if req.style == "none":
+        return None
+    if req.style == "msdos-label":
+        records.append(_record(MBR_TYPE_MSDOS_LABEL, 1, size_lba - 1, bootable=True))
+    elif req.style in ("isohybrid", "plain"):
         start = req.iso_start // 512
         end = (req.iso_end if req.appended else req.device_size_bytes) // 512
-        records.append(_record(MBR_TYPE_EMPTY if req.gpt else MBR_TYPE_ISOHYBRID, start, end - start,
-                               bootable=True))
+        if req.style == "isohybrid":
+            records.append(_record(MBR_TYPE_EMPTY if req.gpt else MBR_TYPE_ISOHYBRID, start, end - start,
+                                   bootable=True))
+        else:
+            records.append(_record(MBR_TYPE_LINUX, start, end - start))
         for offset, size in req.marked_efi:
             records.append(_record(MBR_TYPE_EFI_SYSTEM, offset // 512, -(-size // 512), chs=False))
         for part in sorted(req.appended, key=lambda p: p.number):
             while len(records) < part.number - 1:
                 records.append(None)
             if len(records) >= part.number or part.number > 4:
-                continue                # the slot is taken (or past 4): the partition is in the GPT only
+                continue                # checked by check_slots: the partition is in the GPT only
             records.append(_record(part.mbr_type, part.device_offset // 512, part.size_bytes // 512))
     else:
         records.append(MBRPartition(MBR_TYPE_GPT_PROTECTIVE, 1, min(size_lba - 1, 0xFFFFFFFF),
@@ -122,6 +139,22 @@ def build_mbr(req: SystemAreaRequest) -> MBR:
     if req.boot_code:
         mbr.set_boot_code(req.boot_code)
     return mbr
+
+
+def check_slots(style: str, gpt: bool, marked_efi: int, numbers: list[int]) -> None:
+    """Appended partition numbers an MBR table can hold: slot 1 is the ISO's, the EFI images
+    marked -isohybrid-gpt-basdat take the next ones; past slot 4 only a GPT lists them."""
+    if style not in ("isohybrid", "plain"):
+        return
+    taken = 1 + marked_efi
+    for n in sorted(numbers):
+        if n <= taken:
+            raise InvalidInputError(f"-append_partition {n}: MBR slot {n} holds "
+                                    f"{'the ISO' if n == 1 else 'an -isohybrid-gpt-basdat EFI image'}; "
+                                    f"give a number from {taken + 1} on")
+        if n > 4 and not gpt:
+            raise InvalidInputError(f"-append_partition {n}: an MBR has 4 slots; a partition numbered past 4 "
+                                    "needs a GPT (-appended_part_as_gpt or -isohybrid-gpt-basdat)")
 
 
 def _forced_bootable_record() -> MBRPartition:
@@ -139,7 +172,7 @@ def build_gpt(req: SystemAreaRequest, identity: BuildIdentity) -> tuple[GPT, GPT
     iso_first = max(req.iso_start, GPT_FIRST_USABLE_LBA * 512)
     iso_end = req.iso_end if req.appended else req.device_size_bytes - GPT_BACKUP_BYTES
     gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, iso_end - iso_first, device_offset=iso_first,
-                      name="ISOHybrid" if req.isohybrid_table else "ISO9660", attributes=GPT_ATTR_ISO)
+                      name="ISOHybrid" if req.style == "isohybrid" else "ISO9660", attributes=GPT_ATTR_ISO)
     for part in sorted(req.appended, key=lambda p: p.number):
         gpt.add_partition(part.type_guid, part.size_bytes, device_offset=part.device_offset,
                           name=f"Appended{part.number}")
