@@ -245,6 +245,11 @@ class ISO9660(Lifecycle):
     stay in place, as xorriso writes them; True: they move to RR_MOVED, see
     :mod:`.hierarchy`).  Read-only: ``pvd_label`` and ``joliet_label``, what each volume
     descriptor records of ``volume_label``.
+
+    While open, entries can be taken out (:meth:`remove`), moved (:meth:`rename`), given
+    more names sharing their bytes (:meth:`add_link`, :meth:`remove_link`), and named per
+    namespace (the file-info keys ``hidden_from`` and ``joliet_name``, see :mod:`.entries`);
+    after :meth:`plan`, :meth:`lookup` tells where every record and extent lies.
     """
 
     def __init__(self, filename: str | os.PathLike | None = None, *, filehandle: BinaryIO | None = None,
