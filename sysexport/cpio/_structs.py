@@ -73,6 +73,10 @@ FIELD_NAMES = ("c_ino", "c_mode", "c_uid", "c_gid", "c_nlink", "c_mtime", "c_fil
 """The numeric fields of :data:`NEWC_HEADER`, in header order."""
 
 _FAST_FORMAT = NEWC_MAGIC + b"%08X" * len(FIELD_NAMES)
+HEADER_FORMAT = _FAST_FORMAT
+"""``HEADER_FORMAT % values`` (the 13 fields in header order, each 0..MAX_FIELD) is a header:
+what :func:`build_header_values` does after its range check, for callers whose values are
+in range by construction."""
 
 
 def build_header_fast(fields: Mapping[str, int]) -> bytes:
@@ -120,4 +124,4 @@ FAST_CODECS: tuple[FastCodec[dict[str, int]], ...] = (
 
 __all__ = ["NEWC_MAGIC", "NEWC_HEADER_BYTES", "NEWC_ALIGN_BYTES", "TRAILER_NAME", "MAX_FIELD", "HEX8",
            "NEWC_HEADER", "FIELD_NAMES", "build_header_fast",
-           "build_header_values", "pad_bytes", "FAST_CODECS"]
+           "build_header_values", "HEADER_FORMAT", "pad_bytes", "FAST_CODECS"]

@@ -49,8 +49,11 @@ def cli_initramfs(args: argparse.Namespace) -> int:
                           rational=args.rational_rock)
     archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
     with progress_for(args, 0, "writing"):
-        for info in selected(selection, args.src_dir):
-            archive.add(info)
+        if selection.exclude or selection.owner != "keep" or selection.rational:
+            for info in selected(selection, args.src_dir):
+                archive.add(info)
+        else:
+            archive.add_tree(args.src_dir)          # the same records, without one object per file
         plan = archive.finish()
     size = None if is_stdout(args.output) else os.path.getsize(args.output)
     kind = f"{args.compress}-compressed " if args.compress else ""

@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Iterator
+from stat import S_IFDIR, S_IFREG
+from typing import Callable, Iterator
 
 from ..data import PathData
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo
+
+
+class WalkedFile(PathData):
+    """A :class:`PathData` whose size the walk's lstat just gave (no second stat)."""
+
+    __slots__ = ()
+
+    def __init__(self, path: str, size_bytes: int) -> None:
+        self.path = path
+        self.size_bytes = size_bytes
 
 
 def _listing(path: str) -> list[os.DirEntry[str]]:
@@ -35,8 +46,15 @@ def _dir_nlink(listing: list[os.DirEntry[str]]) -> int:
     return 2 + sum(1 for e in listing if e.is_dir(follow_symlinks=False))
 
 
-def walk_stream(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]:
-    """FileInfo records of a host tree (its top as ``dest``), depth first, siblings sorted."""
+PlainFile = Callable[[str, str, int, int, int, int, float], bool]
+"""``plain_file(name, host_path, mode, uid, gid, size, mtime)``: takes a regular file with one
+link without a FileInfo record being made; False leaves it to the record (its errors)."""
+
+
+def walk_stream(host_dir: HostPath, dest: str = "", plain_file: PlainFile | None = None) -> Iterator[FileInfo]:
+    """FileInfo records of a host tree (its top as ``dest``), depth first, siblings sorted.
+    With ``plain_file``, regular files with one link go to it instead (a writer's fast path:
+    no record per file)."""
     top = os.fsdecode(host_dir)
     rel_top = normalize_name(dest)
     try:
@@ -62,7 +80,14 @@ def walk_stream(host_dir: HostPath, dest: str = "") -> Iterator[FileInfo]:
             est = entry.stat(follow_symlinks=False)
         except OSError as e:
             raise InvalidInputError(f"{entry.path}: cannot stat: {e.strerror}") from e
-        if stat.S_ISDIR(est.st_mode):
+        mode = est.st_mode
+        if plain_file is not None and mode & 0o170000 == S_IFREG and est.st_nlink == 1:
+            mtime: float = est.st_mtime
+            if limit is not None and mtime > limit:
+                mtime = limit
+            if plain_file(child, entry.path, mode, est.st_uid, est.st_gid, est.st_size, mtime):
+                continue
+        if mode & 0o170000 == S_IFDIR:
             sub = _listing(entry.path)
             yield _record(entry.path, child, est, limit, _dir_nlink(sub))
             stack.append((child, iter(sub)))
@@ -74,13 +99,17 @@ def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nli
     mtime: float = st.st_mtime
     ctime: float = st.st_ctime
     if limit is not None:               # SOURCE_DATE_EPOCH clamps (see fileinfo.sde_limit)
-        mtime = min(mtime, limit)
-        ctime = min(ctime, limit)
+        if mtime > limit:
+            mtime = limit
+        if ctime > limit:
+            ctime = limit
+    if ctime == mtime:
+        ctime = mtime                   # one float object for both (as walk_host_fileinfo)
     mode = st.st_mode
-    kind = stat.S_IFMT(mode)
+    kind = mode & 0o170000
     if kind == stat.S_IFREG:
-        info = FileInfo(name, mode, st.st_size, PathData(path, st.st_size), None, mtime, None, ctime,
-                        st.st_uid, st.st_gid)
+        size = st.st_size
+        info = FileInfo(name, mode, size, WalkedFile(path, size), None, mtime, None, ctime, st.st_uid, st.st_gid)
         if st.st_nlink > 1:
             info.dev, info.ino, info.nlink = st.st_dev, st.st_ino, st.st_nlink
         return info
@@ -100,4 +129,4 @@ def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nli
     return to_fileinfo(d)
 
 
-__all__ = ["walk_stream"]
+__all__ = ["walk_stream", "WalkedFile", "PlainFile"]

@@ -34,30 +34,40 @@ from __future__ import annotations
 
 import os
 import tempfile
+from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG
 import weakref
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, NamedTuple, cast
 
-from ..data import DataSource
-from ..errors import CallOrderError, InvalidInputError
+from ..data import SMALL_FILE_BYTES, DataSource, report_progress
+from ..errors import CallOrderError, InvalidInputError, SysExportError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
 from ..tree import Node
 from ..writer import FINISHED, Lifecycle
-from ._structs import NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
+from ._structs import HEADER_FORMAT, MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
 from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
-from .sink import GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
-from .walk import walk_stream
+from .sink import GATHER_BYTES, BatchWriter, GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
+from .walk import WalkedFile, walk_stream
 
 if TYPE_CHECKING:
     from .remaster import Preload
 
-WINDOW_ENTRIES = 4096
+WINDOW_ENTRIES = 1024
 """Entries added but not yet written, at most: a batch of headers and data sources."""
 TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",
               0o010000: "fifo", 0o140000: "socket"}
 """The kinds of :attr:`CPIOPlan.types`, by the type bits of c_mode."""
+_NAME_END = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")
+"""The name's NUL and the padding after it, by (header + c_namesize) % 4 (N_ALIGN)."""
+_DATA_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+"""The padding after data, by its size % 4."""
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOATIME", 0)
+"""A walked file is read without touching its atime (see data._open_source); any failure
+is read again by the source itself, which names it."""
+_new_entry = tuple.__new__
+"""CPIOEntry(...) without NamedTuple's argument handling (once per entry)."""
 DIR_MODE = 0o040755
 """An implied directory (a parent nobody added): drwxr-xr-x, root, the default time."""
 
@@ -163,6 +173,7 @@ class CPIO(Lifecycle):
         self._linked = 0
         self._streamed = 0
         self._sink: Sink | None = None
+        self._io: BatchWriter | None = None
         self._out: Output | None = None
         self._spool: IO[bytes] | None = None
         self._failed = ""
@@ -249,44 +260,101 @@ class CPIO(Lifecycle):
         """Add a host directory and everything under it (lstat: symlinks, devices, hard links
         kept), depth first, siblings sorted, streamed as it is walked."""
         self._require_open("add_tree()")
-        for info in walk_stream(host_dir, dest):
+        if self._preload is not None:
+            self._stream_preload()
+        for info in walk_stream(host_dir, dest, self._push_plain):
             self._add_info(info)
 
+    def _push_plain(self, name: str, path: str, mode: int, uid: int, gid: int, size: int, mtime: float) -> bool:
+        """add_tree's path for a regular file with one link: :meth:`_add_info` and
+        :meth:`_push_entry` for that case, without a FileInfo; False (nothing done) for
+        anything a check must name, which the record then does."""
+        if not 0 <= mtime <= MAX_FIELD or size > MAX_FIELD or len(name) >= 1024 or name == TRAILER_NAME:
+            return False
+        parent, _, base = name.rpartition("/")
+        top = self._ns.stack[-1]
+        if top[0] != parent or base in top[1]:
+            self._place(name, False)                # implied parents; a duplicate is refused
+        else:
+            top[1][base] = False
+        ino = self._next_ino
+        self._next_ino = ino + 1
+        arc_name = name.encode("utf-8", "surrogateescape")
+        namesize = len(arc_name) + 1
+        if ino > MAX_FIELD:
+            return False
+        # Every value is in range (checked above, or 32 bits from lstat): the format alone.
+        head = HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0) + \
+            arc_name + _NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
+        offset = self._offset
+        self._pending.append(_new_entry(CPIOEntry, (name, offset, ino, 1, mode, size, head,
+                                                    WalkedFile(path, size) if size else None, b"")))
+        self._offset = offset + len(head) + size + (-size & 3)
+        self._count += 1
+        self._types[S_IFREG] = self._types.get(S_IFREG, 0) + 1
+        self._data_bytes += size
+        if len(self._pending) >= self.window_entries:
+            self._flush()
+        return True
+
     def _add_info(self, info: FileInfo) -> None:
-        check_entry(info)
+        """The hot path (100,000 times for a large tree): the common cases inline, the rest
+        through :func:`~.rules.check_entry` and :class:`~.namespace.Namespace`."""
         if self._preload is not None:
             self._stream_preload()
         name = info.name
-        where = name or "/"
-        ns = self._ns
+        mode = info.mode
+        kind = mode & 0o170000
+        mtime = info.mtime
+        if mtime is None or not 0 <= mtime <= MAX_FIELD or len(name) >= 1024 or info.size > MAX_FIELD \
+                or kind == S_IFCHR or kind == S_IFBLK or name == TRAILER_NAME:
+            check_entry(info)
+            if mtime is None:
+                mtime = self._default_time
         key = None
-        if info.dev is not None and info.ino is not None and info.nlink != 1 \
-                and not info.is_dir and not info.is_symlink:
+        if info.dev is not None and info.ino is not None and info.nlink != 1 and kind != S_IFDIR and kind != S_IFLNK:
             key = (info.dev, info.ino)
             group = self._links.get(key)
-            if group is not None and (group.mode != info.mode or group.size != info.size):
+            if group is not None and (group.mode != mode or group.size != info.size):
                 raise InvalidInputError(
-                    f"{where}: hard link of {group.first} (dev, ino {key}) must have the same mode and size: "
-                    f"expected mode {group.mode:#o} size {group.size}, found mode {info.mode:#o} size {info.size}")
+                    f"{name or '/'}: hard link of {group.first} (dev, ino {key}) must have the same mode and size: "
+                    f"expected mode {group.mode:#o} size {group.size}, found mode {mode:#o} size {info.size}")
         if name:
-            parent, _, base = name.rpartition("/")
-            for implied in ns.enter(parent, where):
-                self._push_entry(implied, DIR_MODE, 0, 0, 2, int(self.default_time), 0, 0)
-            ns.check(base, info.is_dir, where)
-            ns.record(name, base, info.is_dir)
+            self._place(name, kind == S_IFDIR)
         else:
-            ns.written.add("")
-        mtime = int(self.default_time if info.mtime is None else info.mtime)
-        if info.is_dir:
-            self._push_entry(name, info.mode, info.uid, info.gid, info.nlink or 2, mtime, 0, 0)
-        elif info.is_symlink:
-            self._push_entry(name, info.mode, info.uid, info.gid, 1, mtime, 0, 0, inline=info.target or b"")
+            self._ns.written.add("")
+        if kind == S_IFREG and key is None:
+            self._push_entry(name, mode, info.uid, info.gid, 1, int(mtime), 0, 0, source=info.source, size=info.size)
+        elif kind == S_IFDIR:
+            self._push_entry(name, mode, info.uid, info.gid, info.nlink or 2, int(mtime), 0, 0)
+        elif kind == S_IFLNK:
+            self._push_entry(name, mode, info.uid, info.gid, 1, int(mtime), 0, 0, inline=info.target or b"")
         elif key is not None:
-            self._push_link(info, key, mtime)
+            self._push_link(info, key, int(mtime))
         else:
-            self._push_entry(name, info.mode, info.uid, info.gid, 1, mtime,
-                             info.rdev_major if info.is_device else 0, info.rdev_minor if info.is_device else 0,
-                             source=info.source if info.is_file else None, size=info.size if info.is_file else 0)
+            device = kind == S_IFCHR or kind == S_IFBLK
+            self._push_entry(name, mode, info.uid, info.gid, 1, int(mtime), info.rdev_major if device else 0,
+                             info.rdev_minor if device else 0)
+
+    def _place(self, name: str, is_dir: bool, *, strict: bool = True) -> None:
+        """Open ``name``'s directory (its implied parents written first), refuse it when it
+        is there already (``strict``), and record it."""
+        parent, _, base = name.rpartition("/")
+        ns = self._ns
+        top = ns.stack[-1]
+        if top[0] != parent:
+            for implied in ns.enter(parent, name):
+                self._push_entry(implied, DIR_MODE, 0, 0, 2, int(self._default_time), 0, 0)
+            top = ns.stack[-1]
+        names = top[1]
+        known = names.get(base)
+        if known is None:
+            names[base] = is_dir
+        elif strict:
+            ns.check(base, is_dir, name)
+        if is_dir:
+            names[base] = True
+            ns.written.add(name)
 
     def _add_source(self, info: FileInfo, *, ino: int, nlink: int, strict: bool) -> int:
         """An entry of a preloaded source (:mod:`.remaster`): its inode number and link
@@ -295,12 +363,7 @@ class CPIO(Lifecycle):
         check_entry(info)
         name = info.name
         if name:
-            parent, _, base = name.rpartition("/")
-            for implied in self._ns.enter(parent, name):
-                self._push_entry(implied, DIR_MODE, 0, 0, 2, int(self.default_time), 0, 0)
-            if strict:
-                self._ns.check(base, info.is_dir, name)
-            self._ns.record(name, base, info.is_dir)
+            self._place(name, info.is_dir, strict=strict)
         else:
             self._ns.written.add("")
         if ino and not info.size:
@@ -328,19 +391,21 @@ class CPIO(Lifecycle):
         """Queue one entry (header built now); returns its inode number."""
         if not ino:
             ino = self._next_ino
-            self._next_ino += 1
+            self._next_ino = ino + 1
         if inline:
             size = len(inline)
-        arc_name = (name or ".").encode("utf-8", "surrogateescape")
+        arc_name = name.encode("utf-8", "surrogateescape") if name else b"."
         namesize = len(arc_name) + 1
         head = build_header_values((ino, mode, uid, gid, nlink, mtime, size, 0, 0, rdev_major, rdev_minor,
-                                    namesize, 0)) + arc_name + b"\0" * (1 + pad_bytes(NEWC_HEADER_BYTES + namesize))
-        self._pending.append(CPIOEntry(name or ".", self._offset, ino, nlink, mode, size, head,
-                                       source if size else None, inline))
-        self._offset += len(head) + size + pad_bytes(size)
+                                    namesize, 0)) + arc_name + _NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
+        offset = self._offset
+        self._pending.append(_new_entry(CPIOEntry, (name or ".", offset, ino, nlink, mode, size, head,
+                                                    source if size else None, inline)))
+        self._offset = offset + len(head) + size + (-size & 3)
         self._count += 1
         kind = mode & 0o170000
-        self._types[kind] = self._types.get(kind, 0) + 1
+        types = self._types
+        types[kind] = types.get(kind, 0) + 1
         if source is not None:
             self._data_bytes += size
         if len(self._pending) >= self.window_entries:
@@ -356,12 +421,13 @@ class CPIO(Lifecycle):
         self._guarded(self._write_pending)
 
     def _write_pending(self) -> None:
-        sink = self._open_sink()
+        self._open_sink()
         if self._out is not None and self.compress is None:
             self._out.check_fits(self._offset)
-        _write_entries(sink, self._pending)
+        assert self._io is not None
+        self._io.submit(self._pending)
         self._streamed += len(self._pending)
-        self._pending.clear()
+        self._pending = []
 
     def _guarded(self, step: object) -> None:
         """Run ``step``; on any error remove the output (nothing half-written) and refuse
@@ -378,6 +444,7 @@ class CPIO(Lifecycle):
         if self.filename is None and self.filehandle is None:
             self._spool = tempfile.TemporaryFile()
             self._sink = FdSink(self._spool.fileno(), sparse=True)
+            self._io = BatchWriter(self._sink, _write_entries)  # type: ignore[arg-type]
             return self._sink
         out = Output(filename=self.filename, filehandle=self.filehandle, sequential=True)
         out.__enter__()
@@ -389,12 +456,16 @@ class CPIO(Lifecycle):
             # Holes only in a fresh file of ours; anything else (a caller's file from its
             # position, a device, a pipe) gets every byte in order, so nothing old shows.
             self._sink = FdSink(out.fd, sparse=out.fresh)
+        self._io = BatchWriter(self._sink, _write_entries)  # type: ignore[arg-type]
         return self._sink
 
     def _fail(self, exc: BaseException) -> None:
         self._failed = f"{type(exc).__name__}: {exc}"
         self._stage = FINISHED
-        self._pending.clear()
+        self._pending = []
+        io, self._io = self._io, None
+        if io is not None:
+            io.abort()
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.abort()
@@ -467,6 +538,8 @@ class CPIO(Lifecycle):
             raise CallOrderError("CPIO.write(): this writer streams into its own output; finish() completes it")
         try:
             if self._spool is not None and self._sink is not None:
+                if self._io is not None:
+                    self._io.wait()
                 self._sink.flush()
                 sink.copy_range(self._spool.fileno(), plan.streamed_bytes)
             _write_entries(sink, plan.entries)
@@ -493,8 +566,11 @@ class CPIO(Lifecycle):
         assert out is not None
         if plan.compress is None:
             out.check_fits(plan.size_bytes)
-        _write_entries(sink, plan.entries)
-        self._pending.clear()
+        assert self._io is not None
+        self._io.submit(plan.entries)
+        self._pending = []
+        self._io.close()
+        self._io = None
         sink.close()
         self._sink = None
         if plan.compress is None and out.fresh:
@@ -506,15 +582,44 @@ class CPIO(Lifecycle):
 
 
 def _write_entries(sink: Sink, entries: list[CPIOEntry] | tuple[CPIOEntry, ...]) -> None:
-    put = sink.put
+    """Headers, data and padding of ``entries`` into ``sink``; small files are read here
+    into the gathered buffer (one open, one read, one close each)."""
+    buf = sink.buf                      # the same bytearray across the sink's flushes
+    small_bytes = 0
     for e in entries:
-        put(e.head)
-        if e.inline:
-            put(e.inline)
-        elif e.source is not None:
-            sink.put_source(e.source, e.size_bytes)
-        if e.size_bytes & 3:
-            put(b"\0" * (-e.size_bytes & 3))
+        head, size, source, inline = e[6], e[5], e[7], e[8]
+        if source is None:
+            buf += head
+            if inline:
+                buf += inline
+        elif size <= SMALL_FILE_BYTES:
+            data = b""
+            if type(source) is WalkedFile:          # one open, one read, one close
+                try:
+                    fd = os.open(source.path, _READ_FLAGS)
+                    try:
+                        data = os.read(fd, size + 1)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    data = b""
+            if len(data) != size:
+                data = source.read_all(SMALL_FILE_BYTES)     # names the error, or reads on
+            if len(data) != size:
+                raise SysExportError(f"{source.describe()}: expected {size} bytes, the source gave {len(data)}")
+            buf += head
+            buf += data
+            small_bytes += size
+        else:
+            buf += head
+            sink.put_source(source, size)
+        if size & 3:
+            buf += _DATA_PAD[size & 3]
+        if len(buf) >= GATHER_BYTES:
+            sink.flush()
+            report_progress(small_bytes)
+            small_bytes = 0
+    report_progress(small_bytes)
 
 
 def _abandon(out: Output) -> None:
