@@ -551,3 +551,23 @@ def test_hybrid_extra_partition_copied(sources, tmp_path):
     with open(dest, "rb") as f:
         f.seek(first * 512)
         assert f.read(len(data.read_bytes())) == data.read_bytes()
+
+
+def test_plain_iso_to_hybrid_esp_gets_the_efi_image_files(sources, tmp_path):
+    """grub-mkrescue's image made a hybrid: its ESP (fsck.fat, mtools) holds the tree and
+    the files of /efi.img, the UEFI loader among them with the same bytes."""
+    need("mcopy")
+    dest = str(tmp_path / "out.img")
+    ISO9660Hybrid.from_image(sources["grub-mkrescue"], dest).finish()
+    check_hybrid(dest, tmp_path)
+    import sysexport
+    with sysexport.open(dest) as img:
+        esp = next(s for s in img.structures if s.kind == "partition" and "EFI System" in s.summary)
+    esp_img = cut(dest, esp.offset, esp.size, tmp_path / "esp.img")
+    run(["mcopy", "-i", esp_img, "::/efi/boot/bootx64.efi", str(tmp_path / "loader.efi")], env_extra=MTOOLS_ENV)
+    old = extract(sources["grub-mkrescue"], str(tmp_path / "old"))
+    efi = cut(str(tmp_path / "old" / "efi.img"), 0, os.path.getsize(tmp_path / "old" / "efi.img"),
+              tmp_path / "efi.img")
+    run(["mcopy", "-i", efi, "::/efi/boot/bootx64.efi", str(tmp_path / "want.efi")], env_extra=MTOOLS_ENV)
+    assert (tmp_path / "loader.efi").read_bytes() == (tmp_path / "want.efi").read_bytes()
+    assert old

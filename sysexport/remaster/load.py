@@ -183,6 +183,8 @@ def load_hybrid(hybrid: Any, source: Source, *, namespaces: bool = True) -> list
         if entry.name == "":
             target = "both"
         hybrid.add(fileinfo(entry, source, hybrid_target=target, namespaces=namespaces))
+    if not source.hybrid:
+        notes += add_efi_image_files(hybrid, source)
     from ..contribution import BootContribution, ElToritoRequest
     requests = []
     efi_from_esp = False
@@ -199,3 +201,42 @@ def load_hybrid(hybrid: Any, source: Source, *, namespaces: bool = True) -> list
     if requests or efi_from_esp:
         hybrid.contribute(BootContribution(eltorito=tuple(requests), efi_from_esp=efi_from_esp))
     return notes
+
+
+def efi_image_view(source: Source) -> Any:
+    """The FAT view of the source's El Torito EFI boot image (grub-mkrescue's /efi.img, an
+    appended ESP partition), or None."""
+    for b in source.boot:
+        if b.platform != BOOT_EFI:
+            continue
+        for s in source.image.structures:
+            if s.kind == "fat" and s.offset == b.device_offset and s.fields.get("view"):
+                return source.image.view(str(s.fields["view"]))
+    return None
+
+
+def add_efi_image_files(hybrid: Any, source: Source) -> list[str]:
+    """A plain ISO made a hybrid: its ESP, made from the tree, also gets the files of the
+    FAT image that the source's El Torito EFI entry boots (EFI/BOOT/BOOTX64.EFI of a
+    grub-mkrescue image), so that UEFI finds its loader when the image boots as a disk.  A
+    path the tree has already is left to the tree."""
+    from .data import ExtentsData
+    view = efi_image_view(source)
+    if view is None:
+        return []
+    taken = {key.lower() for key in source.entries}
+    added = 0
+    for st in view.walk():
+        name = st.path.strip("/")
+        if not name or name.lower() in taken or st.type not in ("file", "dir"):
+            continue
+        info: dict[str, Any] = {"name": name, "mode": st.mode or (0o40755 if st.is_dir else 0o100644),
+                                "mtime": st.mtime, "hybrid_target": "esp"}
+        if st.is_file:
+            info["size"] = st.size
+            if st.size:
+                info["data"] = ExtentsData(source.file, st.extents, st.size, f"{source.name}:{view.name}:{st.path}")
+        hybrid.add(info)
+        taken.add(name.lower())
+        added += 1
+    return [f"ESP: {added} entries of the EFI boot image ({view.name}) added to it"] if added else []
