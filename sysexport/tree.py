@@ -3,9 +3,10 @@
 Paths are '/'-separated and relative to the root.  Directories implied by a path are
 created on the way and behave like explicit ones; an explicit entry added later fills in
 their attributes.  :meth:`Tree.remove` and :meth:`Tree.rename` take an entry (with its
-subtree) out or move it while the owning writer is open (issue 13).  Writers hang their own per-entry state on ``Node.w`` and say what that
-state is by their tree's type argument: in a ``Tree[_Dir | None]``, ``node.w`` is a ``_Dir``
-or None (docs/architecture.md, "Types").
+subtree) out or move it while the owning writer is open (issue 13).  Writers hang their
+own per-entry state on ``Node.w`` and say what that state is by their tree's type
+argument: in a ``Tree[_Dir | None]``, ``node.w`` is a ``_Dir`` or None
+(docs/architecture.md, "Types").
 """
 from __future__ import annotations
 
