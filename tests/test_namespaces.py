@@ -390,3 +390,29 @@ def test_a_joliet_long_name_is_kept_as_given(tmp_path):
     assert pycdlib_files(image, "joliet_path")[f"d/{name}"] == b"long\n"
     listing = out(["7zz", "l", "-tiso", image])
     assert f"d/{name}" in listing, listing
+
+
+def test_hybrid_hard_link_groups_stay_coherent(tmp_path):
+    """Host hard links (a, b) shared with the ESP, an ISO link c, b taken out of the FAT,
+    a moved: every ISO record names the one extent the ESP's a has; fsck.fat is content."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(b"linked " * 1000)
+    os.link(src / "a", src / "b")
+    image = str(tmp_path / "hl.img")
+    h = ISO9660Hybrid(image)
+    h.add_tree(str(src))
+    h.add_link("a", "c")
+    h.remove_link("b", namespace="fat")
+    h.add(("dir755", "d"))
+    h.rename("a", "d/a")
+    h.finish()
+    esp = esp_of(image, str(tmp_path))
+    fsck_fat(esp)
+    assert mtools_paths(esp) == {"d", "d/a"}
+    assert isoinfo_paths(image, "rock_ridge") == {"d", "d/a", "b", "c"}
+    ref = pycdlib_record(image, rr_path="/d/a")
+    assert ref[2] == 3 and all(pycdlib_record(image, rr_path=p) == ref for p in ("/b", "/c"))
+    fat = h.lookup("d/a", namespace="fat").records[0]
+    assert fat.extent is not None and fat.extent.device_offset == ref[0] * 2048
+    assert mtools_read(esp, "d/a") == pycdlib_files(image, "rr_path")["c"] == b"linked " * 1000
