@@ -125,6 +125,20 @@ class Explorer(cmd.Cmd):
     def close(self) -> None:
         self.image.close()
 
+    def _reopen(self) -> None:
+        """Read the image again (after it changed, or for another session): views cache
+        what they read.  The view is kept, and the directory as far as the new one has it."""
+        old_view = self.view
+        image = self._open_image()
+        self.image.close()
+        self.image = image
+        self.view = image.view(old_view.name if old_view.name in image.views() else None)
+        try:
+            if not self.view.stat(self.cwd).is_dir:
+                self.cwd = "/"
+        except SysExportError:
+            self.cwd = "/"
+
     def _set_prompt(self) -> None:
         self.prompt = f"{self.view.name}:{self.cwd}> " if self.interactive else ""
 
@@ -283,6 +297,29 @@ class Explorer(cmd.Cmd):
                 break
             here_old, here_new = want, same[0]
         return here_new.path
+
+    def do_session(self, arg: str) -> None:
+        """session [N]: list the ISO sessions (* marks the one read), or read session N (0 is the first)."""
+        words = shlex.split(arg)
+        sessions = self.image.sessions
+        if not words:
+            if not sessions:
+                raise InvalidInputError("this image has no ISO 9660 sessions")
+            current = self.session if self.session is not None else len(sessions) - 1
+            for s in sessions:
+                print(f"{'*' if s.index == current else ' '} {s.index}: {s.size_blocks} blocks at LBA {s.start_lba}, "
+                      f"volume {s.volume_identifier!r} ({s.found_by})", file=self.stdout)
+            return
+        if len(words) != 1 or not words[0].isdigit() or int(words[0]) >= max(len(sessions), 1):
+            raise InvalidInputError(f"expected a session number, 0..{max(len(sessions) - 1, 0)}")
+        previous = self.session
+        self.session = int(words[0])
+        try:
+            self._reopen()
+        except SysExportError:
+            self.session = previous
+            raise
+        print(f"session {self.session}, view {self.view.name}, in {self.cwd}", file=self.stdout)
 
     def do_lcd(self, arg: str) -> None:
         """lcd [DIR]: change the host directory that get and put use (no DIR: home)."""

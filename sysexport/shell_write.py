@@ -65,19 +65,6 @@ class WritableExplorer(Explorer):
         self._drop_check()
         super().close()
 
-    def _reopen(self) -> None:
-        """Read the image again after it changed (views may cache what they read), keeping
-        the view and, when it still exists, the directory."""
-        name = self.view.name
-        self.image.close()
-        self.image = self._open_image()
-        self.view = self.image.view(name if name in self.image.views() else None)
-        try:
-            if not self.view.stat(self.cwd).is_dir:
-                self.cwd = "/"
-        except InvalidInputError:
-            self.cwd = "/"
-
     # --- in place -----------------------------------------------------------------------------------
     def do_put(self, arg: str) -> None:
         """put HOST_FILE PATH: replace the bytes of file PATH in the image itself by HOST_FILE's
@@ -101,6 +88,10 @@ class WritableExplorer(Explorer):
 
     # --- staged ---------------------------------------------------------------------------------------
     def _stage_view(self) -> None:
+        newest = len(self.image.sessions) - 1
+        if self.session is not None and self.session not in (newest, -1) and newest > 0:
+            raise InvalidInputError(f"staged changes are made to the newest session ({newest}); this is session "
+                                    f"{self.session}: type 'session {newest}' first")
         if self.view.name in ("joliet", "iso9660") and "rr" in self.image.views():
             raise InvalidInputError(f"staged changes name Rock Ridge paths: type 'view rr' first (this is the "
                                     f"{self.view.name} view)")
