@@ -7,6 +7,7 @@ made from; completion is typed with a real TAB into readline.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -253,6 +254,26 @@ def test_session_on_xorriso_iso(tmp_path, tree):
     s.run("", "rr:/etc/deep> ")
     assert "A file with spaces.txt" in s.run("tree", "rr:/etc/deep> ")
     assert s.close() == 0
+
+
+def test_sessions_of_a_multisession_xorriso_iso(tmp_path):
+    need("xorriso")
+    image = str(tmp_path / "ms.iso")
+    for name in ("one", "two"):
+        (tmp_path / name).write_text(name + "\n")
+        run(["xorriso", "-dev", image, "-map", str(tmp_path / name), "/" + name, "-commit"])
+    toc = out(["xorriso", "-indev", image, "-toc"])
+    lbas = [int(m) for m in re.findall(r"^ISO session\s*:\s*\d+\s*,\s*(\d+)\s*,", toc, re.M)]
+    assert len(lbas) == 2, toc
+    p = shell(image, "--write", "-c", "session; ls; session 0; ls; cat /one; rm /one; session 1; cat two",
+              cwd=str(tmp_path))
+    assert p.returncode == 1
+    lines = p.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["  0", "* 1"]
+    assert [int(line.split(" at LBA ")[1].split(",")[0]) for line in lines[:2]] == lbas
+    assert lines[2:] == ["one", "two", "session 0, view rr, in /", "one", "one", "session 1, view rr, in /", "two"]
+    assert p.stderr == ("sysexport: error: rm: staged changes are made to the newest session (1); this is "
+                        "session 0: type 'session 1' first\n")
 
 
 def test_session_on_mkfs_fat_volume(tmp_path):
