@@ -6,8 +6,11 @@ formats (docs/architecture.md):
 
 * :mod:`._structs`: the 110-byte header declared with construct, its fast encoder, the
   format's constants, and ``FAST_CODECS`` for the property test;
-* :mod:`.writer`: :class:`CPIO` (the :class:`~sysexport.writer.Writer`), its plan value
-  :class:`CPIOPlan` of :class:`CPIOEntry` rows, gzip/xz (CRC32)/zstd compression;
+* :mod:`.writer`: :class:`CPIO` (the :class:`~sysexport.writer.Writer`), streaming; its
+  records in :mod:`.entries` (:class:`CPIOPlan`, :class:`CPIOEntry`), the checks of what newc
+  and the kernel hold in :mod:`.rules`, what it remembers (bounded) in :mod:`.namespace`,
+  the host-tree walk in :mod:`.walk`, the output and the compressing thread in :mod:`.sink`,
+  :meth:`CPIO.from_image` in :mod:`.remaster`;
 * :mod:`.reader`: :func:`iter_newc`, the entries of an uncompressed archive;
 * :mod:`.cli`: the ``sysexport initramfs`` command.
 

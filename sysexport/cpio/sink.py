@@ -19,15 +19,13 @@ import os
 import queue
 import threading
 from types import ModuleType
-from typing import IO, Callable, Protocol, Sequence, cast
+from typing import IO, Callable, Protocol, cast
 
 from ..data import CHUNK_BYTES, SMALL_FILE_BYTES, DataSource, _copy_fd_range, pwrite_all, report_progress
 from ..errors import InvalidInputError, SysExportError
 
 GATHER_BYTES = 1 << 20
 """Small writes (headers, short files) are gathered into writes of about this size."""
-BATCHES_IN_FLIGHT = 2
-"""Batches of entries waiting for the writer thread, at most."""
 PIPELINE_CHUNKS = 4
 """Gathered chunks waiting for the compressing thread, at most (a few MiB in flight)."""
 GZIP_LEVEL = 6
@@ -258,68 +256,5 @@ class CompressSink(Sink):
             self._thread.join()
 
 
-class BatchWriter:
-    """Writes batches of entries into a sink from a thread of its own, so that reading files
-    and writing (system calls, which release the GIL) overlap the caller building the next
-    batch: the second core works.  At most :data:`BATCHES_IN_FLIGHT` batches wait.  An error
-    of the thread is raised in the caller's at its next :meth:`submit`, :meth:`wait` or
-    :meth:`close`; batches after an error are dropped."""
-
-    def __init__(self, sink: Sink, write_batch: Callable[[Sink, Sequence[object]], None]) -> None:
-        self.sink = sink
-        self._write = write_batch
-        self._queue: queue.Queue[Sequence[object] | threading.Event | None] = queue.Queue(BATCHES_IN_FLIGHT)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="sysexport-cpio-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-            elif self._error is None:
-                try:
-                    self._write(self.sink, item)
-                except BaseException as e:      # handed to the caller's thread
-                    self._error = e
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def submit(self, batch: Sequence[object]) -> None:
-        """Write ``batch`` (the caller gives it away)."""
-        self._raise()
-        self._queue.put(batch)
-
-    def wait(self) -> None:
-        """Return when every batch submitted is written (or raise its error)."""
-        if self._thread.is_alive():
-            done = threading.Event()
-            self._queue.put(done)
-            done.wait()
-        self._raise()
-
-    def close(self) -> None:
-        """wait(), and end the thread."""
-        self.wait()
-        self.abort()
-
-    def abort(self) -> None:
-        """End the thread after the batch it is writing, dropping the rest."""
-        if self._thread.is_alive():
-            self._error = self._error or _Stopped()
-            self._queue.put(None)
-            self._thread.join()
-
-
-class _Stopped(Exception):
-    """The writer thread was ended; batches after it are dropped."""
-
-
-__all__ = ["BatchWriter", "Sink", "FdSink", "FdWriter", "StreamSink", "CompressSink", "compressor", "zstd_module", "GATHER_BYTES",
+__all__ = ["Sink", "FdSink", "FdWriter", "StreamSink", "CompressSink", "compressor", "zstd_module", "GATHER_BYTES",
            "PIPELINE_CHUNKS", "GZIP_LEVEL", "XZ_PRESET", "ZSTD_LEVEL"]

@@ -36,11 +36,10 @@ import os
 import tempfile
 from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG
 import weakref
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, NamedTuple, cast
+from typing import IO, TYPE_CHECKING
 
-from ..data import SMALL_FILE_BYTES, DataSource, report_progress
-from ..errors import CallOrderError, InvalidInputError, SysExportError
+from ..data import DataSource
+from ..errors import CallOrderError, InvalidInputError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
 from ..tree import Node
@@ -48,7 +47,8 @@ from ..writer import FINISHED, Lifecycle
 from ._structs import HEADER_FORMAT, MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
 from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
-from .sink import GATHER_BYTES, BatchWriter, GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
+from .entries import NAME_END, TYPE_NAMES, CPIOEntry, CPIOPlan, new_entry, write_entries
+from .sink import GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
 from .walk import WalkedFile, walk_stream
 
 if TYPE_CHECKING:
@@ -56,85 +56,8 @@ if TYPE_CHECKING:
 
 WINDOW_ENTRIES = 1024
 """Entries added but not yet written, at most: a batch of headers and data sources."""
-TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",
-              0o010000: "fifo", 0o140000: "socket"}
-"""The kinds of :attr:`CPIOPlan.types`, by the type bits of c_mode."""
-_NAME_END = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")
-"""The name's NUL and the padding after it, by (header + c_namesize) % 4 (N_ALIGN)."""
-_DATA_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
-"""The padding after data, by its size % 4."""
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOATIME", 0)
-"""A walked file is read without touching its atime (see data._open_source); any failure
-is read again by the source itself, which names it."""
-_new_entry = tuple.__new__
-"""CPIOEntry(...) without NamedTuple's argument handling (once per entry)."""
 DIR_MODE = 0o040755
 """An implied directory (a parent nobody added): drwxr-xr-x, root, the default time."""
-
-
-class CPIOEntry(NamedTuple):
-    """One archive entry (immutable): header+name bytes, then its data.
-
-    ``offset`` is where the header starts in the uncompressed archive; the data follows
-    at :attr:`data_offset` and is ``size_bytes`` long (the header's c_filesize), then NUL
-    padding to a multiple of 4.
-    """
-
-    name: str                   # the archive name ("." for the root, TRAILER!!! last)
-    offset: int                 # of the header, in the uncompressed archive
-    ino: int                    # c_ino: shared by the names of one hard-linked file
-    nlink: int                  # c_nlink
-    mode: int                   # c_mode: type bits and permissions
-    size_bytes: int             # c_filesize: 0 for the later names of a hard link
-    head: bytes                 # header, name, NUL, padding
-    source: DataSource | None   # a regular file's data (None: no data, or inline)
-    inline: bytes               # a symlink's target
-
-    @property
-    def data_offset(self) -> int:
-        """Where the entry's data starts in the uncompressed archive."""
-        return self.offset + len(self.head)
-
-    @property
-    def end_offset(self) -> int:
-        """Where the next entry's header starts (data and its padding included)."""
-        return self.offset + len(self.head) + self.size_bytes + pad_bytes(self.size_bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class CPIOPlan:
-    """What :meth:`CPIO.plan` knows of the whole archive (immutable).
-
-    ``entry_count`` entries (the trailer not counted), ``size_bytes`` of uncompressed
-    archive, ``data_bytes`` of file data in it; ``streamed_entries`` of them (the first
-    ``streamed_bytes``) are already in the output; ``entries`` are the rest, in archive order
-    with their offsets, and the trailer last.  ``linked_names``: names written as a hard
-    link to an earlier name (size 0); ``links_forgotten``: files forgotten by the bounded
-    link table with names still to come (a later name is then a copy).  ``compress``: None,
-    "gzip", "xz" or "zstd".  ``types``: (kind, entries) pairs, see :meth:`count`.
-    """
-
-    entries: tuple[CPIOEntry, ...]
-    entry_count: int
-    size_bytes: int
-    data_bytes: int
-    streamed_entries: int
-    streamed_bytes: int
-    linked_names: int
-    links_forgotten: int
-    compress: str | None
-    types: tuple[tuple[str, int], ...] = ()
-
-    def count(self, kind: str) -> int:
-        """Entries of ``kind``: "file", "dir", "symlink", "chardev", "blockdev", "fifo", "socket"."""
-        return dict(self.types).get(kind, 0)
-
-    def find(self, name: str) -> CPIOEntry | None:
-        """The entry ``name`` ("." for the root) among those not yet written, or None."""
-        for e in self.entries:
-            if e.name == name:
-                return e
-        return None
 
 
 class CPIO(Lifecycle):
@@ -173,7 +96,6 @@ class CPIO(Lifecycle):
         self._linked = 0
         self._streamed = 0
         self._sink: Sink | None = None
-        self._io: BatchWriter | None = None
         self._out: Output | None = None
         self._spool: IO[bytes] | None = None
         self._failed = ""
@@ -285,9 +207,9 @@ class CPIO(Lifecycle):
             return False
         # Every value is in range (checked above, or 32 bits from lstat): the format alone.
         head = HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0) + \
-            arc_name + _NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
+            arc_name + NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
         offset = self._offset
-        self._pending.append(_new_entry(CPIOEntry, (name, offset, ino, 1, mode, size, head,
+        self._pending.append(new_entry(CPIOEntry, (name, offset, ino, 1, mode, size, head,
                                                     WalkedFile(path, size) if size else None, b"")))
         self._offset = offset + len(head) + size + (-size & 3)
         self._count += 1
@@ -397,9 +319,9 @@ class CPIO(Lifecycle):
         arc_name = name.encode("utf-8", "surrogateescape") if name else b"."
         namesize = len(arc_name) + 1
         head = build_header_values((ino, mode, uid, gid, nlink, mtime, size, 0, 0, rdev_major, rdev_minor,
-                                    namesize, 0)) + arc_name + _NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
+                                    namesize, 0)) + arc_name + NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
         offset = self._offset
-        self._pending.append(_new_entry(CPIOEntry, (name or ".", offset, ino, nlink, mode, size, head,
+        self._pending.append(new_entry(CPIOEntry, (name or ".", offset, ino, nlink, mode, size, head,
                                                     source if size else None, inline)))
         self._offset = offset + len(head) + size + (-size & 3)
         self._count += 1
@@ -421,13 +343,12 @@ class CPIO(Lifecycle):
         self._guarded(self._write_pending)
 
     def _write_pending(self) -> None:
-        self._open_sink()
+        sink = self._open_sink()
         if self._out is not None and self.compress is None:
             self._out.check_fits(self._offset)
-        assert self._io is not None
-        self._io.submit(self._pending)
+        write_entries(sink, self._pending)
         self._streamed += len(self._pending)
-        self._pending = []
+        self._pending.clear()
 
     def _guarded(self, step: object) -> None:
         """Run ``step``; on any error remove the output (nothing half-written) and refuse
@@ -444,7 +365,6 @@ class CPIO(Lifecycle):
         if self.filename is None and self.filehandle is None:
             self._spool = tempfile.TemporaryFile()
             self._sink = FdSink(self._spool.fileno(), sparse=True)
-            self._io = BatchWriter(self._sink, _write_entries)  # type: ignore[arg-type]
             return self._sink
         out = Output(filename=self.filename, filehandle=self.filehandle, sequential=True)
         out.__enter__()
@@ -456,16 +376,12 @@ class CPIO(Lifecycle):
             # Holes only in a fresh file of ours; anything else (a caller's file from its
             # position, a device, a pipe) gets every byte in order, so nothing old shows.
             self._sink = FdSink(out.fd, sparse=out.fresh)
-        self._io = BatchWriter(self._sink, _write_entries)  # type: ignore[arg-type]
         return self._sink
 
     def _fail(self, exc: BaseException) -> None:
         self._failed = f"{type(exc).__name__}: {exc}"
         self._stage = FINISHED
-        self._pending = []
-        io, self._io = self._io, None
-        if io is not None:
-            io.abort()
+        self._pending.clear()
         sink, self._sink = self._sink, None
         if sink is not None:
             sink.abort()
@@ -538,11 +454,9 @@ class CPIO(Lifecycle):
             raise CallOrderError("CPIO.write(): this writer streams into its own output; finish() completes it")
         try:
             if self._spool is not None and self._sink is not None:
-                if self._io is not None:
-                    self._io.wait()
                 self._sink.flush()
                 sink.copy_range(self._spool.fileno(), plan.streamed_bytes)
-            _write_entries(sink, plan.entries)
+            write_entries(sink, plan.entries)
             sink.close()
         except BaseException:
             sink.abort()
@@ -566,11 +480,8 @@ class CPIO(Lifecycle):
         assert out is not None
         if plan.compress is None:
             out.check_fits(plan.size_bytes)
-        assert self._io is not None
-        self._io.submit(plan.entries)
-        self._pending = []
-        self._io.close()
-        self._io = None
+        write_entries(sink, plan.entries)
+        self._pending.clear()
         sink.close()
         self._sink = None
         if plan.compress is None and out.fresh:
@@ -579,47 +490,6 @@ class CPIO(Lifecycle):
         if self._finalizer is not None:
             self._finalizer.detach()
         out.__exit__(None, None, None)
-
-
-def _write_entries(sink: Sink, entries: list[CPIOEntry] | tuple[CPIOEntry, ...]) -> None:
-    """Headers, data and padding of ``entries`` into ``sink``; small files are read here
-    into the gathered buffer (one open, one read, one close each)."""
-    buf = sink.buf                      # the same bytearray across the sink's flushes
-    small_bytes = 0
-    for e in entries:
-        head, size, source, inline = e[6], e[5], e[7], e[8]
-        if source is None:
-            buf += head
-            if inline:
-                buf += inline
-        elif size <= SMALL_FILE_BYTES:
-            data = b""
-            if type(source) is WalkedFile:          # one open, one read, one close
-                try:
-                    fd = os.open(source.path, _READ_FLAGS)
-                    try:
-                        data = os.read(fd, size + 1)
-                    finally:
-                        os.close(fd)
-                except OSError:
-                    data = b""
-            if len(data) != size:
-                data = source.read_all(SMALL_FILE_BYTES)     # names the error, or reads on
-            if len(data) != size:
-                raise SysExportError(f"{source.describe()}: expected {size} bytes, the source gave {len(data)}")
-            buf += head
-            buf += data
-            small_bytes += size
-        else:
-            buf += head
-            sink.put_source(source, size)
-        if size & 3:
-            buf += _DATA_PAD[size & 3]
-        if len(buf) >= GATHER_BYTES:
-            sink.flush()
-            report_progress(small_bytes)
-            small_bytes = 0
-    report_progress(small_bytes)
 
 
 def _abandon(out: Output) -> None:
