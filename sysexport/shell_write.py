@@ -46,10 +46,6 @@ def _nothing() -> None:
     pass
 
 
-def _not_available(what: str, api: str) -> InvalidInputError:
-    return InvalidInputError(f"not available: {what} needs {api}, which this sysexport does not have yet")
-
-
 class WritableExplorer(Explorer):
     """The shell with ``--write`` (see the module docstring)."""
 
@@ -72,15 +68,12 @@ class WritableExplorer(Explorer):
         words = shlex.split(arg)
         if len(words) != 2:
             raise InvalidInputError("expected HOST_FILE PATH")
-        replace = getattr(self.image, "replace_file", None)
-        if replace is None:
-            raise _not_available("put", "Image.replace_file (changing a file in place)")
         host = self.host(words[0])
         if not os.path.isfile(host):
             raise InvalidInputError(f"{host}: not a file on the host")
         path = self.resolve(words[1])
         self.view.stat(path)                        # a missing path named in this view's terms
-        done = replace(path, host, view=self.view.name)
+        done = self.image.replace_file(path, host, view=self.view.name)
         self._reopen()
         self._drop_check()                          # staged changes are made again on what the image is now
         print(f"{self.view.name}:{path}: {done.old_size_bytes:,} -> {done.size_bytes:,} bytes, in place (room "
@@ -118,10 +111,7 @@ class WritableExplorer(Explorer):
             from .vfat.writer import VFAT
             return VFAT.from_image(self.path, output), _nothing
         from .cpio import CPIO
-        from_image = getattr(CPIO, "from_image", None)
-        if from_image is None:
-            raise _not_available("staged changes to a cpio archive", "CPIO.from_image (remastering)")
-        return from_image(self.path, output), _nothing
+        return CPIO.from_image(self.path, output), _nothing
 
     def _drop_check(self) -> None:
         if self._check is not None:

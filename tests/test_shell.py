@@ -633,3 +633,30 @@ def test_a_name_that_is_not_utf8_is_written_as_its_bytes(tmp_path):
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith(name + b"\nodd\n") and p.stderr == b""
     assert (tmp_path / "copy").read_bytes() == b"odd\n"
+
+
+def test_staged_on_cpio_archive(tmp_path, tree):
+    need("cpio")
+    image = str(tmp_path / "initrd.cpio")
+    names = subprocess.run(["find", ".", "-mindepth", "1"], cwd=tree, capture_output=True, text=True).stdout
+    with open(image, "wb") as f:
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, input=names.encode(), stdout=f, check=True)
+    (tmp_path / "init").write_text("#!/bin/sh\nexec /sbin/init\n")
+    p = shell(image, "--write", "-c", "rm /data.bin; mv /etc /config; add init:/; mkdir /dev; "
+              "mv /config/motd /config/issue; rm /init; mv /etc/deep /x; staged; commit new.cpio", cwd=str(tmp_path))
+    assert p.returncode == 1
+    assert p.stderr.strip().split("\n") == [
+        "sysexport: error: rm: cpio:/init: added by a staged change; only the archive's own entries can be "
+        "removed or moved before commit",
+        "sysexport: error: mv: cpio:/etc/deep: moved away by a staged change"]
+    assert "   5  mv /etc/motd /config/issue" in p.stdout          # as the archive names it
+    listed = sorted(n[2:] if n.startswith("./") else n
+                    for n in out(["cpio", "-t", "--quiet"], input=open(tmp_path / "new.cpio", "rb").read()).splitlines())
+    assert listed == sorted(["boot", "boot/grub.cfg", "config", "config/issue", "config/deep", "config/deep/er",
+                             "config/deep/er/A file with spaces.txt", "motd-link", "init", "dev"])
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    run(["cpio", "-i", "-d", "--quiet", "-F", str(tmp_path / "new.cpio"), "-D", str(unpacked)])
+    assert (unpacked / "config" / "issue").read_bytes() == (tree / "etc" / "motd").read_bytes()
+    assert (unpacked / "init").read_text() == "#!/bin/sh\nexec /sbin/init\n"
+    assert (unpacked / "dev").is_dir() and os.readlink(unpacked / "motd-link") == "etc/motd"
