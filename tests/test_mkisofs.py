@@ -71,6 +71,8 @@ def _common_tree(root, syslinux_dir: str) -> None:
     (root / "live").mkdir()
     (root / "live" / "filesystem.squashfs").write_bytes(os.urandom(200_000))
     (root / "live" / "a name that is rather long for iso9660 and joliet.txt").write_text("long\n")
+    (root / "live" / ("a name past Joliet's 64 characters that -joliet-long keeps whole, "
+                      "to 103.txt")).write_text("longer\n")
     (root / "live" / "run.sh").write_text("#!/bin/sh\n")
     os.chmod(root / "live" / "run.sh", 0o755)
     (root / ".disk").mkdir()
@@ -126,7 +128,7 @@ def isohybrid_only_case(work) -> tuple[list[str], str]:
     """syslinux's isohybrid alone: the isohybrid table without a GPT (type 0x17)."""
     tree = work / "iso"
     _common_tree(tree, "isolinux")
-    return ["-R", "-J", "-V", "HYBRID", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
+    return ["-R", "-J", "-joliet-long", "-V", "HYBRID", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", ISOHDPFX], str(tree)
 
 
@@ -135,7 +137,7 @@ def plain_mbr_case(work) -> tuple[list[str], str]:
     tree = work / "iso"
     _common_tree(tree, "isolinux")
     esp = efi_image(work, "efiboot.img")
-    return ["-R", "-J", "-V", "PLAIN", "-append_partition", "2", "0xef", esp, "-e",
+    return ["-R", "-J", "-joliet-long", "-V", "PLAIN", "-append_partition", "2", "0xef", esp, "-e",
             "--interval:appended_partition_2:all::", "-no-emul-boot"], str(tree)
 
 
@@ -474,6 +476,8 @@ def test_graft_points_exclude_hide_and_sort(tmp_path):
     (src / "keep" / "junk.tmp").write_text("no")
     (src / "skipdir").mkdir()
     (src / "skipdir" / "inside").write_text("no")
+    with open(os.path.join(os.fsencode(src / "skipdir"), b"not utf-8 \xff"), "wb") as f:
+        f.write(b"an excluded directory is never read: this name would fail the build")
     (src / "secret.txt").write_text("only in joliet")
     single = tmp_path / "single.cfg"
     single.write_text("one file\n")

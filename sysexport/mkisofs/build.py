@@ -12,12 +12,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInputError, UsageError
-from ..fileinfo import FileInfo, normalize_name, to_fileinfo, walk_host_fileinfo
+from ..fileinfo import (JOLIET_NAME_FORBIDDEN, JOLIET_NAME_MAX_CHARS, FileInfo, normalize_name, to_fileinfo,
+                        walk_host_fileinfo)
+from ..iso9660.names import JOLIET_MAX_CHARS as JOLIET_SHORT_MAX
 from ..identity import sde_is_set
 from ..output import output_target
 from .image import BootSpec, MkisofsImage
@@ -76,19 +78,20 @@ def _matches(globs: list[str], name: str, host: str) -> bool:
 
 
 def walk(o: MkisofsOptions, src: Source) -> Iterator[FileInfo]:
-    """The entries of one PATH, -m/-exclude applied (an excluded directory with its
-    contents), -r applied, -hide/-hide-joliet as ``hidden_from``."""
-    excluded: list[str] = []
+    """The entries of one PATH, -m/-exclude applied (an excluded directory is not read),
+    -r applied, -hide/-hide-joliet as ``hidden_from``, -joliet-long's names."""
     skip = len(src.dest) + bool(src.dest)
     root = src.host.rstrip("/") or "/"
-    for info in _entries(src):
-        rel = info.name[skip:] if skip else info.name
-        host = src.host if not os.path.isdir(src.host) else (os.path.join(root, rel) if rel else root)
-        if any(info.name == e or info.name.startswith(e + "/") for e in excluded):
-            continue
-        if info.name and _matches(o.excludes, info.name, host):
-            excluded.append(info.name)
-            continue
+
+    def host_of(name: str) -> str:
+        rel = name[skip:] if skip else name
+        return src.host if not os.path.isdir(src.host) else (os.path.join(root, rel) if rel else root)
+
+    def excluded(name: str) -> bool:
+        return bool(name) and _matches(o.excludes, name, host_of(name))
+
+    for info in _entries(src, excluded if o.excludes else None):
+        host = host_of(info.name)
         if o.rational_rock:
             rational(info)
         hidden = set(info.hidden_from)
@@ -98,13 +101,28 @@ def walk(o: MkisofsOptions, src: Source) -> Iterator[FileInfo]:
             hidden.add("joliet")
         if hidden:
             info.hidden_from = frozenset(hidden)
+        if o.joliet_long:
+            _joliet_long(info)
         yield info
 
 
-def _entries(src: Source) -> Iterator[FileInfo]:
-    """A directory's tree, or the one file, at ``src.dest``."""
+def _joliet_long(info: FileInfo) -> None:
+    """-joliet-long: a name of 65..103 characters keeps its whole self in the Joliet tree
+    (``joliet_name``); shorter ones need nothing, longer ones and names Joliet cannot hold
+    as they are get the ISO writer's 64-character rule."""
+    base = info.name.rpartition("/")[2]
+    if JOLIET_SHORT_MAX < len(base) <= JOLIET_NAME_MAX_CHARS and base.isprintable() \
+            and not any(c in JOLIET_NAME_FORBIDDEN or ord(c) > 0xFFFF for c in base):
+        info.joliet_name = base
+
+
+def _entries(src: Source, prune: Callable[[str], bool] | None) -> Iterator[FileInfo]:
+    """A directory's tree (without what ``prune`` names, nor below it), or the one file,
+    at ``src.dest``."""
     if os.path.isdir(src.host):
-        yield from walk_host_fileinfo(src.host, src.dest)
+        yield from walk_host_fileinfo(src.host, src.dest, prune=prune)
+        return
+    if prune is not None and prune(src.dest):
         return
     st = os.lstat(src.host)
     if stat.S_ISLNK(st.st_mode):
