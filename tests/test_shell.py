@@ -39,10 +39,10 @@ def sysexport(*args: str, cwd: str) -> None:
 class Session:
     """One interactive shell on a pseudo-terminal."""
 
-    def __init__(self, image: str, *args: str, cwd: str) -> None:
+    def __init__(self, image: str, *args: str, cwd: str, env: dict[str, str] | None = None) -> None:
         self.child = pexpect.spawn(sys.executable, ["-m", "sysexport", "shell", image, *args], cwd=cwd,
-                                   env=_env(cwd), encoding="utf-8", timeout=PROMPT_TIMEOUT_S,
-                                   dimensions=(50, 200))
+                                   env=dict(_env(cwd), **(env or {})), encoding="utf-8",
+                                   timeout=PROMPT_TIMEOUT_S, dimensions=(50, 200))
 
     def prompt(self, prompt: str) -> str:
         """Wait for ``prompt``; what was printed before it (the echoed line first)."""
@@ -132,6 +132,27 @@ def test_pty_help_and_eof(tmp_path, hybrid):
     s.child.expect(pexpect.EOF)
     s.child.close()
     assert s.child.exitstatus == 0
+
+
+def test_pty_history_in_the_xdg_state_dir_is_read_back(tmp_path, hybrid):
+    state = tmp_path / "state"
+    s = Session(hybrid, cwd=str(tmp_path), env={"XDG_STATE_HOME": str(state)})
+    s.prompt("rr:/> ")
+    s.run("cd /etc", "rr:/etc> ")
+    assert s.close() == 0
+    history = state / "sysexport" / "history"
+    assert history.read_text().splitlines() == ["cd /etc", "exit"]
+    s = Session(hybrid, cwd=str(tmp_path), env={"XDG_STATE_HOME": str(state)})
+    s.prompt("rr:/> ")
+    s.child.send("\x10\x10\r")                  # Ctrl-P twice: the line before 'exit', from the last session
+    s.prompt("rr:/etc> ")
+    assert s.close() == 0
+    s = Session(hybrid, "--no-history", cwd=str(tmp_path), env={"XDG_STATE_HOME": str(state)})
+    s.prompt("rr:/> ")
+    s.run("pwd", "rr:/> ")
+    assert s.close() == 0
+    assert "pwd" not in history.read_text()
+    assert not (tmp_path / ".sysexport_history").exists()
 
 
 # --- scripts: -c and standard input ---------------------------------------------------------------
