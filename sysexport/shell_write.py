@@ -28,6 +28,7 @@ from .errors import InvalidInputError
 from .image import Image
 from .image import open as open_image
 from .image.view import normalize
+from .progress import progress
 from .shell import Explorer
 
 
@@ -270,7 +271,9 @@ class WritableExplorer(Explorer):
         try:
             for change in self._ordered():
                 self._apply(writer, change)
-            summary = writer.finish()
+            total = getattr(writer, "total_data_bytes", 0)     # a bar on a terminal when the amount is known
+            with progress(total, "writing", "auto" if total else "off"):
+                summary = writer.finish()
         finally:
             close()
         print(f"{out}: written with {len(self.staged)} change(s)", file=self.stdout)
