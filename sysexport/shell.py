@@ -98,7 +98,7 @@ class Explorer(cmd.Cmd):
     ruler = ""
 
     def __init__(self, image: str, *, view: str | None = None, session: int | None = None,
-                 codepage: str = "cp437", writable: bool = False, interactive: bool = False,
+                 codepage: str = "cp437", interactive: bool = False,
                  stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None,
                  binary: IO[bytes] | None = None, debug: bool = False) -> None:
         super().__init__(stdin=stdin, stdout=stdout)
@@ -111,7 +111,6 @@ class Explorer(cmd.Cmd):
         self.path = image
         self.session = session
         self.codepage = codepage
-        self.writable = writable
         self.image: Image = self._open_image()
         self.view: View = self.image.view(view)
         self.cwd = "/"
@@ -535,7 +534,7 @@ def make_explorer(args: argparse.Namespace, interactive: bool) -> Explorer:
                                    interactive=interactive, debug=bool(getattr(args, "debug", False)))
     if args.write:
         from .shell_write import WritableExplorer
-        return WritableExplorer(args.image, writable=True, **options)
+        return WritableExplorer(args.image, **options)
     return Explorer(args.image, **options)
 
 
