@@ -13,6 +13,10 @@ works in two phases (docs/architecture.md, "Plan, then write"):
 
 A coordinator (the hybrid, a remaster, the mkisofs front end) composes the plans of its
 parts; it never sets another writer's attributes.
+
+A streaming writer (:class:`~sysexport.cpio.CPIO`) writes during ``add()``, in bounded
+batches, and its plan describes the whole archive without listing what is already
+written (docs/architecture.md, "Plan, then write").
 """
 from __future__ import annotations
 
