@@ -132,6 +132,15 @@ def isohybrid_only_case(work) -> tuple[list[str], str]:
             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-isohybrid-mbr", ISOHDPFX], str(tree)
 
 
+def basdat_first_case(work) -> tuple[list[str], str]:
+    """-isohybrid-gpt-basdat while the BIOS entry is described: xorriso marks isolinux.bin
+    (an 0xEF MBR entry over it), not the EFI image."""
+    args, tree = live_build_case(work)
+    args = [a for a in args if a != "-isohybrid-gpt-basdat"]
+    i = args.index("-eltorito-alt-boot")
+    return args[:i] + ["-isohybrid-gpt-basdat"] + args[i:], tree
+
+
 def plain_mbr_case(work) -> tuple[list[str], str]:
     """An appended ESP without isohybrid MBR or GPT: xorriso's plain MBR (0x83 over the ISO)."""
     tree = work / "iso"
@@ -165,7 +174,7 @@ def grub_mkrescue_case(work) -> tuple[list[str], str]:
 
 
 CASES = {"live-build": live_build_case, "archiso": archiso_case, "archiso-uefi": archiso_uefi_case,
-         "isohybrid-only": isohybrid_only_case, "plain-mbr": plain_mbr_case, "grub-mkrescue": grub_mkrescue_case}
+         "isohybrid-only": isohybrid_only_case, "basdat-first": basdat_first_case, "plain-mbr": plain_mbr_case, "grub-mkrescue": grub_mkrescue_case}
 
 
 def make_both(case: str, work, sde: str = "1700000000") -> tuple[str, str, str]:
@@ -447,6 +456,42 @@ def test_bad_command_lines(argv, status, message, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("sysexport: error: ") and message in err[0], err
     assert not out_path.exists()
     assert sorted(os.listdir(tmp_path)) == ["tree"]         # no temporary file left either
+
+
+def _validated(doc: dict) -> dict:
+    jsonschema = pytest.importorskip("jsonschema")
+    referencing = pytest.importorskip("referencing")
+    from sysexport.schemas import load, load_all
+    registry = referencing.Registry().with_resources(
+        (sid, referencing.Resource.from_contents(s)) for sid, s in load_all().items())
+    jsonschema.Draft202012Validator(load("mkisofs"), registry=registry).validate(doc)
+    return doc
+
+
+def test_json_matches_xorriso_and_fdisk(tmp_path, capsys):
+    """--json: the schema's shape, and the values xorriso and fdisk read from the image."""
+    import json
+    need_media_tools()
+    args, tree = live_build_case(tmp_path)
+    image = str(tmp_path / "j.iso")
+    assert _mkisofs(*args, "-o", image, tree, "--json") == 0
+    doc = _validated(json.loads(capsys.readouterr().out))
+    assert doc["mode"] == "mkisofs" and doc["image_size"] == os.path.getsize(image)
+    assert doc["iso9660"]["label"] == "DEBIAN_LIVE"
+    report = out(["xorriso", "-indev", image, "-report_el_torito", "plain"])
+    lbas = [int(m) for m in re.findall(r"El Torito boot img :\s+\d+\s+\S+\s+\S\s+\S+\s+\S+\s+\S+\s+\d+\s+(\d+)",
+                                        report)]
+    assert [e["offset"] for e in doc["eltorito"]] == [lba * 2048 for lba in lbas]
+    assert doc["system_area"]["isohybrid"] == {"kind": "syslinux", "boot_lba": lbas[0]}
+    rows = [line.split() for line in out(["fdisk", "-l", "-o", "Device,Start,Sectors,Id", image]).splitlines()
+            if line.startswith(image)]
+    assert [(p["offset"] // 512, p["size"] // 512, f"{p['type']:x}") for p in doc["system_area"]["mbr_partitions"]] \
+        == [(int(r[1]), int(r[2]), r[3]) for r in rows]
+    assert _mkisofs(*args, "--sysexport-hybrid", "-o", str(tmp_path / "h.img"), tree, "--json") == 0
+    hybrid = _validated(json.loads(capsys.readouterr().out))
+    assert hybrid["mode"] == "hybrid" and hybrid["esp"]["fat_type"] in (12, 16, 32)
+    assert _mkisofs(*args, "-quiet", "-o", image, tree) == 0
+    assert capsys.readouterr().out == ""
 
 
 def test_help(capsys):

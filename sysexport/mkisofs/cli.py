@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError
+from ..progress import add_output_options, emit, progress_for
 from .options import OPTIONS, MkisofsOptions, parse_mkisofs_args
 
 USAGE = """usage: sysexport mkisofs [options] PATH...
@@ -43,9 +44,11 @@ def _raw_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cli_mkisofs(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``sysexport mkisofs``."""
+    """Register ``sysexport mkisofs``.  --json, --progress and --quiet are declared as every
+    command's (their help; the JSON schema test finds them), read with the rest."""
     p = subparsers.add_parser("mkisofs", add_help=False, usage=USAGE,
                               help="write an image from an xorriso -as mkisofs command line")
+    add_output_options(p)
     _raw_arguments(p)
     return p
 
@@ -57,35 +60,34 @@ def cmd_mkisofs(args: argparse.Namespace) -> int:
         return 0
     if not o.output:
         raise UsageError("mkisofs: give -o FILE (the image to write)")
-    summary = run_mkisofs(o)
-    report = sys.stderr if o.output == "-" else sys.stdout
-    for line in summary:
-        print(line, file=report)
+    doc, lines = run_mkisofs(o)
+    report = sys.stderr if o.output == "-" else sys.stdout     # the image may be on stdout
+    emit(_output_mode(o), doc, lines, report)
     return 0
 
 
-def run_mkisofs(o: MkisofsOptions) -> list[str]:
-    """Build and write the image the options describe; returns the summary lines."""
-    from ..progress import progress_for
-    from .build import build_mkisofs_image
+def _output_mode(o: MkisofsOptions) -> argparse.Namespace:
+    """--json, --progress, -quiet as the shared helpers of sysexport.progress read them."""
+    return argparse.Namespace(json=o.json, progress=o.progress, quiet=o.quiet)
+
+
+def run_mkisofs(o: MkisofsOptions) -> tuple[dict[str, Any], list[str]]:
+    """Build and write the image the options describe; returns the ``--json`` object and
+    the plain summary lines."""
+    from ..summaries import hybrid_summary
+    from .build import build_mkisofs_image, sources
     from .hybrid import build_hybrid_image
-    auto = argparse.Namespace(progress=False, quiet=False, json=False)
+    from .summary import mkisofs_lines, mkisofs_summary
+    mode = _output_mode(o)
+    hosts = [s.host for s in sources(o)]
     if o.sysexport_hybrid:
-        img, kind = build_hybrid_image(o), "hybrid ISO9660 + GPT (512 and 4096) image, ESP built from the tree"
-        with progress_for(auto, img.total_data_bytes, "writing"):
+        img = build_hybrid_image(o)
+        with progress_for(mode, img.total_data_bytes, "writing"):
             summary = img.finish()
-        return [f"{o.output}: {kind}"] + ["  " + line for line in summary.lines()]
+        doc = dict(hybrid_summary("mkisofs", o.output or "", hosts, img, summary), mode="hybrid")
+        lines = [f"{o.output}: hybrid ISO9660 + GPT (512 and 4096) image, ESP built from the tree"]
+        return doc, lines + ["  " + line for line in summary.lines()]
     mk = build_mkisofs_image(o)
-    with progress_for(auto, mk.total_data_bytes, "writing"):
+    with progress_for(mode, mk.total_data_bytes, "writing"):
         plan = mk.finish()
-    size = plan.device_size_bytes
-    lines = [f"{o.output}: ISO 9660 image, {size:,} bytes ({size / (1 << 20):.1f} MiB), "
-             f"label {mk.iso.pvd_label!r}, {len(plan.files):,} files placed after the metadata"]
-    if plan.boot_lba is not None:
-        lines.append(f"  isohybrid MBR: boot image at 2048-byte block {plan.boot_lba}")
-    for a in plan.appended:
-        lines.append(f"  appended partition {a.number}: {a.size_bytes:,} bytes at offset {a.device_offset:,} "
-                     f"(MBR type {a.mbr_type:#04x})")
-    if plan.gpt_layout is not None:
-        lines.append(f"  GPT: {len(plan.gpt_layout.partitions)} partitions")
-    return lines
+    return mkisofs_summary(o, hosts, mk, plan), mkisofs_lines(o, mk, plan)

@@ -38,6 +38,7 @@ from ..iso9660.eltorito import BOOT_EFI, BOOT_X86, EMU_NONE, FLOPPY_BYTES, boot_
 from ..iso9660.writer import ISO9660, ISOPlan
 from ..output import Output
 from ..partition.gpt import GPT, GPTLayout
+from ..partition.mbr import MBRPartition
 from ..tree import Node
 from .systemarea import (CYLINDER_BYTES, GPT_BACKUP_BYTES, PlacedAppended, SystemAreaRequest, build_gpt,
                          build_mbr, check_slots, partition_types)
@@ -94,6 +95,10 @@ class MkisofsPlan:
     pieces: tuple[Extent, ...]
     patches: tuple[tuple[int, bytes], ...] = ()
     """(device offset, bytes) written over the ISO's boot images (--grub2-boot-info)."""
+    mbr_records: tuple[MBRPartition | None, ...] = ()
+    """The MBR's four records as made (type 0x00 ones included, which a parse reads as empty)."""
+    mbr_style: str = "none"
+    """"isohybrid", "plain", "msdos-label", "protective" or "none" (see .systemarea)."""
 
 
 class MkisofsImage:
@@ -128,6 +133,7 @@ class MkisofsImage:
         archisosearchuuid read): None, the ISO writer's choice; xorriso writes 00 under
         SOURCE_DATE_EPOCH and those of --modification-date."""
         self._boot: list[BootSpec] = []
+        self.boot_specs = self._boot          # read-only view for the summary
         self._appended: list[AppendSpec] = []
         self._placed_later: list[tuple[Node, FileInfo]] = []
         self._boot_paths: set[str] = set()
@@ -216,8 +222,7 @@ class MkisofsImage:
         style = ("msdos-label" if self.protective_msdos_label and not want_gpt
                  else "isohybrid" if isohybrid_table else "protective" if want_gpt
                  else "plain" if self._appended else "none")
-        marked_count = sum(1 for b in self._boot if b.platform == "efi" and b.gpt_basdat and b.path)
-        check_slots(style, want_gpt, marked_count if isohybrid_table else 0, [a.number for a in self._appended])
+        check_slots(style, want_gpt, [a.number for a in self._appended])
         pad = PAD_BYTES if self.pad else 0
         end = align_up(next_free, SECTOR)
         iso_start = self.partition_offset * SECTOR
@@ -261,7 +266,8 @@ class MkisofsImage:
         check_no_overlap(pieces, device_size)
         return MkisofsPlan(device_size, iso, tuple((info, offset) for _n, info, offset in files), appended,
                            tuple(a.source for a in sorted(self._appended, key=lambda a: a.number)),
-                           mbr, gpt, gpt_layout, boot_lba, tuple(pieces), self._grub2_patches(iso))
+                           mbr, gpt, gpt_layout, boot_lba, tuple(pieces), self._grub2_patches(iso),
+                           tuple(made.partitions) if made is not None else (), style)
 
     def _place_files(self, start: int) -> tuple[list[tuple[Node, FileInfo, int]], int]:
         """Every file the ISO does not place itself, 2 KiB aligned from ``start``, heaviest
@@ -330,10 +336,11 @@ class MkisofsImage:
         return tuple(out)
 
     def _marked_efi_extents(self) -> list[tuple[int, int]]:
-        """EFI boot images (files) marked -isohybrid-gpt-basdat: an 0xEF MBR entry each."""
+        """Boot images (files) marked -isohybrid-gpt-basdat, whatever their platform, as
+        xorriso marks them: an 0xEF MBR entry each where a slot is free."""
         out = []
         for spec in self._boot:
-            if spec.platform == "efi" and spec.gpt_basdat and spec.path:
+            if spec.gpt_basdat and spec.path:
                 located = self.iso.lookup(spec.path)
                 if located.device_offset is not None:
                     out.append((located.device_offset, located.size_bytes))

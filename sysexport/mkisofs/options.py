@@ -88,6 +88,9 @@ class MkisofsOptions:
     modification_date: float | None = None
     pad: bool = True
     sysexport_hybrid: bool = False
+    json: bool = False                  # --json: the summary as one JSON object
+    progress: bool = False              # --progress
+    quiet: bool = False                 # -quiet: no summary lines
     help: bool = False
     current: BootImage | None = None    # the entry the El Torito options apply to
     alt_boot: bool = False              # -eltorito-alt-boot seen: the next -b/-e starts an entry
@@ -289,9 +292,10 @@ OPTIONS: dict[str, tuple[int, Handler]] = {
     "-sort": (1, _setter("sort_file")),
     "-cache-inodes": (0, _ignored), "-no-cache-inodes": (0, _ignored),
     "-pad": (0, _flag("pad")), "-no-pad": (0, _flag("pad", False)),
-    "-quiet": (0, _ignored), "-v": (0, _ignored), "-verbose": (0, _ignored),
+    "-quiet": (0, _flag("quiet")), "--quiet": (0, _flag("quiet")), "-v": (0, _ignored), "-verbose": (0, _ignored),
     "-input-charset": (1, _input_charset),
     "--sysexport-hybrid": (0, _flag("sysexport_hybrid")),
+    "--json": (0, _flag("json")), "--progress": (0, _flag("progress")),
     "-help": (0, _flag("help")), "--help": (0, _flag("help")), "-h": (0, _flag("help")),
 }
 """Each option: (how many values follow it, what it does)."""

@@ -5,9 +5,10 @@ the options (as ``xorriso -report_system_area plain`` names them):
 
 ``MBR isohybrid`` (``-isohybrid-mbr`` without ``-appended_part_as_gpt``)
     partition 1 active (0x80), from ``-partition_offset`` (0) over the ISO (the whole
-    image when nothing is appended), type 0x17, or 0x00 when a GPT is there too; then an
-    0xEF entry for each EFI boot image marked ``-isohybrid-gpt-basdat``, and the appended
-    partitions in their slots.  CHS with 64 heads and 32 sectors; the image is padded to a
+    image when nothing is appended), type 0x17, or 0x00 when a GPT is there too; the
+    appended partitions in their slots; an 0xEF entry for each boot image marked
+    ``-isohybrid-gpt-basdat`` (the El Torito entry being described when it was given,
+    whatever its platform) in the slots left, when nothing is appended.  CHS with 64 heads and 32 sectors; the image is padded to a
     whole cylinder (1 MiB).
 ``MBR`` (appended partitions, neither an isohybrid MBR nor a GPT)
     partition 1 over the ISO, type 0x83, not active; the appended ones in their slots.
@@ -85,7 +86,7 @@ class SystemAreaRequest:
     boot_code: bytes | None             # 440 bytes, patched isohybrid code (or None)
     style: str                          # "isohybrid", "plain", "msdos-label", "protective" or "none"
     gpt: bool
-    marked_efi: tuple[tuple[int, int], ...]     # -isohybrid-gpt-basdat EFI images: (offset, size)
+    marked_efi: tuple[tuple[int, int], ...]     # boot images marked -isohybrid-gpt-basdat: (offset, size)
     appended: tuple[PlacedAppended, ...]
     force_bootable: bool
     disk_signature: int
@@ -121,14 +122,19 @@ def build_mbr(req: SystemAreaRequest) -> MBR | None:
                                    bootable=True))
         else:
             records.append(_record(MBR_TYPE_LINUX, start, end - start))
-        for offset, size in req.marked_efi:
-            records.append(_record(MBR_TYPE_EFI_SYSTEM, offset // 512, -(-size // 512), chs=False))
-        for part in sorted(req.appended, key=lambda p: p.number):
-            while len(records) < part.number - 1:
-                records.append(None)
-            if len(records) >= part.number or part.number > 4:
-                continue                # checked by check_slots: the partition is in the GPT only
-            records.append(_record(part.mbr_type, part.device_offset // 512, part.size_bytes // 512))
+        records += [None, None, None]
+        for part in req.appended:        # appended partitions in their numbered slots first
+            if 2 <= part.number <= 4:
+                records[part.number - 1] = _record(part.mbr_type, part.device_offset // 512,
+                                                   part.size_bytes // 512)
+        for offset, size in (req.marked_efi if not req.appended else ()):
+            # the marked boot images, where a slot is free; not beside appended partitions
+            # (xorriso lists them in its GPT only then)
+            free = next((i for i in range(1, 4) if records[i] is None), None)
+            if free is not None:
+                records[free] = _record(MBR_TYPE_EFI_SYSTEM, offset // 512, -(-size // 512), chs=False)
+        while records and records[-1] is None:
+            records.pop()
     else:
         records.append(MBRPartition(MBR_TYPE_GPT_PROTECTIVE, 1, min(size_lba - 1, 0xFFFFFFFF),
                                     start_chs=CHS_PROTECTIVE_START,
@@ -141,17 +147,14 @@ def build_mbr(req: SystemAreaRequest) -> MBR | None:
     return mbr
 
 
-def check_slots(style: str, gpt: bool, marked_efi: int, numbers: list[int]) -> None:
-    """Appended partition numbers an MBR table can hold: slot 1 is the ISO's, the EFI images
-    marked -isohybrid-gpt-basdat take the next ones; past slot 4 only a GPT lists them."""
+def check_slots(style: str, gpt: bool, numbers: list[int]) -> None:
+    """Appended partition numbers an MBR table can hold: slot 1 is the ISO's; past slot 4
+    only a GPT lists them.  (Boot images marked -isohybrid-gpt-basdat take the slots left.)"""
     if style not in ("isohybrid", "plain"):
         return
-    taken = 1 + marked_efi
     for n in sorted(numbers):
-        if n <= taken:
-            raise InvalidInputError(f"-append_partition {n}: MBR slot {n} holds "
-                                    f"{'the ISO' if n == 1 else 'an -isohybrid-gpt-basdat EFI image'}; "
-                                    f"give a number from {taken + 1} on")
+        if n == 1:
+            raise InvalidInputError("-append_partition 1: MBR slot 1 holds the ISO; give a number from 2 on")
         if n > 4 and not gpt:
             raise InvalidInputError(f"-append_partition {n}: an MBR has 4 slots; a partition numbered past 4 "
                                     "needs a GPT (-appended_part_as_gpt or -isohybrid-gpt-basdat)")
