@@ -176,9 +176,11 @@ class ISO9660Hybrid(Lifecycle):
         self.summary: HybridSummary | None = None
         self._efi_entry: int | None = None         # index of the El Torito EFI entry naming the ESP
         self._contributions: list[tuple[BootContribution, tuple[int, ...]]] = []
-        # The files stored once for both: their ESP and ISO tree nodes, side by side.
-        self._shared_fat: list[Node] = []
-        self._shared_iso: list[Node] = []
+        # The files stored once for both: (ESP node, ISO node) by id of the ESP node, in the
+        # order added (a dict, so that remove() forgets one at once); the ISO nodes' ids
+        # lead to their key.  Read as the lists _shared_fat and _shared_iso.
+        self._shared: dict[int, tuple[Node, Node]] = {}
+        self._shared_key: dict[int, int] = {}
         self._files = 0
         self.total_data_bytes = 0
         self._iso_only_added = False                # an entry went to the ISO alone (see add())
@@ -367,8 +369,8 @@ class ISO9660Hybrid(Lifecycle):
             shared = target == "both" and is_file and info.size > 0
             iso_node = self.iso.add(info, placed_later=shared)
             if shared and fat_node is not None:
-                self._shared_fat.append(fat_node)
-                self._shared_iso.append(iso_node)
+                self._shared[id(fat_node)] = (fat_node, iso_node)
+                self._shared_key[id(iso_node)] = id(fat_node)
         if not is_dir:
             self._files += 1
         if is_file:
@@ -557,9 +559,20 @@ class ISO9660Hybrid(Lifecycle):
 
     def _drop_shared(self, gone: set[int]) -> None:
         """Forget the shared files whose ESP or ISO node is in ``gone`` (node ids)."""
-        keep = [(f, i) for f, i in zip(self._shared_fat, self._shared_iso) if id(f) not in gone and id(i) not in gone]
-        self._shared_fat = [f for f, _ in keep]
-        self._shared_iso = [i for _, i in keep]
+        for key in gone:
+            pair = self._shared.pop(self._shared_key.get(key, key), None)
+            if pair is not None:
+                self._shared_key.pop(id(pair[1]), None)
+
+    @property
+    def _shared_fat(self) -> list[Node]:
+        """The ESP nodes of the shared files, in the order added."""
+        return [f for f, _ in self._shared.values()]
+
+    @property
+    def _shared_iso(self) -> list[Node]:
+        """The ISO nodes of the shared files, beside :attr:`_shared_fat`."""
+        return [i for _, i in self._shared.values()]
 
     def add_partition(self, type_guid: uuid.UUID | str, size_bytes: int | None = None, *, name: str = "",
                       unique_guid: uuid.UUID | str | None = None, attributes: int = 0,
