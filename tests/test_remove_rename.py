@@ -219,3 +219,23 @@ def test_a_move_that_brings_a_taken_name_is_refused(make, key, tmp_path):
         assert isoinfo_paths(image, "rock_ridge") == {"x", "y", "y/beta.txt", "y/gamma.txt"}
         names = isoinfo_paths(image, "joliet" if key == "joliet_name" else "iso9660")
         assert ("y/SAME.TXT" if key == "joliet_name" else "Y/SAME.TXT") in names
+
+
+def test_fat_case_rules_follow_removes_and_renames(tmp_path):
+    """add() after remove()/rename() sees the names as they are now: a name freed by a
+    remove or a rename may come back in another case, a renamed entry's new name may not."""
+    image = str(tmp_path / "case.img")
+    v = VFAT(image)
+    v.add(("file", "d/a.txt", b"a"))
+    v.add(("file", "d/b.txt", b"b"))
+    v.remove("d/a.txt")
+    v.add(("file", "d/A.TXT", b"A"))
+    v.rename("d/b.txt", "d/c.txt")
+    v.add(("file", "d/B.txt", b"B"))
+    with pytest.raises(InvalidInputError, match="differs only by case from 'c.txt'"):
+        v.add(("file", "d/C.TXT", b"C"))
+    v.remove("d")
+    v.add(("file", "D/x", b"x"))
+    v.finish()
+    fsck_fat(image)
+    assert mtools_paths(image) == {"D", "D/x"}

@@ -24,7 +24,7 @@ from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutErr
 from ..fileinfo import FileInfo, check_time, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
-from ..tree import Node, Tree
+from ..tree import Node, Tree, subtree
 from ..writer import Lifecycle
 from . import geometry as geo
 from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
@@ -446,8 +446,14 @@ class VFAT(Lifecycle):
         """Take ``path`` out of the volume (a directory with everything under it), while the
         writer is open (CallOrderError after plan()); a missing path is an InvalidInputError."""
         self._require_open("remove()")
-        self.tree.remove(path, "VFAT.remove()")
-        self._folded = None                 # the case-folded names: rebuilt when next needed
+        node = self.tree.node_of(path, "VFAT.remove()")
+        parent = node.parent
+        self.tree.remove(node.path, "VFAT.remove()")
+        folded = self._folded
+        if folded is not None and parent is not None:      # keep add()'s case-folded names right
+            folded.get(id(parent), {}).pop(fold(node.name), None)
+            for sub in subtree(node):
+                folded.pop(id(sub), None)               # an id may be reused by a later node
         self._checked_parent = None
 
     def rename(self, old_path: str, new_path: str) -> None:
@@ -473,8 +479,12 @@ class VFAT(Lifecycle):
                         raise InvalidInputError(f"VFAT.rename(): {info.name}: its FAT_shortname "
                                                 f"{info.FAT_shortname!r} is {sib.path}'s too (one directory, one name)")
 
+        old_parent, old_name = node.parent, node.name
         self.tree.rename(old_path, new_path, "VFAT.rename()", check=check)
-        self._folded = None
+        folded = self._folded
+        if folded is not None and old_parent is not None and node.parent is not None:
+            folded.get(id(old_parent), {}).pop(fold(old_name), None)
+            folded.setdefault(id(node.parent), {})[fold(node.name)] = node.name
         self._checked_parent = None
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
