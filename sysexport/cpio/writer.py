@@ -36,7 +36,7 @@ import os
 import tempfile
 from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG
 import weakref
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..data import DataSource
 from ..errors import CallOrderError, InvalidInputError
@@ -86,11 +86,13 @@ class CPIO(Lifecycle):
         self.default_time = source_date_epoch() if default_time is None else default_time
         self.window_entries = window_entries
         self._ns = Namespace(remember_names)
+        self._stack = self._ns.stack        # the open directories (the same list, for the hot path)
         self._links = LinkTable(link_table_files)
-        self._pending: list[CPIOEntry] = []
+        self._pending: list[Any] = []       # CPIOEntry rows, or plain tuples of the same fields (hot path)
         self._next_ino = 1
         self._offset = 0            # uncompressed bytes of every entry so far, written or pending
-        self._count = 0
+        self._count = 0             # entries, but the plain files of add_tree ...
+        self._plain = 0             # ... counted here (regular files too)
         self._types: dict[int, int] = {}
         self._data_bytes = 0
         self._linked = 0
@@ -189,33 +191,34 @@ class CPIO(Lifecycle):
 
     def _push_plain(self, name: str, path: str, mode: int, uid: int, gid: int, size: int, mtime: float) -> bool:
         """add_tree's path for a regular file with one link: :meth:`_add_info` and
-        :meth:`_push_entry` for that case, without a FileInfo; False (nothing done) for
-        anything a check must name, which the record then does."""
-        if not 0 <= mtime <= MAX_FIELD or size > MAX_FIELD or len(name) >= 1024 or name == TRAILER_NAME:
+        :meth:`_push_entry` for that case, without a FileInfo (100,000 times for a large
+        tree: attributes read once); False (nothing done) for anything a check must name,
+        which the record then does."""
+        ino = self._next_ino
+        if not 0 <= mtime <= MAX_FIELD or size > MAX_FIELD or len(name) >= 1024 or name == TRAILER_NAME \
+                or ino > MAX_FIELD:
             return False
         parent, _, base = name.rpartition("/")
-        top = self._ns.stack[-1]
-        if top[0] != parent or base in top[1]:
+        top = self._stack[-1]
+        names = top[1]
+        if top[0] != parent or base in names:
             self._place(name, False)                # implied parents; a duplicate is refused
+            ino = self._next_ino
         else:
-            top[1][base] = False
-        ino = self._next_ino
+            names[base] = False
         self._next_ino = ino + 1
-        arc_name = name.encode("utf-8", "surrogateescape")
+        arc_name = name.encode()                    # the walk checked it is UTF-8
         namesize = len(arc_name) + 1
-        if ino > MAX_FIELD:
-            return False
         # Every value is in range (checked above, or 32 bits from lstat): the format alone.
         head = HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0) + \
             arc_name + NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
         offset = self._offset
-        self._pending.append(new_entry(CPIOEntry, (name, offset, ino, 1, mode, size, head,
-                                                    WalkedFile(path, size) if size else None, b"")))
+        pending = self._pending
+        pending.append((name, offset, ino, 1, mode, size, head, WalkedFile(path, size) if size else None, b""))
         self._offset = offset + len(head) + size + (-size & 3)
-        self._count += 1
-        self._types[S_IFREG] = self._types.get(S_IFREG, 0) + 1
+        self._plain += 1
         self._data_bytes += size
-        if len(self._pending) >= self.window_entries:
+        if len(pending) >= self.window_entries:
             self._flush()
         return True
 
@@ -415,10 +418,14 @@ class CPIO(Lifecycle):
         head = build_header_values((0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, len(TRAILER_NAME) + 1, 0)) + \
             TRAILER_NAME.encode() + b"\0" * (1 + pad_bytes(NEWC_HEADER_BYTES + len(TRAILER_NAME) + 1))
         trailer = CPIOEntry(TRAILER_NAME, self._offset, 0, 1, 0, 0, head, None, b"")
-        streamed_bytes = self._pending[0].offset if self._pending else self._offset
-        plan = CPIOPlan(tuple(self._pending) + (trailer,), self._count, self._offset + len(head), self._data_bytes,
+        streamed_bytes = self._pending[0][1] if self._pending else self._offset
+        types = dict(self._types)
+        if self._plain:
+            types[S_IFREG] = types.get(S_IFREG, 0) + self._plain
+        pending = tuple(e if type(e) is CPIOEntry else new_entry(CPIOEntry, e) for e in self._pending)
+        plan = CPIOPlan(pending + (trailer,), self._count + self._plain, self._offset + len(head), self._data_bytes,
                         self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress,
-                        tuple((TYPE_NAMES.get(k, "other"), n) for k, n in sorted(self._types.items())))
+                        tuple((TYPE_NAMES.get(k, "other"), n) for k, n in sorted(types.items())))
         self._mark_planned()
         self._last_plan = plan
         return plan
