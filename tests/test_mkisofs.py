@@ -378,6 +378,29 @@ def test_gpt_of_a_protective_image_is_valid(tmp_path):
     assert "EFI system partition" in text or "EF00" in text, text
 
 
+def test_file_times_under_source_date_epoch_as_xorriso(tmp_path):
+    """xorriso -as mkisofs with SOURCE_DATE_EPOCH: access and change times set to the
+    modification time (both images read through Rock Ridge's TF)."""
+    need_media_tools()
+    import sysexport
+    args, tree = isohybrid_only_case(tmp_path)
+    os.utime(os.path.join(tree, ".disk", "info"), (1_600_000_000, 1_650_000_000))
+    os.utime(os.path.join(tree, "live", "run.sh"), (1_800_000_000, 1_900_000_000))   # after SDE
+    ours, theirs = str(tmp_path / "o.iso"), str(tmp_path / "t.iso")
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    subprocess.run([sys.executable, "-m", "sysexport", "mkisofs", *args, "-o", ours, tree], env=env, check=True)
+    run(["xorriso", "-no_rc", "-as", "mkisofs", *args, "-o", theirs, tree],
+        env_extra={"SOURCE_DATE_EPOCH": "1700000000"})
+    def times(image: str, path: str) -> tuple:
+        st = sysexport.open(image).view("rr").stat(path)
+        return st.mtime, st.atime, st.ctime
+
+    assert times(ours, "/.disk/info") == times(theirs, "/.disk/info") == (1_650_000_000,) * 3
+    # A time past SOURCE_DATE_EPOCH: sysexport clamps it (as tar --clamp-mtime), xorriso keeps it.
+    assert times(ours, "/live/run.sh") == (1_700_000_000,) * 3
+    assert times(theirs, "/live/run.sh") == (1_900_000_000,) * 3
+
+
 def test_reproducible_with_source_date_epoch(tmp_path):
     need_media_tools()
     args, tree = live_build_case(tmp_path)

@@ -79,7 +79,9 @@ def _matches(globs: list[str], name: str, host: str) -> bool:
 
 def walk(o: MkisofsOptions, src: Source) -> Iterator[FileInfo]:
     """The entries of one PATH, -m/-exclude applied (an excluded directory is not read),
-    -r applied, -hide/-hide-joliet as ``hidden_from``, -joliet-long's names."""
+    -r applied, -hide/-hide-joliet as ``hidden_from``, -joliet-long's names; under
+    SOURCE_DATE_EPOCH every file's access and change time is its (clamped) modification
+    time, as xorriso sets them."""
     skip = len(src.dest) + bool(src.dest)
     root = src.host.rstrip("/") or "/"
 
@@ -90,8 +92,12 @@ def walk(o: MkisofsOptions, src: Source) -> Iterator[FileInfo]:
     def excluded(name: str) -> bool:
         return bool(name) and _matches(o.excludes, name, host_of(name))
 
+    same_times = sde_is_set()
     for info in _entries(src, excluded if o.excludes else None):
         host = host_of(info.name)
+        if same_times and info.mtime is not None:
+            # xorriso under SOURCE_DATE_EPOCH: -volume_date all_file_dates set_to_mtime
+            info.atime = info.ctime = info.mtime
         if o.rational_rock:
             rational(info)
         hidden = set(info.hidden_from)
