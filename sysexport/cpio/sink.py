@@ -119,11 +119,15 @@ class Sink:
             raise SysExportError(f"{source.describe()}: expected {size} bytes, the source gave {got}")
 
     def flush(self) -> None:
-        if self.buf:
-            data = bytes(self.buf)
-            self.buf.clear()
-            self._emit(data)
-            self.emitted += len(data)
+        buf = self.buf
+        if buf:
+            self._emit_gathered(buf)
+            self.emitted += len(buf)
+            buf.clear()
+
+    def _emit_gathered(self, buf: bytearray) -> None:
+        """Pass on the gathered bytes (a sink that keeps them after the call copies them)."""
+        self._emit(bytes(buf))
 
     def close(self) -> None:
         """Everything accepted is written (and the compressed stream ended)."""
@@ -159,13 +163,16 @@ class FdSink(Sink):
         self.fd = fd
         self.sparse = sparse
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes | bytearray) -> None:
         if self.sparse:
             pwrite_all(self.fd, data, self.emitted)     # a fresh file, from byte 0
             return
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
+
+    def _emit_gathered(self, buf: bytearray) -> None:
+        self._emit(buf)                             # written before the buffer is reused
 
     def _copy(self, source: DataSource) -> None:
         source.write_to(self.fd, self.emitted)

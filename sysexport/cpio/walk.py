@@ -34,16 +34,21 @@ class WalkedFile(PathData):
         self.size_bytes = size_bytes
 
 
-def _listing(path: str) -> list[os.DirEntry[str]]:
+def _listing(path: str) -> tuple[list[str], int]:
+    """The sorted names in directory ``path`` and its link count (2 and one per
+    subdirectory, from the entries' types): names only, the least a listing can hold."""
     try:
         with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
+            names = []
+            subdirs = 0
+            for e in it:
+                names.append(e.name)
+                if e.is_dir(follow_symlinks=False):
+                    subdirs += 1
     except OSError as e:
         raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
-
-
-def _dir_nlink(listing: list[os.DirEntry[str]]) -> int:
-    return 2 + sum(1 for e in listing if e.is_dir(follow_symlinks=False))
+    names.sort()
+    return names, 2 + subdirs
 
 
 PlainFile = Callable[[str, str, int, int, int, int, float], bool]
@@ -64,35 +69,37 @@ def walk_stream(host_dir: HostPath, dest: str = "", plain_file: PlainFile | None
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
     limit = sde_limit()
-    listing = _listing(top)
-    yield _record(top, rel_top, st, limit, _dir_nlink(listing))
-    stack = [(rel_top, iter(listing))]
+    listing, nlink = _listing(top)
+    yield _record(top, rel_top, st, limit, nlink)
+    stack = [(top.rstrip("/"), rel_top, iter(listing))]     # "/" as "": children "/x"
+    lstat = os.lstat
     while stack:
-        rel, it = stack[-1]
-        entry = next(it, None)
-        if entry is None:
+        host, rel, it = stack[-1]
+        base = next(it, None)
+        if base is None:
             stack.pop()
             continue
-        child = f"{rel}/{entry.name}" if rel else entry.name
-        if not entry.name.isascii():
-            check_utf8_name(child, entry.path)      # a host name that is not UTF-8
+        child = f"{rel}/{base}" if rel else base
+        path = f"{host}/{base}"
+        if not base.isascii():
+            check_utf8_name(child, path)            # a host name that is not UTF-8
         try:
-            est = entry.stat(follow_symlinks=False)
+            est = lstat(path)
         except OSError as e:
-            raise InvalidInputError(f"{entry.path}: cannot stat: {e.strerror}") from e
+            raise InvalidInputError(f"{path}: cannot stat: {e.strerror}") from e
         mode = est.st_mode
         if plain_file is not None and mode & 0o170000 == S_IFREG and est.st_nlink == 1:
             mtime: float = est.st_mtime
             if limit is not None and mtime > limit:
                 mtime = limit
-            if plain_file(child, entry.path, mode, est.st_uid, est.st_gid, est.st_size, mtime):
+            if plain_file(child, path, mode, est.st_uid, est.st_gid, est.st_size, mtime):
                 continue
         if mode & 0o170000 == S_IFDIR:
-            sub = _listing(entry.path)
-            yield _record(entry.path, child, est, limit, _dir_nlink(sub))
-            stack.append((child, iter(sub)))
+            sub, nlink = _listing(path)
+            yield _record(path, child, est, limit, nlink)
+            stack.append((path, child, iter(sub)))
         else:
-            yield _record(entry.path, child, est, limit, 0)
+            yield _record(path, child, est, limit, 0)
 
 
 def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nlink: int) -> FileInfo:
