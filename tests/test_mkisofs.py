@@ -369,6 +369,29 @@ def test_isohybrid_mbr_names_the_boot_image(case, tmp_path):
     assert "isohybrid-suitable" in out(["xorriso", "-indev", ours, "-report_el_torito", "plain"])
 
 
+@pytest.mark.parametrize("case", ["archiso", "archiso-uefi"])
+def test_partition_offset_partition_mounts_alone(case, tmp_path):
+    """-partition_offset 16: partition 1, cut out of the image, is an ISO 9660 volume of
+    its own (the second superblock and tree), as in xorriso's image."""
+    need_media_tools()
+    ours, theirs, _tree = make_both(case, tmp_path)
+    seen = []
+    for image in (ours, theirs):
+        assert re.search(r"Partition offset\s+:\s+16", out(["xorriso", "-indev", image, "-report_system_area",
+                                                              "plain"]))
+        part = str(tmp_path / (os.path.basename(image) + ".p1"))
+        with open(image, "rb") as f, open(part, "wb") as g:
+            f.seek(16 * 2048)
+            g.write(f.read())                       # from the partition's start to the end
+        label = blkid(part)
+        whole = bsdtar_files(image, tmp_path / (os.path.basename(image) + ".whole"))
+        inside = bsdtar_files(part, tmp_path / (os.path.basename(image) + ".inside"))
+        assert _comparable(inside) == _comparable(whole)
+        assert isoinfo_names(part, "-J") == isoinfo_names(image, "-J")
+        seen.append((label["TYPE"], label["LABEL"], sorted(inside)))
+    assert seen[0] == seen[1]
+
+
 def test_gpt_of_a_protective_image_is_valid(tmp_path):
     """-appended_part_as_gpt: sgdisk finds no problem in ours (xorriso's lists its padding too)."""
     need_media_tools()

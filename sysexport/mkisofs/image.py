@@ -7,7 +7,9 @@ boot code patched, a protective MBR, a 512-byte GPT)::
 
     0          MBR (isohybrid code patched with the boot image's LBA, or protective)
     512        GPT header, 248 entries at 1024..32767 (when a GPT is asked for)
-    32768      ISO 9660: descriptors, catalog, path tables, directories, boot images
+    32768      ISO 9660: descriptors (with -partition_offset N, a gap for the partition's
+               own descriptors and tree at N * 2048 + 32768), catalog, path tables,
+               directories, boot images
     ...        file data, 2 KiB aligned, heaviest -sort weight first
     ...        without appended partitions: 300 KiB of padding (-pad, xorriso's
                default); an isohybrid image then padded to whole 1 MiB cylinders
@@ -30,7 +32,7 @@ from typing import Any, BinaryIO
 from .. import __version__
 from ..boot.isohybrid import detect_isohybrid_mbr, grub2_boot_info, patch_isohybrid_mbr, read_mbr_code
 from ..data import PathData
-from ..errors import CallOrderError, InvalidInputError
+from ..errors import CallOrderError, InternalError, InvalidInputError
 from ..extent import Extent, align_up, check_no_overlap
 from ..fileinfo import FileInfo, to_fileinfo
 from ..identity import BuildIdentity
@@ -40,6 +42,7 @@ from ..output import Output
 from ..partition.gpt import GPT, GPTLayout
 from ..partition.mbr import MBRPartition
 from ..tree import Node
+from .partition_tree import PartitionTree
 from .systemarea import (CYLINDER_BYTES, GPT_BACKUP_BYTES, PlacedAppended, SystemAreaRequest, build_gpt,
                          build_mbr, check_slots, partition_types)
 
@@ -99,6 +102,9 @@ class MkisofsPlan:
     """The MBR's four records as made (type 0x00 ones included, which a parse reads as empty)."""
     mbr_style: str = "none"
     """"isohybrid", "plain", "msdos-label", "protective" or "none" (see .systemarea)."""
+    partition_tree: PartitionTree | None = None
+    partition_plan: ISOPlan | None = None
+    """-partition_offset's second superblock and tree (see .partition_tree)."""
 
 
 class MkisofsImage:
@@ -136,6 +142,7 @@ class MkisofsImage:
         self.boot_specs = self._boot          # read-only view for the summary
         self._appended: list[AppendSpec] = []
         self._placed_later: list[tuple[Node, FileInfo]] = []
+        self._infos: list[FileInfo] = []
         self._boot_paths: set[str] = set()
         self._planned = False
         self.total_data_bytes = 0
@@ -154,6 +161,7 @@ class MkisofsImage:
         self._check_open("add()")
         later = info.is_file and info.size > 0 and info.name not in self._boot_paths
         node = self.iso.add(info, placed_later=later)
+        self._infos.append(info)
         if later:
             self._placed_later.append((node, info))
         if info.is_file:
@@ -213,7 +221,7 @@ class MkisofsImage:
         self._check_open("plan()")
         appended_entries = self._add_catalog_entries()
         self._planned = True
-        iso = self.iso.plan()
+        iso, tree2, plan2 = self._plan_iso()
         files, next_free = self._place_files(iso.end_bytes)
         isohybrid_table = self.isohybrid_mbr is not None and not self.appended_as_gpt
         want_gpt = self.gpt_basdat or self.appended_as_gpt
@@ -250,6 +258,11 @@ class MkisofsImage:
                              volume_size_bytes=volume_size, boot_extents=boot_extents)
         if self.volume_centiseconds is not None:
             iso = dataclasses.replace(iso, centiseconds=self.volume_centiseconds)
+        if tree2 is not None and plan2 is not None:
+            offsets = self._file_offsets(files)
+            if tree2.catalog is not None and iso.catalog is not None:
+                offsets.append((tree2.catalog, iso.catalog.device_offset))
+            plan2 = tree2.place(plan2, offsets, volume_size, iso.centiseconds)
         identity = BuildIdentity(iso.content_digest if self.iso.reproducible else None)
         boot_code, boot_lba = self._boot_code()
         marked = tuple(self._marked_efi_extents()) if isohybrid_table else ()
@@ -258,7 +271,11 @@ class MkisofsImage:
         made = build_mbr(req)
         mbr = made.to_bytes() if made is not None else None
         gpt, gpt_layout = build_gpt(req, identity) if want_gpt else (None, None)
-        pieces = [Extent(0, 512, "MBR"), Extent(32768, iso.end_bytes - 32768, "ISO metadata")]
+        room = iso.reserved_extent
+        pieces = [Extent(0, 512, "MBR"), Extent(32768, room.device_offset - 32768, "ISO descriptors"),
+                  Extent(room.end, iso.end_bytes - room.end, "ISO metadata")]
+        if tree2 is not None and plan2 is not None:
+            pieces.append(tree2.extent(plan2))
         pieces += [Extent(offset, info.size, info.name) for _n, info, offset in files]
         pieces += [Extent(a.device_offset, a.size_bytes, f"appended partition {a.number}") for a in appended]
         if gpt_layout is not None:
@@ -267,7 +284,38 @@ class MkisofsImage:
         return MkisofsPlan(device_size, iso, tuple((info, offset) for _n, info, offset in files), appended,
                            tuple(a.source for a in sorted(self._appended, key=lambda a: a.number)),
                            mbr, gpt, gpt_layout, boot_lba, tuple(pieces), self._grub2_patches(iso),
-                           tuple(made.partitions) if made is not None else (), style)
+                           tuple(made.partitions) if made is not None else (), style, tree2, plan2)
+
+    def _plan_iso(self) -> tuple[ISOPlan, PartitionTree | None, ISOPlan | None]:
+        """The ISO's plan; with -partition_offset, the partition's second tree too, whose
+        metadata the ISO leaves room for right after its descriptors."""
+        iso = self.iso.plan()
+        if not self.partition_offset:
+            return iso, None, None
+        tree2 = PartitionTree(self.iso, self.partition_offset * SECTOR, self._infos)
+        if iso.catalog is not None:
+            tree2.add_catalog(self.iso.boot_catalog_path, iso.catalog.size_bytes, self.iso.default_time)
+        plan2 = tree2.plan_metadata()
+        iso = self.iso.plan(reserve_after_descriptors=tree2.reserve_bytes(plan2, iso.descriptors.end))
+        room, wanted = iso.reserved_extent, tree2.extent(plan2)
+        if wanted.device_offset < room.device_offset or wanted.end > room.end:
+            raise InternalError(f"-partition_offset: the partition's tree {wanted} is not inside the gap {room}")
+        return iso, tree2, plan2
+
+    def _file_offsets(self, files: list[tuple[Node, FileInfo, int]]) -> list[tuple[FileInfo, int]]:
+        """(info, device offset) of every file with bytes: placed here, or by the ISO (boot
+        images; the other names of a hard-link group)."""
+        placed = {id(info): offset for _node, info, offset in files}
+        out = []
+        for info in self._infos:
+            if not (info.is_file and info.size > 0):
+                continue
+            offset = placed.get(id(info))
+            if offset is None:
+                offset = self.iso.lookup(info.name).device_offset
+            if offset is not None:
+                out.append((info, offset))
+        return out
 
     def _place_files(self, start: int) -> tuple[list[tuple[Node, FileInfo, int]], int]:
         """Every file the ISO does not place itself, 2 KiB aligned from ``start``, heaviest
@@ -351,6 +399,8 @@ class MkisofsImage:
         """Write ``plan`` into ``fd`` (already sized): the ISO, the file data, the appended
         partitions, the GPT, and the MBR last."""
         self.iso.write(fd, plan.iso)
+        if plan.partition_tree is not None and plan.partition_plan is not None:
+            plan.partition_tree.write(fd, plan.partition_plan)
         for offset, blob in plan.patches:
             os.pwrite(fd, blob, offset)
         for info, offset in plan.files:
