@@ -81,8 +81,11 @@ def test_add_tree_streams_depth_first_with_directory_link_counts(tmp_path):
         (src / d).mkdir(parents=True)
     for f in ("b/x/1", "b/2", "a/3", "z"):
         (src / f).write_bytes(f.encode())
-    c = CPIO(str(tmp_path / "t.cpio"), default_time=0, window_entries=2)
+    c = CPIO(str(tmp_path / "t.cpio"), default_time=0, window_entries=4)
     c.add_tree(src)
+    plan = c.plan()
+    assert [e.name for e in plan.entries[:-1]] == ["c", "z"]     # not yet written: the plan's rows
+    assert plan.entries[1].source.read_all() == b"z" and plan.count("dir") == 6 and plan.count("file") == 4
     c.finish()
     names = out(["cpio", "-t", "--quiet", "-F", str(tmp_path / "t.cpio")]).split()
     assert names == [".", "a", "a/3", "b", "b/2", "b/x", "b/x/1", "b/y", "c", "z"]
@@ -160,6 +163,19 @@ def test_a_source_failing_in_a_batch_removes_the_output(tmp_path):
             c.finish()
         assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["gone.bin", "out.cpio"]
         os.truncate(gone, 5)
+
+
+def test_a_walked_file_gone_before_its_batch_is_named(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(5):
+        (src / f"f{i}").write_bytes(b"%d" % i)
+    c = CPIO(str(tmp_path / "t.cpio"), default_time=0)
+    c.add_tree(src)
+    os.unlink(src / "f3")
+    with pytest.raises(SourceError, match=r"f3: cannot open source file: No such file"):
+        c.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
 # ------------------------------------------------------------------ from_image

@@ -214,7 +214,7 @@ class CPIO(Lifecycle):
             arc_name + NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
         offset = self._offset
         pending = self._pending
-        pending.append((name, offset, ino, 1, mode, size, head, WalkedFile(path, size) if size else None, b""))
+        pending.append((name, offset, ino, 1, mode, size, head, path if size else None, b""))   # path: a WalkedFile
         self._offset = offset + len(head) + size + (-size & 3)
         self._plain += 1
         self._data_bytes += size
@@ -422,7 +422,7 @@ class CPIO(Lifecycle):
         types = dict(self._types)
         if self._plain:
             types[S_IFREG] = types.get(S_IFREG, 0) + self._plain
-        pending = tuple(e if type(e) is CPIOEntry else new_entry(CPIOEntry, e) for e in self._pending)
+        pending = tuple(e if type(e) is CPIOEntry else _entry_of_row(e) for e in self._pending)
         plan = CPIOPlan(pending + (trailer,), self._count + self._plain, self._offset + len(head), self._data_bytes,
                         self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress,
                         tuple((TYPE_NAMES.get(k, "other"), n) for k, n in sorted(types.items())))
@@ -497,6 +497,14 @@ class CPIO(Lifecycle):
         if self._finalizer is not None:
             self._finalizer.detach()
         out.__exit__(None, None, None)
+
+
+def _entry_of_row(row: tuple[Any, ...]) -> CPIOEntry:
+    """A hot-path row (its source a host path) as the CPIOEntry a plan holds."""
+    source = row[7]
+    if type(source) is str:
+        row = row[:7] + (WalkedFile(source, row[5]),) + row[8:]
+    return new_entry(CPIOEntry, row)
 
 
 def _abandon(out: Output) -> None:
