@@ -74,7 +74,7 @@ def parse_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = parse_blocks(open(DOCS, encoding="utf-8").read())
+BLOCKS = parse_blocks(Path(DOCS).read_text(encoding="utf-8"))
 
 GIVENS: dict[str, Callable[[Path], None]] = {}
 CHECKS: dict[str, Callable[[Path, str], None]] = {}
