@@ -177,3 +177,57 @@ def test_grub_mkrescue_hybrid_boots_from_a_4k_disk(rescue, tmp_path):
     m = RESCUE_LINE.search(text)
     assert m, text[-2000:]
     assert m.groups() == ("efi", "yes", "yes")
+
+
+ISOLINUX_DIR = "/usr/lib/ISOLINUX"
+LDLINUX = "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+
+
+@pytest.fixture(scope="module")
+def isolinux(tmp_path_factory):
+    """An isohybrid image as xorriso makes one (isolinux with a boot info table, syslinux's
+    isohdpfx.bin MBR) and its remasters as a plain ISO and as a hybrid, isolinux.cfg
+    replaced by one that says another line."""
+    need("xorriso", f"{ISOLINUX_DIR}/isolinux.bin", f"{ISOLINUX_DIR}/isohdpfx.bin", LDLINUX)
+    import shutil
+    d = tmp_path_factory.mktemp("remaster-isolinux")
+    tree = d / "tree"
+    (tree / "isolinux").mkdir(parents=True)
+    shutil.copy(f"{ISOLINUX_DIR}/isolinux.bin", tree / "isolinux")
+    shutil.copy(LDLINUX, tree / "isolinux")
+    (tree / "isolinux/isolinux.cfg").write_text("SERIAL 0 115200\nSAY isolinux-source-ok\n")
+    (tree / "data.bin").write_bytes(random.Random(11).randbytes(1 << 20))
+    source = str(d / "source.iso")
+    run(["xorriso", "-as", "mkisofs", "-R", "-J", "-V", "ISOLINUX", "-b", "isolinux/isolinux.bin",
+         "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+         "-isohybrid-mbr", f"{ISOLINUX_DIR}/isohdpfx.bin", "-o", source, str(tree)])
+    cfg = d / "isolinux.cfg"
+    cfg.write_text("SERIAL 0 115200\nSAY isolinux-remaster-ok\n")
+    images = {}
+    for fmt in ("iso", "hybrid"):
+        images[fmt] = str(d / f"remastered-{fmt}.img")
+        run([sys.executable, "-m", "sysexport", "remaster", source, "-o", images[fmt], "--format", fmt,
+             "--replace", f"isolinux/isolinux.cfg={cfg}", "--remove", "data.bin"])
+    return {"source": source, "images": images}
+
+
+def loose(word: str) -> re.Pattern:
+    """``word`` on the serial port, where isolinux's serial and console copies of a line
+    may interleave control characters into it."""
+    return re.compile("[\\x00-\\x1f]*".join(re.escape(ch) for ch in word))
+
+
+@pytest.mark.parametrize("fmt", ["iso", "hybrid"])
+@pytest.mark.parametrize("mode", ["bios-cd", "bios-disk"])
+def test_isolinux_remaster_boots(isolinux, tmp_path, mode, fmt):
+    """isolinux starts from CD (El Torito, boot info table re-patched) and from disk
+    (isohdpfx.bin re-patched with isolinux.bin's new address) and reads the new config."""
+    src = tmp_path / "source"
+    src.mkdir()
+    try:
+        boot_firmware(mode, isolinux["source"], str(src), expect=loose("isolinux-source-ok"), deadline_s=60)
+    except AssertionError:
+        pytest.skip(f"the xorriso source itself does not boot {mode} here")
+    text = boot_firmware(mode, isolinux["images"][fmt], str(tmp_path), expect=loose("isolinux-remaster-ok"),
+                         deadline_s=60)
+    assert loose("isolinux-remaster-ok").search(text) and not loose("isolinux-source-ok").search(text)
