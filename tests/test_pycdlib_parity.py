@@ -5,7 +5,8 @@ task is also done with pycdlib's API (the reference), and isoinfo must see the s
 with the same bytes in both images, view by view; pycdlib must be able to change our
 image in place as it changes its own; the isohybrid block's image boots under SeaBIOS
 from CD and from disk (slow); and the plain-ISO isohybrid layout the section points to
-(`sysexport mkisofs -isohybrid-mbr`) is the one pycdlib's add_isohybrid() makes.
+(`sysexport mkisofs -isohybrid-mbr`) is the one pycdlib's add_isohybrid() makes.  The
+section's notes on UDF and on the hidden flag are checked against pycdlib's images too.
 """
 from __future__ import annotations
 
@@ -179,3 +180,53 @@ def test_isohybrid_block_boots(tmp_path, sde, mode):
     serial port: from El Torito (CD) and from the patched MBR code (disk)."""
     run_block(block("isohybrid"), tmp_path)
     boot_firmware(mode, str(tmp_path / "hybrid.iso"), str(tmp_path), expect="hello from isolinux", deadline_s=60)
+
+
+def test_udf_bridge_read_not_written(tmp_path):
+    """The section's note on UDF: a UDF bridge pycdlib wrote opens with its ISO 9660 tree
+    (the bytes pycdlib put there), and replace_file() refuses it (its UDF entries hold
+    sizes too) leaving it byte for byte as it was."""
+    import sysexport
+    from sysexport import InvalidInputError
+    image = tmp_path / "udf.iso"
+
+    def build(iso) -> None:
+        iso.new(udf="2.60", interchange_level=3)
+        add_bytes(iso, b"foo\n", "/FOO.;1", udf_path="/foo")
+
+    pycdlib_write(image, build)
+    before = image.read_bytes()
+    with sysexport.open(image, writable=True) as opened:
+        assert opened.views() == ["iso9660"]
+        assert opened.view("iso9660").read("/FOO") == b"foo\n"
+        with pytest.raises(InvalidInputError, match="UDF"):
+            opened.replace_file("/FOO", b"bar\n")
+    assert image.read_bytes() == before
+
+
+def test_hidden_flag_as_pycdlibs_set_hidden(tmp_path, sde):
+    """ISO9660_flags FLAG_HIDDEN sets the record's flag pycdlib's set_hidden() sets: its
+    reader sees the same file flags in both images."""
+    from sysexport import FLAG_HIDDEN, ISO9660
+    ours = tmp_path / "ours.iso"
+    iso = ISO9660(ours, joliet=False, rock_ridge=None)
+    iso.add({"name": "SECRET", "mode": 0o100644, "data": b"x", "ISO9660_flags": FLAG_HIDDEN})
+    iso.add({"name": "SHOWN", "mode": 0o100644, "data": b"y"})
+    iso.finish()
+    theirs = tmp_path / "theirs.iso"
+
+    def build(ref) -> None:
+        ref.new(interchange_level=3)
+        add_bytes(ref, b"x", "/SECRET.;1")
+        add_bytes(ref, b"y", "/SHOWN.;1")
+        ref.set_hidden(iso_path="/SECRET.;1")
+
+    pycdlib_write(theirs, build)
+    flags = []
+    for image in (ours, theirs):
+        opened = pycdlib_open(image)
+        try:
+            flags.append([opened.get_record(iso_path=p).file_flags for p in ("/SECRET.;1", "/SHOWN.;1")])
+        finally:
+            opened.close()
+    assert flags[0] == flags[1] == [FLAG_HIDDEN, 0]
