@@ -596,3 +596,37 @@ def test_plain_iso_to_hybrid_esp_gets_the_efi_image_files(sources, tmp_path):
     run(["mcopy", "-i", efi, "::/efi/boot/bootx64.efi", str(tmp_path / "want.efi")], env_extra=MTOOLS_ENV)
     assert (tmp_path / "loader.efi").read_bytes() == (tmp_path / "want.efi").read_bytes()
     assert old
+
+
+def test_hostile_sources_give_one_error(sources, tmp_path):
+    """A seeded mutation of real sources (descriptors, path tables, directories, the boot
+    catalog, the MBR and GPT): remastering either works or raises one SysExportError, within
+    a time bound, never another exception; nothing is left where it failed."""
+    import time
+    from sysexport.errors import SysExportError
+    rnd = random.Random(1313)
+    kinds = [k for k in ("xorriso", "grub-mkrescue", "hybrid", "isohybrid") if k in sources]
+    outcomes = {"ok": 0, "error": 0}
+    for case in range(int(os.environ.get("REMASTER_FUZZ_CASES", "40"))):
+        kind = kinds[case % len(kinds)]
+        data = bytearray(open(sources[kind], "rb").read(1 << 20))
+        for _ in range(rnd.randint(1, 40)):
+            at = rnd.choice([rnd.randrange(0, 1024), rnd.randrange(32768, 34816), rnd.randrange(32768, 65536),
+                             rnd.randrange(32768, 131072), rnd.randrange(len(data))])
+            data[at] = rnd.randrange(256)
+        src = tmp_path / f"case{case}.img"
+        src.write_bytes(bytes(data) + open(sources[kind], "rb").read()[1 << 20:])
+        dest = tmp_path / f"case{case}.out"
+        start = time.monotonic()
+        try:
+            cls = ISO9660Hybrid if case % 2 else ISO9660
+            cls.from_image(str(src), str(dest)).finish()
+            outcomes["ok"] += 1
+        except SysExportError:
+            outcomes["error"] += 1
+            assert not dest.exists()
+        assert time.monotonic() - start < 20, f"case {case} ({kind}) took too long"
+        src.unlink()
+        if dest.exists():
+            dest.unlink()
+    assert outcomes["ok"] and outcomes["error"], outcomes
