@@ -243,6 +243,7 @@ def check_new_basic(cwd: Path, printed: str) -> None:
         assert pycdlib_read(iso, iso_path="/FOO.;1") == b"foo\n"
     finally:
         iso.close()
+    need("isovfy")
     assert "No errors found" in out(["isovfy", str(image)])
 
 
@@ -317,6 +318,7 @@ def check_eltorito(cwd: Path, printed: str) -> None:
     (entry,) = dumpet_entries(image)
     assert entry == {"emulation": "no emulation", "sectors": "1", "lba": str(records["/BOOT.;1"][0]),
                      "bootable": "yes"}, entry
+    need("xorriso")
     report = out(["xorriso", "-indev", str(image), "-report_el_torito", "plain"])
     assert re.search(r"El Torito catalog\s*:\s*%d\s" % records["/BOOT.CAT;1"][0], report), report
     assert re.search(r"El Torito boot img\s*:\s*1\s+BIOS\s+y\s+none", report), report
@@ -376,6 +378,7 @@ def check_modified(cwd: Path, printed: str) -> None:
     records changed."""
     image = cwd / "foo.iso"
     new = b"bazzzzzz\n"
+    need("bsdtar")
     assert ast.literal_eval(printed.strip()) == ("rr:/foo", "joliet:/foo")    # Rock Ridge's is the ISO record
     assert run(["bsdtar", "-xOf", str(image), "foo"]).stdout == new
     assert isoinfo_read(image, "/FOO.;1") == new
@@ -457,6 +460,7 @@ def check_isohybrid(cwd: Path, printed: str) -> None:
     with open(ISOHDPFX, "rb") as f:
         assert mbr[:432] == f.read(432)
     assert struct.unpack_from("<II", mbr, 432) == (lba * 4, 0) and mbr[510:] == b"\x55\xaa"
+    need("xorriso", "sgdisk")
     report = out(["xorriso", "-indev", str(image), "-report_el_torito", "plain", "-report_system_area", "plain"])
     assert re.search(r"System area summary: MBR isohybrid", report), report
     assert re.search(r"El Torito img opts\s*:\s*1\s+boot-info-table isohybrid-suitable", report), report
