@@ -11,6 +11,8 @@ image also boots UEFI from a disk with 4096-byte sectors (its 4K GPT).
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers.qemuboot import boot_firmware
@@ -71,3 +73,30 @@ def test_sysexport_hybrid_boots_five_ways(case, tmp_path):
     assert main(["mkisofs", *args, "--sysexport-hybrid", "-o", image, tree]) == 0
     for mode in FOUR + ("uefi-disk4k",):
         _boot(image, tmp_path, mode)
+
+
+@pytest.mark.slow
+def test_linux_mounts_the_partition_of_partition_offset(tmp_path):
+    """archiso's -partition_offset 16 image as a disk: Linux mounts /dev/sda1 (the second
+    tree) and /dev/sda (the first) as iso9660 and reads the same files in both, for our
+    image as for xorriso's."""
+    import shutil
+    from helpers.linuxvm import run_linux
+    need_media_tools()
+    ours, theirs, tree = make_both("archiso", tmp_path)
+    script = ("set -e; mkdir -p /m; mount -t iso9660 -o ro /dev/sda1 /m; cd /m; "
+              "find . -type f -exec md5sum {} + > /tmp/p; cd /; umount /m; mount -t iso9660 -o ro /dev/sda /m; "
+              "cd /m; find . -type f -exec md5sum {} + > /tmp/w; cat /tmp/p; echo ====; cat /tmp/w")
+    seen = []
+    for image in (ours, theirs):
+        disk = str(tmp_path / (os.path.basename(image) + ".disk"))
+        shutil.copyfile(image, disk)
+        text = run_linux(tmp_path, script, disks=[disk], wait_devices=["/dev/sda1"])
+        part, _, whole = text.partition("====")
+        part_sums = sorted(line for line in part.splitlines() if "  ./" in line and "boot.cat" not in line)
+        whole_sums = sorted(line for line in whole.splitlines() if "  ./" in line and "boot.cat" not in line)
+        assert part_sums and part_sums == whole_sums, text
+        seen.append(part_sums)
+    expected = {os.path.relpath(os.path.join(d, f), tree) for d, _s, fs in os.walk(tree) for f in fs}
+    assert {line.split("  ./", 1)[1] for line in seen[0]} == expected
+    assert {line.split("  ./", 1)[1] for line in seen[1]} == expected
