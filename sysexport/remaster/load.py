@@ -44,6 +44,8 @@ def fileinfo(entry: SourceEntry, source: Source, *, hybrid_target: str | None = 
         info["rdev_major"], info["rdev_minor"] = st.rdev or (0, 0)
     if entry.flags:
         info["ISO9660_flags"] = entry.flags
+    if entry.iso_name is not None and _iso_name_ok(entry, info["mode"]):
+        info["ISO9660_shortname"] = entry.iso_name
     if namespaces:
         if entry.hidden_from:
             info["hidden_from"] = tuple(entry.hidden_from)
@@ -52,6 +54,18 @@ def fileinfo(entry: SourceEntry, source: Source, *, hybrid_target: str | None = 
     if hybrid_target is not None:
         info["hybrid_target"] = hybrid_target
     return info
+
+
+def _iso_name_ok(entry: SourceEntry, mode: int) -> bool:
+    """Whether the source's plain ISO 9660 name is one the writer records as given
+    (d-characters, the length level 3 allows); else the writer makes its own."""
+    from ..iso9660.names import check_iso_override
+    name = entry.iso_name or ""
+    try:
+        check_iso_override(entry.name, name, _stat.S_ISDIR(mode), 3)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def _joliet_name_ok(entry: SourceEntry) -> bool:

@@ -64,6 +64,7 @@ class SourceEntry:
     fat: Stat | None = None
     data: Any = None
     flags: int = 0
+    iso_name: str | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -196,6 +197,8 @@ def _read(image: Image) -> Source:
     volume = reader.volume
     catalog_offset = reader.lba_offset(reader.boot_catalog_lba) if reader.boot_catalog_lba is not None else None
     entries, catalog_path = _primary_entries(image, primary, catalog_offset)
+    if primary_kind == "rr" and "iso9660" in views:
+        _plain_names(image.view("iso9660"), entries)
     has_joliet = "joliet" in views
     if has_joliet and primary_kind != "joliet":
         _match_joliet(image, primary, image.view("joliet"), entries, catalog_offset)
@@ -237,6 +240,23 @@ def _primary_entries(image: Image, view: View, catalog_offset: int | None) -> tu
             entry.data = _data_of(image, view, st)
         entries[name] = entry
     return entries, catalog_path
+
+
+def _plain_names(view: View, entries: dict[str, SourceEntry]) -> None:
+    """Each entry's plain ISO 9660 name (its record read without Rock Ridge), by the
+    directory record both views read: what readers without Rock Ridge and Joliet see."""
+    by_record: dict[int, str] = {}
+    try:
+        for st in view.walk():
+            at = st.fields.get("record_offset")
+            if isinstance(at, int) and st.path != "/":
+                by_record[at] = st.name
+    except InvalidImageError:
+        return
+    for entry in entries.values():
+        at = entry.stat.fields.get("record_offset")
+        if isinstance(at, int) and at in by_record:
+            entry.iso_name = by_record[at]
 
 
 def _user_flags(st: Stat) -> int:
