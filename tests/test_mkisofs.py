@@ -621,6 +621,20 @@ def test_sysexport_hybrid_builds_the_esp_from_the_tree(tmp_path):
     assert "::/live/filesystem.squashfs".upper() in listing.upper()      # stored once, for both
 
 
+def test_sysexport_hybrid_keeps_files_fat_cannot_hold_in_the_iso(tmp_path):
+    need("bsdtar", "sgdisk")
+    src = tmp_path / "src"
+    (src / "live").mkdir(parents=True)
+    with open(src / "live" / "filesystem.squashfs", "wb") as f:
+        f.truncate(5 << 30)                     # sparse: 5 GiB, past FAT's 4 GiB - 1
+    (src / "small.txt").write_text("small\n")
+    image = str(tmp_path / "big.img")
+    assert _mkisofs("-iso-level", "3", "-R", "-J", "--sysexport-hybrid", "-o", image, str(src)) == 0
+    listing = out(["bsdtar", "-tvf", image])
+    assert re.search(r"\s5368709120 .*live/filesystem.squashfs", listing), listing
+    assert "No problems found" in out(["sgdisk", "-v", image])
+
+
 def _esp_extent(image: str) -> tuple[int, int]:
     text = out(["sgdisk", "-i", "1", image])
     first = int(re.search(r"First sector: (\d+)", text).group(1))

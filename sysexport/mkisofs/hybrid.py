@@ -5,7 +5,8 @@ boot/grub/efi.img``, or an appended ESP image named by ``-e
 --interval:appended_partition_N:all::``) is not copied as a FAT image: its files are put
 in the ESP (the tree's own files win where both have one), the El Torito EFI entry names
 the ESP, and the GPTs (512 and 4096 bytes) are the hybrid's.  BIOS boot images stay in
-the ISO (their boot info table is written there), with the isohybrid MBR patched.
+the ISO (their boot info table is written there), with the isohybrid MBR patched, and so
+do files of 4 GiB or more, which FAT cannot hold (a large squashfs).
 ``-partition_offset``, ``-isohybrid-gpt-basdat`` and ``-appended_part_as_gpt`` describe
 xorriso's partition tables and have no effect here; other appended partitions follow the
 ESP in both GPTs.
@@ -21,7 +22,7 @@ from ..boot.isohybrid import isohybrid_contribution
 from ..data import PathData
 from ..errors import InvalidInputError, UsageError
 from ..fileinfo import walk_host_fileinfo
-from ..hybrid import ISO9660Hybrid
+from ..hybrid import FOUR_GIB, ISO9660Hybrid
 from ..iso9660.eltorito import BOOT_X86, EMU_NONE
 from ..output import output_target
 from ..partition.enums import GPT_TYPE_ESP, MBR_TYPE_EFI_SYSTEM
@@ -68,8 +69,8 @@ def build_hybrid_image(o: MkisofsOptions) -> ISO9660Hybrid:
     added: set[str] = set()
     for src in sources(o):
         for info in walk(o, src):
-            if info.name in iso_only:
-                info.hybrid_target = "iso"
+            if info.name in iso_only or info.is_file and info.size >= FOUR_GIB:
+                info.hybrid_target = "iso"      # a boot info table; or more than FAT holds
             h.add(info)
             added.add(info.name.lower())
     for b in o.boot:
