@@ -587,6 +587,29 @@ def test_graft_points_exclude_hide_and_sort(tmp_path):
     assert lba["b.txt"] < lba["a.txt"]              # the heavier weight first
 
 
+def test_graft_points_exclude_and_hide_as_xorriso(tmp_path):
+    """The same -graft-points, -m, -hide and -hide-joliet line: the Rock Ridge and Joliet
+    trees list the same names in ours and in xorriso's."""
+    need("xorriso", "isoinfo")
+    src = tmp_path / "src"
+    (src / "a" / "deep").mkdir(parents=True)
+    for name in ("a/one.txt", "a/deep/two.txt", "a/drop.tmp", "rr-only.txt", "joliet-only.txt", "b.cfg"):
+        (src / name).write_text(name)
+    single = tmp_path / "single.bin"
+    single.write_bytes(b"1")
+    common = ["-R", "-J", "-graft-points", "-m", "*.tmp", "-hide", "joliet-only.txt", "-hide-joliet",
+              "rr-only.txt"]
+    paths = [f"/data={src}", f"/etc/x/single.bin={single}", f"/top={src}/b.cfg"]
+    ours, theirs = str(tmp_path / "o.iso"), str(tmp_path / "t.iso")
+    assert _mkisofs(*common, "-o", ours, *paths) == 0
+    run(["xorriso", "-as", "mkisofs", *common, "-o", theirs, *paths])
+    for flag in ("-R", "-J"):
+        assert isoinfo_names(ours, flag) == isoinfo_names(theirs, flag), flag
+    assert "/data/rr-only.txt" in isoinfo_names(ours, "-R")
+    assert "/data/rr-only.txt" not in isoinfo_names(ours, "-J")
+    assert "/data/joliet-only.txt" in isoinfo_names(ours, "-J")
+
+
 def test_rational_rock_as_xorriso(tmp_path):
     need("xorriso")
     src = tmp_path / "src"

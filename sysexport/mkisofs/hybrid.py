@@ -20,7 +20,7 @@ import weakref
 
 from ..boot.isohybrid import isohybrid_contribution
 from ..data import PathData
-from ..errors import InvalidInputError, UsageError
+from ..errors import InvalidInputError, SysExportError, UsageError
 from ..fileinfo import walk_host_fileinfo
 from ..hybrid import FOUR_GIB, ISO9660Hybrid
 from ..iso9660.eltorito import BOOT_X86, EMU_NONE
@@ -39,7 +39,7 @@ def _unpack_fat(image_path: str, workdir: str) -> str:
     os.mkdir(dest)
     try:
         view = image.open(image_path).view("fat")
-    except Exception as e:
+    except (SysExportError, OSError) as e:
         raise InvalidInputError(f"--sysexport-hybrid: {image_path}: not a FAT image whose files could go into the "
                                 f"ESP ({e})") from None
     view.extract(dest)
