@@ -284,8 +284,8 @@ def _children_map(view: View) -> dict[str, list[Stat]]:
 
 def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, SourceEntry],
                   catalog_offset: int | None) -> None:
-    """Pair each Joliet entry with the primary entry it shows (the same extent for a file
-    with data, else the same name, ignoring case); mark what one tree alone has."""
+    """Pair each Joliet entry with the primary entry it shows (see :class:`_Candidates`);
+    mark what one tree alone has."""
     p_children = _children_map(primary)
     j_children = _children_map(joliet)
     matched: set[str] = {""}
@@ -293,11 +293,12 @@ def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, 
     stack: list[tuple[str | None, str, str]] = [("/", "/", "")]
     while stack:
         p_dir, j_dir, parent = stack.pop()
-        left = [c for c in p_children.get(p_dir, []) if _rel(c.path) in entries] if p_dir is not None else []
+        left = _Candidates([c for c in p_children.get(p_dir, []) if _rel(c.path) in entries]
+                           if p_dir is not None else [])
         for j in j_children.get(j_dir, []):
             if j.is_file and catalog_offset is not None and j.extents and j.extents[0][0] == catalog_offset:
                 continue
-            p = _pair(j, left)
+            p = left.take(j)
             if p is None:
                 name = f"{parent}/{j.name}" if parent else j.name
                 while name in entries:
@@ -310,7 +311,6 @@ def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, 
                 if j.is_dir:
                     stack.append((None, j.path, name))     # a Joliet-only directory: its children too
                 continue
-            left.remove(p)
             key = _rel(p.path)
             matched.add(key)
             if j.name != p.name or len(j.name) > JOLIET_WRITER_CHARS:
@@ -322,28 +322,50 @@ def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, 
             entry.hidden_from = entry.hidden_from + ("joliet",)
 
 
-def _pair(j: Stat, candidates: list[Stat]) -> Stat | None:
-    """The primary entry the Joliet entry ``j`` shows: a file with data by its extent (the
-    same name preferred among hard links), anything else by name (exact, then ignoring
-    case, then a Joliet name cut short); Joliet shows symlinks and devices as files."""
-    if j.is_file and j.extents and j.size:
-        same = [c for c in candidates if c.is_file and c.extents and c.extents[0][0] == j.extents[0][0]]
-        for c in same:
-            if c.name == j.name:
-                return c
-        return same[0] if same else None
+class _Candidates:
+    """The primary entries of one directory not yet paired with a Joliet entry, indexed so
+    that pairing a directory of n entries takes about n steps.
 
-    def compatible(c: Stat) -> bool:
-        if c.is_file and c.extents and c.size:
-            return False
-        return c.type == j.type or (j.is_file and c.type not in ("dir", "file"))
+    A Joliet file with data is the primary file of the same extent (the same name preferred
+    among hard links); anything else the entry of the same name, else the same name but for
+    case, else (a Joliet name cut short) the one whose name it begins; Joliet shows
+    symlinks, devices and fifos as files."""
 
-    for test in (lambda c: c.name == j.name, lambda c: c.name.lower() == j.name.lower(),
-                 lambda c: len(j.name) >= 60 and c.name.startswith(j.name.rsplit(".", 1)[0][:60])):
-        for c in candidates:
-            if compatible(c) and test(c):
-                return c
-    return None
+    def __init__(self, stats: list[Stat]) -> None:
+        self.by_extent: dict[int, list[Stat]] = {}
+        self.by_name: dict[str, list[Stat]] = {}
+        self.by_lower: dict[str, list[Stat]] = {}
+        self.long: list[Stat] = []
+        self.taken: set[int] = set()
+        for c in stats:
+            if c.is_file and c.extents and c.size:
+                self.by_extent.setdefault(c.extents[0][0], []).append(c)
+                continue
+            self.by_name.setdefault(c.name, []).append(c)
+            self.by_lower.setdefault(c.name.lower(), []).append(c)
+            if len(c.name) >= 60:
+                self.long.append(c)
+
+    def _free(self, stats: list[Stat], j: Stat) -> list[Stat]:
+        return [c for c in stats if id(c) not in self.taken and
+                (c.type == j.type or (j.is_file and c.type not in ("dir", "file")))]
+
+    def take(self, j: Stat) -> Stat | None:
+        found: Stat | None = None
+        if j.is_file and j.extents and j.size:
+            same = [c for c in self.by_extent.get(j.extents[0][0], []) if id(c) not in self.taken]
+            found = next((c for c in same if c.name == j.name), same[0] if same else None)
+        else:
+            stem = j.name.rsplit(".", 1)[0][:60]
+            for pool in (self.by_name.get(j.name, []), self.by_lower.get(j.name.lower(), []),
+                         [c for c in self.long if c.name.startswith(stem)] if len(j.name) >= 60 else []):
+                free = self._free(pool, j)
+                if free:
+                    found = free[0]
+                    break
+        if found is not None:
+            self.taken.add(id(found))
+        return found
 
 
 def _link_groups(entries: dict[str, SourceEntry]) -> None:
