@@ -301,3 +301,34 @@ def test_remaster_a_bsdtar_archive_into_a_stream(tmp_path):
     p = subprocess.run(["bsdtar", "-tvf", "-"], input=b.getvalue(), capture_output=True, check=True)
     listing = p.stdout.decode()
     assert "etc/issue" in listing and "etc/motd" not in listing and "bin/sh" in listing
+
+
+@pytest.mark.slow
+def test_the_kernel_unpacks_a_remastered_archive(tmp_path):
+    """Linux boots the test initramfs after CPIO.from_image changed it (an entry removed, a
+    directory renamed after the rest, files added with a hard link): the kernel's unpacker
+    creates every kept name under its new name, the link shared, the removed one gone."""
+    from helpers import linuxvm
+    linuxvm.need_linux()
+    script = ("cat /etc/added; ls /bin/busybox; test -e /tmp && echo TMP-KEPT; test -e /bin/yes || echo YES-GONE; "
+              "cat /usr/local/bin/hello; stat -c '%i %h' /etc/added /etc/same\n")
+    harness = linuxvm.build_initramfs(str(tmp_path / "harness.cpio"), script)
+    remastered = str(tmp_path / "remastered.cpio.gz")
+    c = CPIO.from_image(harness, remastered, compress="gzip", default_time=0)
+    c.remove("bin/yes")
+    c.rename("root", "usr/local/bin")
+    c.add(("file644", "etc/added", b"ADDED-OK\n", {"dev": 9, "ino": 1, "nlink": 2}))
+    c.add(("file644", "etc/same", b"ADDED-OK\n", {"dev": 9, "ino": 1, "nlink": 2}))
+    c.add(("file644", "usr/local/bin/hello", b"HELLO-OK\n"))
+    c.finish()
+    kernel, _ = linuxvm.find_kernel()
+    log = str(tmp_path / "serial.log")
+    subprocess.run([linuxvm.QEMU, "-nic", "none", "-nographic", "-no-reboot", "-m", "512", "-monitor", "none",
+                    "-display", "none", "-kernel", kernel, "-append", linuxvm.KERNEL_CMDLINE, "-initrd", remastered,
+                    "-serial", f"file:{log}"], stdin=subprocess.DEVNULL, capture_output=True, timeout=180)
+    rc, body, problems = linuxvm.script_output(open(log, errors="replace").read())
+    assert rc == 0 and not problems, body
+    lines = body.strip().splitlines()
+    assert lines[:5] == ["ADDED-OK", "/bin/busybox", "TMP-KEPT", "YES-GONE", "HELLO-OK"], body
+    (ino1, n1), (ino2, n2) = (ln.split() for ln in lines[5:7])
+    assert ino1 == ino2 and n1 == n2 == "2", body
