@@ -157,7 +157,7 @@ GRUB_HYBRID = f"{GRUB_PC_DIR}/boot_hybrid.img"
 def grub_mkrescue_case(work) -> tuple[list[str], str]:
     """grub-mkrescue's line without its HFS+ and Apple options: GRUB's El Torito image with
     --grub2-boot-info, boot_hybrid.img as --grub2-mbr, --protective-msdos-label, and an
-    EFI image for UEFI from CD (--efi-boot)."""
+    EFI image (--efi-boot) that is also the GPT's ESP (-efi-boot-part --efi-boot-image)."""
     tree = work / "rescue"
     _common_tree(tree, "isolinux")
     (tree / "boot" / "grub" / "i386-pc").mkdir(parents=True)
@@ -170,7 +170,8 @@ def grub_mkrescue_case(work) -> tuple[list[str], str]:
     (tree / "boot" / "grub" / "grub.cfg").write_text("# menu\n")
     return ["-graft-points", "--modification-date=2023111422132042", "-b", "boot/grub/i386-pc/eltorito.img",
             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "--grub2-boot-info",
-            "--grub2-mbr", GRUB_HYBRID, "--efi-boot", "efi.img", "--protective-msdos-label", "-r"], str(tree)
+            "--grub2-mbr", GRUB_HYBRID, "--efi-boot", "efi.img", "-efi-boot-part", "--efi-boot-image",
+            "--protective-msdos-label", "-r"], str(tree)
 
 
 CASES = {"live-build": live_build_case, "archiso": archiso_case, "archiso-uefi": archiso_uefi_case,
@@ -281,9 +282,9 @@ def fdisk_rows(image: str) -> list[list[str]]:
             boot = fields[1] == "*"
             rest = fields[2:] if boot else fields[1:]
             kind = " ".join(rest[5:]) if "basic data" in line else " ".join(rest[4:])
-            # The partition over the ISO: its size is the ISO's, which differs by the
-            # layout of the metadata (compared through the files instead).
-            sectors = "ISO" if fields[0] == "1" else rest[2]
+            # The partition over the ISO and the gaps around its files: their sizes are the
+            # ISO's, which differ by the layout of the metadata (compared through the files).
+            sectors = "ISO" if fields[0] == "1" or "basic data" in line else rest[2]
             rows.append([fields[0], "*" if boot else "", sectors, kind])
     return rows
 

@@ -48,7 +48,7 @@ def test_grub_mkrescue_line_boots(tmp_path):
     need_media_tools()
     ours, theirs, _tree = make_both("grub-mkrescue", tmp_path)
     expect = dict(EXPECT, **{"bios-cd": "BOOT-OK grub platform=pc", "bios-disk": "BOOT-OK grub platform=pc"})
-    for mode in ("bios-cd", "bios-disk", "uefi-cd"):
+    for mode in FOUR:
         for image in (theirs, ours):
             log = boot_firmware(mode, image, str(tmp_path), expect=expect[mode], deadline_s=120)
             assert expect[mode] in log, f"{mode}: {image}\n{log[-3000:]}"

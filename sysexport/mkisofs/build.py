@@ -216,6 +216,7 @@ def build_mkisofs_image(o: MkisofsOptions) -> MkisofsImage:
     img.partition_offset = o.partition_offset
     img.mbr_force_bootable = o.mbr_force_bootable
     img.protective_msdos_label = o.protective_msdos_label
+    img.efi_boot_part_image = o.efi_boot_part_image
     img.pad = o.pad
     if o.modification_date is not None:
         img.volume_centiseconds = round(o.modification_date * 100) % 100

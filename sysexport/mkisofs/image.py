@@ -115,7 +115,8 @@ class MkisofsImage:
     the ISO; the system area knobs are attributes: ``isohybrid_mbr`` (a path or bytes:
     syslinux isohdpfx.bin or GRUB boot_hybrid.img), ``gpt_basdat``, ``appended_as_gpt``,
     ``partition_offset`` (2048-byte blocks), ``mbr_force_bootable``,
-    ``protective_msdos_label`` (grub-mkrescue's table), ``pad``.
+    ``protective_msdos_label`` (grub-mkrescue's table), ``efi_boot_part_image`` (the EFI
+    El Torito image as the GPT's ESP), ``pad``.
     """
 
     def __init__(self, filename: str | os.PathLike[str] | None = None, *,
@@ -132,6 +133,7 @@ class MkisofsImage:
         self.partition_offset = 0
         self.mbr_force_bootable = False
         self.protective_msdos_label = False
+        self.efi_boot_part_image = False
         self.pad = True
         self.sort_weight: dict[str, int] = {}
         self.volume_centiseconds: int | None = None
@@ -223,10 +225,9 @@ class MkisofsImage:
         self._planned = True
         iso, tree2, plan2 = self._plan_iso()
         files, next_free = self._place_files(iso.end_bytes)
-        isohybrid_table = self.isohybrid_mbr is not None and not self.appended_as_gpt
-        want_gpt = self.gpt_basdat or self.appended_as_gpt
-        if self.protective_msdos_label and not want_gpt:
-            isohybrid_table = False
+        isohybrid_table = (self.isohybrid_mbr is not None and not self.appended_as_gpt
+                           and not self.protective_msdos_label)
+        want_gpt = self.gpt_basdat or self.appended_as_gpt or self.efi_boot_part_image
         style = ("msdos-label" if self.protective_msdos_label and not want_gpt
                  else "isohybrid" if isohybrid_table else "protective" if want_gpt
                  else "plain" if self._appended else "none")
@@ -267,7 +268,8 @@ class MkisofsImage:
         boot_code, boot_lba = self._boot_code()
         marked = tuple(self._marked_efi_extents()) if isohybrid_table else ()
         req = SystemAreaRequest(device_size, iso_start, iso_end, boot_code, style, want_gpt, marked,
-                                appended, self.mbr_force_bootable, identity.u32("MBR disk signature"), gap)
+                                appended, self.mbr_force_bootable, identity.u32("MBR disk signature"), gap,
+                                self._efi_boot_image() if self.efi_boot_part_image else None)
         made = build_mbr(req)
         mbr = made.to_bytes() if made is not None else None
         gpt, gpt_layout = build_gpt(req, identity) if want_gpt else (None, None)
@@ -382,6 +384,17 @@ class MkisofsImage:
                 checksum = struct.pack("<I", boot_info_checksum(image))
                 out.append((located.device_offset + BOOT_INFO_CHECKSUM_OFFSET, checksum))
         return tuple(out)
+
+    def _efi_boot_image(self) -> tuple[int, int]:
+        """-efi-boot-part --efi-boot-image: the extent of the first EFI El Torito image."""
+        spec = next((b for b in self._boot if b.platform == "efi" and b.path), None)
+        if spec is None or spec.path is None:
+            raise InvalidInputError("-efi-boot-part --efi-boot-image: needs an EFI El Torito image of the tree "
+                                    "(-e FILE or --efi-boot FILE)")
+        located = self.iso.lookup(spec.path)
+        if located.device_offset is None:
+            raise InvalidInputError(f"-efi-boot-part --efi-boot-image: {spec.path} is empty")
+        return located.device_offset, located.size_bytes
 
     def _marked_efi_extents(self) -> list[tuple[int, int]]:
         """Boot images (files) marked -isohybrid-gpt-basdat, whatever their platform, as

@@ -81,6 +81,7 @@ class MkisofsOptions:
     appended_as_gpt: bool = False
     mbr_force_bootable: bool = False
     protective_msdos_label: bool = False
+    efi_boot_part_image: bool = False   # -efi-boot-part --efi-boot-image
     excludes: list[str] = field(default_factory=list)
     hide: list[str] = field(default_factory=list)
     hide_joliet: list[str] = field(default_factory=list)
@@ -196,6 +197,13 @@ def _info_table(o: MkisofsOptions, v: list[str], option: str) -> None:
     _current(o, option).boot_info_table = True
 
 
+def _efi_boot_part(o: MkisofsOptions, v: list[str], option: str) -> None:
+    if v[0] != "--efi-boot-image":
+        raise UsageError(f"{option} {v[0]}: only --efi-boot-image (the -e image as the GPT's ESP) is supported; "
+                         "append a file with -append_partition N C12A7328-F81F-11D2-BA4B-00A0C93EC93B FILE")
+    o.efi_boot_part_image = True
+
+
 def _grub2_boot_info(o: MkisofsOptions, v: list[str], option: str) -> None:
     _current(o, option).grub2_boot_info = True
 
@@ -286,6 +294,7 @@ OPTIONS: dict[str, tuple[int, Handler]] = {
     "--mbr-force-bootable": (0, _flag("mbr_force_bootable")),
     "--grub2-boot-info": (0, _grub2_boot_info),
     "--protective-msdos-label": (0, _flag("protective_msdos_label")),
+    "-efi-boot-part": (1, _efi_boot_part),
     "-graft-points": (0, _flag("graft_points")),
     "-m": (1, _adder("excludes")), "-exclude": (1, _adder("excludes")), "-x": (1, _adder("excludes")),
     "-hide": (1, _adder("hide")), "-hide-joliet": (1, _adder("hide_joliet")),

@@ -21,7 +21,9 @@ the options (as ``xorriso -report_system_area plain`` names them):
 ``GPT`` (``-isohybrid-gpt-basdat`` or ``-appended_part_as_gpt``)
     512-byte blocks, 248 entries at LBA 2..63, first usable LBA 64; a "basic data"
     partition over the ISO (attributes: read-only, required), the appended ones, and
-    "Gap1" over the padding after them.
+    "Gap1" over the padding after them; with ``-efi-boot-part --efi-boot-image``
+    (grub-mkrescue) instead "Gap0", the EFI El Torito image as "EFI boot partition" and
+    "Gap1", which tile the ISO.
 
 One choice differs from xorriso, on purpose: xorriso's GPT partition over the ISO starts
 at LBA 0 without ``-partition_offset`` (overlapping the GPT itself, so sgdisk and parted
@@ -91,6 +93,7 @@ class SystemAreaRequest:
     force_bootable: bool
     disk_signature: int
     gap: tuple[int, int] | None = None  # the padding after appended partitions: (offset, size)
+    efi_image: tuple[int, int] | None = None    # -efi-boot-part --efi-boot-image: (offset, size)
 
 
 def _chs(lba: int) -> bytes:
@@ -174,8 +177,11 @@ def build_gpt(req: SystemAreaRequest, identity: BuildIdentity) -> tuple[GPT, GPT
     gpt = GPT(block_size=512, entry_count=GPT_ENTRY_COUNT, alignment_bytes=512)
     iso_first = max(req.iso_start, GPT_FIRST_USABLE_LBA * 512)
     iso_end = req.iso_end if req.appended else req.device_size_bytes - GPT_BACKUP_BYTES
-    gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, iso_end - iso_first, device_offset=iso_first,
-                      name="ISOHybrid" if req.style == "isohybrid" else "ISO9660", attributes=GPT_ATTR_ISO)
+    if req.efi_image is not None:
+        _efi_image_partitions(gpt, iso_first, iso_end, req.efi_image)
+    else:
+        gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, iso_end - iso_first, device_offset=iso_first,
+                          name="ISOHybrid" if req.style == "isohybrid" else "ISO9660", attributes=GPT_ATTR_ISO)
     for part in sorted(req.appended, key=lambda p: p.number):
         gpt.add_partition(part.type_guid, part.size_bytes, device_offset=part.device_offset,
                           name=f"Appended{part.number}")
@@ -187,6 +193,21 @@ def build_gpt(req: SystemAreaRequest, identity: BuildIdentity) -> tuple[GPT, GPT
                         backup_header_offset=size - 512, backup_entries_offset=size - GPT_BACKUP_BYTES,
                         first_usable_lba=GPT_FIRST_USABLE_LBA, last_usable_lba=(size - GPT_BACKUP_BYTES) // 512 - 1)
     return gpt, layout
+
+
+def _efi_image_partitions(gpt: GPT, first: int, end: int, efi: tuple[int, int]) -> None:
+    """grub-mkrescue's GPT (-efi-boot-part --efi-boot-image): the EFI El Torito image, a
+    file inside the ISO, as "EFI boot partition" of the ESP type, and "Gap0"/"Gap1" of
+    basic data over the rest of the ISO before and after it, so that nothing overlaps."""
+    offset, size = efi
+    size = -(-size // 512) * 512
+    if offset > first:
+        gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, offset - first, device_offset=first, name="Gap0",
+                          attributes=GPT_ATTR_ISO)
+    gpt.add_partition(GPT_TYPE_ESP, size, device_offset=offset, name="EFI boot partition", attributes=GPT_ATTR_ISO)
+    if end > offset + size:
+        gpt.add_partition(GPT_TYPE_MS_BASIC_DATA, end - offset - size, device_offset=offset + size, name="Gap1",
+                          attributes=GPT_ATTR_ISO)
 
 
 def partition_types(mbr_type: int | None, type_guid: uuid.UUID | None) -> tuple[int, uuid.UUID]:
