@@ -201,7 +201,7 @@ def _read(image: Image) -> Source:
         _plain_names(image.view("iso9660"), entries)
     has_joliet = "joliet" in views
     if has_joliet and primary_kind != "joliet":
-        _match_joliet(image, primary, image.view("joliet"), entries, catalog_offset)
+        _match_joliet(image, primary, image.view("joliet"), entries, catalog_offset, [])
     _link_groups(entries)
     partitions = _partitions(image)
     hybrid, fat_label = _match_fat(image, entries, partitions)
@@ -274,19 +274,20 @@ def _data_of(image: Image, view: View, st: Stat) -> Any:
     return ExtentsData(image.file, st.extents, st.size, f"{image.name}:{st.path}")
 
 
-def _children_map(view: View) -> dict[str, list[Stat]]:
+def _children_map(view: View, walked: list[Stat] | None = None) -> dict[str, list[Stat]]:
+    """{directory path: its entries} of a view (``walked``: the view's walk, when made already)."""
     out: dict[str, list[Stat]] = {}
-    for st in view.walk():
+    for st in walked if walked is not None else view.walk():
         if st.path != "/":
             out.setdefault(st.path.rsplit("/", 1)[0] or "/", []).append(st)
     return out
 
 
 def _match_joliet(image: Image, primary: View, joliet: View, entries: dict[str, SourceEntry],
-                  catalog_offset: int | None) -> None:
+                  catalog_offset: int | None, catalog: list[Stat]) -> None:
     """Pair each Joliet entry with the primary entry it shows (see :class:`_Candidates`);
     mark what one tree alone has."""
-    p_children = _children_map(primary)
+    p_children = _children_map(primary, [e.stat for e in entries.values()] + catalog)
     j_children = _children_map(joliet)
     matched: set[str] = {""}
     # (primary directory or None for a Joliet-only one, Joliet directory, its name in the model)
