@@ -660,3 +660,44 @@ def test_a_large_directory_is_paired_in_linear_time(tmp_path):
     assert time.monotonic() - start < 30
     assert len(source.entries) == 10_001 and not any(e.hidden_from for e in source.entries.values())
     source.image.close()
+
+
+def esp_files(image: str, tmp_path, name: str) -> dict[str, str]:
+    """{path: sha256} of every file of the image's ESP, as mtools copies them out."""
+    import sysexport
+    with sysexport.open(image) as img:
+        esp = next(s for s in img.structures if s.kind == "partition" and "EFI System" in s.summary)
+    esp_img = cut(image, esp.offset, esp.size, tmp_path / f"{name}.esp")
+    dest = tmp_path / f"{name}.files"
+    dest.mkdir()
+    run(["mcopy", "-s", "-n", "-i", esp_img, "::/*", str(dest)], env_extra=MTOOLS_ENV)
+    return tree_digest(dest)
+
+
+def test_hybrid_keeps_what_each_file_system_held(tmp_path):
+    """A hybrid with files of the ESP only, of the ISO only and shared: the remaster's ESP
+    (mtools) and ISO (bsdtar) hold exactly what the source's did, the ESP's label too."""
+    need("mcopy")
+    src = str(tmp_path / "src.img")
+    h = ISO9660Hybrid(src, volume_label="THREEWAYS", esp_label="MYESP")
+    h.add(("file644", "both.txt", b"both\n"))
+    h.add(("file644", "EFI/BOOT/only-esp.txt", b"esp\n", {"hybrid_target": "esp"}))
+    h.add(("file644", "only-iso.bin", random.Random(2).randbytes(5000), {"hybrid_target": "iso"}))
+    h.add(("sym", "link", b"both.txt"))
+    h.finish()
+    dest = str(tmp_path / "out.img")
+    ISO9660Hybrid.from_image(src, dest).finish()
+    check_hybrid(dest, tmp_path)
+    assert esp_files(dest, tmp_path, "new") == esp_files(src, tmp_path, "old")
+    assert set(esp_files(dest, tmp_path, "again")) == {"both.txt", "EFI/BOOT/only-esp.txt"}
+    (tmp_path / "x").mkdir()
+    same_files(src, dest, tmp_path / "x")
+    assert set(extract(dest, str(tmp_path / "iso"))) == {"both.txt", "only-iso.bin"}
+    assert "MYESP" in out(["blkid", "-p", "-o", "export", cut(dest, *_esp_range(dest), tmp_path / "e.img")])
+
+
+def _esp_range(image: str) -> tuple[int, int]:
+    import sysexport
+    with sysexport.open(image) as img:
+        esp = next(s for s in img.structures if s.kind == "partition" and "EFI System" in s.summary)
+    return esp.offset, esp.size
