@@ -186,6 +186,9 @@ def load_hybrid(hybrid: Any, source: Source, *, namespaces: bool = True) -> list
     entries (an EFI entry that named the ESP names the new ESP).  Boot code and partitions
     are the caller's (:mod:`.boot`).  Returns notes on what could not be kept."""
     notes = set_volume(hybrid.iso, source)
+    when = source.volume_time()
+    if when is not None:
+        hybrid.default_time = when[0]       # the ESP's too: its serial then derives from the content
     if source.fat_label is not None:
         try:
             hybrid.esp_label = source.fat_label
