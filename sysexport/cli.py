@@ -1,8 +1,9 @@
 """The ``sysexport`` command: build, live, initramfs, inspect, ls, cat, extract, verify, export.
 
-``sysexport build [SRC_DIR] -o OUT`` writes a hybrid ISO9660 + GPT/ESP image of SRC_DIR
-(the bundled demo tree when SRC_DIR is omitted); ``live`` a hybrid that boots a Linux
-kernel with GRUB.  :data:`COMMANDS` is the one table of subcommands: each row names the
+``sysexport build [DIR[:DEST]...] -o OUT`` writes a hybrid ISO9660 + GPT/ESP image of the
+DIRs (the bundled demo tree, :data:`DEFAULT_TREE`, when none is given); ``live`` a hybrid
+that boots Linux with GRUB.  Their shared options (sources, globs, owners, identifiers,
+El Torito, the MBR; live's menu) are in :mod:`sysexport.buildcli`.  :data:`COMMANDS` is the one table of subcommands: each row names the
 commands and the function that adds their parsers (here, in :mod:`sysexport.cpio.cli` and
 in :mod:`sysexport.image.commands`), imported normally, so a command cannot go missing silently.
 The user's view is in docs/guide.md; the layout in docs/architecture.md.
