@@ -19,9 +19,10 @@ Hard links (:class:`LinkTable`): the first name of a file carries its data and i
 remembered with the number of names still to come (its ``nlink`` less one); each later
 name is written with size 0 and the same inode number, and the file is forgotten after its
 last name.  The table holds at most ``capacity`` files; when a new one would exceed it, the
-oldest is forgotten, and a later name of a forgotten file is written as a separate copy
-(its own inode number, its data, nlink 1): more bytes, never wrong bytes (GNU cpio, bsdtar
-and the kernel all extract it as a file with its content).
+oldest is forgotten.  A later name of a forgotten file (or a name past the file's ``nlink``)
+is written as a separate copy: its own inode number and its data, later names linking to
+that copy.  More bytes, never wrong bytes: GNU cpio, bsdtar and the kernel extract it as a
+file with its content (tests/test_cpio_stream.py).
 """
 from __future__ import annotations
 
