@@ -26,7 +26,7 @@ from ..errors import InvalidInputError, SysExportError
 
 GATHER_BYTES = 1 << 20
 """Small writes (headers, short files) are gathered into writes of about this size."""
-PIPELINE_CHUNKS = 4
+PIPELINE_CHUNKS = 2
 """Gathered chunks waiting for the compressing thread, at most (a few MiB in flight)."""
 GZIP_LEVEL = 6
 """gzip's own default level."""
