@@ -176,11 +176,14 @@ class ISO9660Hybrid(Lifecycle):
         self.summary: HybridSummary | None = None
         self._efi_entry: int | None = None         # index of the El Torito EFI entry naming the ESP
         self._contributions: list[tuple[BootContribution, tuple[int, ...]]] = []
-        # The files stored once for both: (ESP node, ISO node) by id of the ESP node, in the
-        # order added (a dict, so that remove() forgets one at once); the ISO nodes' ids
-        # lead to their key.  Read as the lists _shared_fat and _shared_iso.
-        self._shared: dict[int, tuple[Node, Node]] = {}
-        self._shared_key: dict[int, int] = {}
+        # The files stored once for both, in the order added: the ESP node and the ISO node
+        # at the same position of two lists (16 bytes a file; a dict of pairs took 100).
+        # remove() blanks a pair (None); the index from either node's id to its position
+        # is built by the first removal only (see _drop_shared).  Read by _shared_pairs().
+        self._shared_fat: list[Node | None] = []
+        self._shared_iso: list[Node | None] = []
+        self._shared_index: dict[int, int] | None = None
+        self._shared_count = 0
         self._files = 0
         self.total_data_bytes = 0
         self._iso_only_added = False                # an entry went to the ISO alone (see add())
@@ -369,8 +372,7 @@ class ISO9660Hybrid(Lifecycle):
             shared = target == "both" and is_file and info.size > 0
             iso_node = self.iso.add(info, placed_later=shared)
             if shared and fat_node is not None:
-                self._shared[id(fat_node)] = (fat_node, iso_node)
-                self._shared_key[id(iso_node)] = id(fat_node)
+                self._add_shared(fat_node, iso_node)
         if not is_dir:
             self._files += 1
         if is_file:
@@ -557,22 +559,39 @@ class ISO9660Hybrid(Lifecycle):
             raise InvalidInputError(f"{call}: {name} is not in the image")
         return iso_node, fat_node
 
+    def _add_shared(self, fat_node: Node, iso_node: Node) -> None:
+        """Record a file stored once for both file systems (its ESP and ISO nodes)."""
+        index = self._shared_index
+        if index is not None:
+            index[id(fat_node)] = index[id(iso_node)] = len(self._shared_fat)
+        self._shared_fat.append(fat_node)
+        self._shared_iso.append(iso_node)
+        self._shared_count += 1
+
     def _drop_shared(self, gone: set[int]) -> None:
         """Forget the shared files whose ESP or ISO node is in ``gone`` (node ids)."""
+        index = self._shared_index
+        if index is None:
+            index = self._shared_index = {}
+            for i, (f, n) in enumerate(zip(self._shared_fat, self._shared_iso)):
+                if f is not None and n is not None:
+                    index[id(f)] = index[id(n)] = i
         for key in gone:
-            pair = self._shared.pop(self._shared_key.get(key, key), None)
-            if pair is not None:
-                self._shared_key.pop(id(pair[1]), None)
+            i = index.pop(key, -1)
+            if i < 0:
+                continue
+            fat_node, iso_node = self._shared_fat[i], self._shared_iso[i]
+            if fat_node is not None and iso_node is not None:
+                index.pop(id(fat_node), None)
+                index.pop(id(iso_node), None)
+                self._shared_fat[i] = self._shared_iso[i] = None
+                self._shared_count -= 1
 
-    @property
-    def _shared_fat(self) -> list[Node]:
-        """The ESP nodes of the shared files, in the order added."""
-        return [f for f, _ in self._shared.values()]
-
-    @property
-    def _shared_iso(self) -> list[Node]:
-        """The ISO nodes of the shared files, beside :attr:`_shared_fat`."""
-        return [i for _, i in self._shared.values()]
+    def _shared_pairs(self) -> Iterator[tuple[Node, Node]]:
+        """(ESP node, ISO node) of every shared file, in the order added."""
+        for fat_node, iso_node in zip(self._shared_fat, self._shared_iso):
+            if fat_node is not None and iso_node is not None:
+                yield fat_node, iso_node
 
     def add_partition(self, type_guid: uuid.UUID | str, size_bytes: int | None = None, *, name: str = "",
                       unique_guid: uuid.UUID | str | None = None, attributes: int = 0,
@@ -648,8 +667,8 @@ class ISO9660Hybrid(Lifecycle):
             image_size_bytes=device_size, iso_metadata_end=iso.end_bytes, esp_offset=esp_offset,
             esp_size_bytes=esp_size, fat_type=esp.fat_type,
             partitions=[(p.name, p.device_offset, p.size_bytes) for p in gpt4k.partitions],
-            file_count=self._files, shared_file_count=len(self._shared_fat),
-            data_bytes=sum(n.info.size for n in self._shared_fat), **self._labels())
+            file_count=self._files, shared_file_count=self._shared_count,
+            data_bytes=sum(n.info.size for n, _ in self._shared_pairs()), **self._labels())
         self.summary = summary
         return HybridPlan(device_size, iso, esp, gpt4k, gpt512, boot_code, bool(self.mbr_bootable), pieces,
                           summary)
@@ -726,7 +745,7 @@ class ISO9660Hybrid(Lifecycle):
         node = self.iso.tree.find(to_fileinfo({"name": path, "mode": 0o40755}).name)
         if node is None or not node.info.is_file:
             raise InvalidInputError(f"boot contribution: {path} is not a file of the image")
-        for fat_node, iso_node in zip(self._shared_fat, self._shared_iso):
+        for fat_node, iso_node in self._shared_pairs():
             if iso_node is node:
                 return esp.device_offset_of(fat_node), node.info.size
         located = self.iso.lookup(path)
@@ -756,7 +775,7 @@ class ISO9660Hybrid(Lifecycle):
         """(ISO node, device offset) of every shared file: where the FAT put its bytes.
         A hard-link group is placed once (its members share one ISO payload)."""
         placed: set[tuple[int, int]] = set()
-        for fat_node, iso_node in zip(self._shared_fat, self._shared_iso):
+        for fat_node, iso_node in self._shared_pairs():
             info = fat_node.info
             offset = esp.device_offset_of(fat_node)
             if offset is None or offset % SHARED_FILE_ALIGN:
@@ -839,19 +858,22 @@ class ISO9660Hybrid(Lifecycle):
         """
         failure: list[BaseException] = []
         context = contextvars.copy_context()        # the progress callback lives in a ContextVar
+        done = threading.Event()
 
         def write_esp() -> None:
             try:
                 context.run(self.esp.write, fd, plan.esp)
             except BaseException as e:              # re-raised in the calling thread
                 failure.append(e)
+            finally:
+                done.set()
 
         worker = threading.Thread(target=write_esp, name="sysexport-esp-write")
         worker.start()
         try:
             self.iso.write(fd, plan.iso)
         finally:
-            _join_uninterrupted(worker)
+            _join_uninterrupted(worker, done)
         if failure:
             raise failure[0]
 
@@ -927,15 +949,23 @@ def validate_mbr_boot_code(value: object) -> bytes | str | os.PathLike[str] | No
                             f"found {type(value).__name__}")
 
 
-def _join_uninterrupted(worker: threading.Thread) -> None:
-    """Wait for ``worker`` even through Ctrl-C: the output's descriptor must stay open
-    until the thread writing into it is done; the interrupt is raised afterwards."""
-    interrupted: KeyboardInterrupt | None = None
-    while worker.is_alive():
+def _join_uninterrupted(worker: threading.Thread, done: threading.Event) -> None:
+    """Wait for ``worker`` even through Ctrl-C or any exception a signal handler raises
+    (a SIGTERM handler calling sys.exit()): the output's descriptor must stay open until
+    the thread writing into it is done; the first interruption is raised afterwards.
+
+    The thread sets ``done`` as its last act.  Its ``is_alive()`` is no proof: a join
+    interrupted by a signal handler's exception marks a running thread stopped
+    (CPython issue 90882; seen here with Python 3.11), and the descriptor would close
+    under it."""
+    interrupted: BaseException | None = None
+    while True:
         try:
+            done.wait()
             worker.join()
-        except KeyboardInterrupt as e:
-            interrupted = e
+            break
+        except BaseException as e:
+            interrupted = interrupted or e
     if interrupted is not None:
         raise interrupted
 
