@@ -374,6 +374,9 @@ def test_cli_add_remove_replace_relabel(sources, tmp_path):
         assert (tmp_path / kind / "new" / "extra/a.txt").read_text() == "overlaid\n"
         assert descriptor(dest)["Volume id"] == "RELABELED"
         assert eltorito(dest) == eltorito(src)
+        if kind == "hybrid":
+            esp = cut(dest, *_esp_range(dest), tmp_path / f"{kind}.esp")
+            assert "LABEL=RELABELED" in out(["blkid", "-p", "-o", "export", esp])
 
 
 def test_api_rename_and_remove(sources, tmp_path):

@@ -90,6 +90,8 @@ class RemasteredISO9660(ISO9660):
     """{El Torito entry index: source partition number} of entries that name a partition."""
 
     def plan(self, reserve_after_descriptors: int = 0) -> ISOPlan:
+        """ISO9660.plan(), with GRUB's grub2-boot-info re-patched and the source's volume
+        date centiseconds (unless ``default_time`` changed)."""
         from .boot import patch_grub2_boot_info
         plan = super().plan(reserve_after_descriptors)
         source = self.remaster_source
@@ -100,6 +102,7 @@ class RemasteredISO9660(ISO9660):
         return dataclasses.replace(plan, centiseconds=cs) if cs is not None else plan
 
     def finish(self) -> ISOPlan:
+        """Plan, place and write the ISO with the source's system area anew (:mod:`.isoarea`)."""
         source = self.remaster_source
         if source is None:
             return super().finish()
@@ -115,6 +118,8 @@ class RemasteredHybrid(ISO9660Hybrid):
     remaster_notes: list[str]
 
     def plan(self) -> HybridPlan:
+        """ISO9660Hybrid.plan(), with the ISO part's grub2-boot-info and centiseconds as
+        :meth:`RemasteredISO9660.plan` makes them."""
         from .boot import patch_grub2_boot_info
         plan = super().plan()
         source = self.remaster_source

@@ -61,6 +61,7 @@ def mbr_bootable(source: Source) -> bool:
 
 
 def isohybrid_kind(code: bytes) -> str | None:
+    """"syslinux", "grub2" or None (:func:`sysexport.boot.isohybrid.detect_isohybrid_mbr`)."""
     from ..boot.isohybrid import detect_isohybrid_mbr
     return detect_isohybrid_mbr(code)
 

@@ -46,6 +46,8 @@ def _tree(spec: str) -> tuple[str, str]:
 
 
 def cmd_remaster(args: argparse.Namespace) -> int:
+    """Read SRC, apply the changes to its model (each checked), load it into the writer of
+    the chosen format, write OUT; the source is closed in every case."""
     from ..cli import input_file
     from ..hybrid import ISO9660Hybrid
     from ..iso9660.writer import ISO9660
@@ -66,6 +68,8 @@ def cmd_remaster(args: argparse.Namespace) -> int:
         writer = cls.from_image(source, target.get("filename") or target.get("filehandle"))
         if args.label:
             writer.volume_label = args.label
+            if fmt == "hybrid":
+                writer.esp_label = None         # the ESP's label follows the new one
         total = sum(e.stat.size for e in source.entries.values() if e.is_file)
         with progress_for(args, total, "writing"):
             writer.finish()

@@ -28,7 +28,7 @@ import stat as _stat
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from ..errors import InvalidImageError, InvalidInputError, SysExportError
+from ..errors import InvalidImageError, InvalidInputError
 from ..image import Image
 from ..image import open as open_image
 from ..image.view import Stat, View
@@ -164,12 +164,6 @@ class Source:
                 except (ValueError, OverflowError):
                     continue
                 return float(seconds), int(digits[14:16])
-        return None
-
-    def partition_holding(self, device_offset: int) -> SourcePartition | None:
-        for p in self.partitions:
-            if p.device_offset == device_offset:
-                return p
         return None
 
 
@@ -352,6 +346,7 @@ class _Candidates:
                 (c.type == j.type or (j.is_file and c.type not in ("dir", "file")))]
 
     def take(self, j: Stat) -> Stat | None:
+        """The primary entry ``j`` shows, now paired (None: ``j`` is in Joliet only)."""
         found: Stat | None = None
         if j.is_file and j.extents and j.size:
             same = [c for c in self.by_extent.get(j.extents[0][0], []) if id(c) not in self.taken]
@@ -540,5 +535,4 @@ def mode_of(st: Stat) -> int:
     return kind | (0o555 if st.type == "dir" else 0o444)
 
 
-__all__ = ["Source", "SourceEntry", "SourceBootEntry", "SourcePartition", "read_source", "mode_of",
-           "SysExportError"]
+__all__ = ["Source", "SourceEntry", "SourceBootEntry", "SourcePartition", "read_source", "mode_of"]
