@@ -748,3 +748,22 @@ def test_a_file_of_more_than_4_gib(tmp_path):
         p = subprocess.run(f"bsdtar -xOf {dest} big.bin | tail -c 4", shell=True, capture_output=True)
         assert p.stdout == b"tail"
         os.unlink(dest)
+
+
+def test_bad_tree_and_boot_image_changes(sources, tmp_path):
+    """Removing a boot image the catalog names, and a tree whose file stands where the
+    image has a directory: one error line each, naming the path, and no output."""
+    if "isohybrid" not in sources:
+        pytest.skip("isolinux is not installed")
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "sub").write_text("a file where the image has a directory\n")
+    for src, args, message in (
+            (sources["isohybrid"], ["--remove", "isolinux"], "El Torito catalog entry 0 boots from isolinux/isolinux.bin"),
+            (sources["xorriso"], ["--add-tree", str(clash)], "sub is a directory in"),
+            (sources["xorriso"], ["--add-tree", str(tmp_path / "missing")], "not a directory")):
+        dest = tmp_path / "out.iso"
+        p = subprocess.run([sys.executable, "-m", "sysexport", "remaster", src, "-o", str(dest)] + args,
+                           capture_output=True, text=True)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
+        assert not dest.exists()
