@@ -9,6 +9,11 @@ own fed through a bounded queue (:data:`PIPELINE_CHUNKS` chunks): zlib, liblzma 
 release the GIL while they compress, so headers are built and files read on one core while
 the other compresses.  An error of the compressing thread (a full disk) is raised in the
 writer's thread at its next write or at :meth:`Sink.close`.
+
+The compressor writes through a :class:`_Gate` that :class:`CompressSink` shuts when it
+stops (finished, failed or aborted) and before its caller may close the descriptor: a
+compressor left unfinished after an error would otherwise write its last block and trailer
+when it is garbage collected, into whatever file has taken the descriptor's number since.
 """
 from __future__ import annotations
 
@@ -215,32 +220,68 @@ class StreamSink(Sink):
         self.fileobj.write(data)
 
 
+class _Gate:
+    """The compressor's file object: writes go on to ``fileobj`` until :meth:`shut`, then
+    are dropped.  A write in progress finishes before :meth:`shut` returns (one lock), so
+    once it has returned nothing reaches ``fileobj`` again, from any thread."""
+
+    def __init__(self, fileobj: IO[bytes] | FdWriter) -> None:
+        self._fileobj = fileobj
+        self._lock = threading.Lock()
+        self.open = True
+
+    def write(self, data: bytes) -> int:
+        with self._lock:
+            if self.open:
+                self._fileobj.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self.open:
+                self._fileobj.flush()
+
+    def shut(self) -> None:
+        with self._lock:
+            self.open = False
+
+
 class CompressSink(Sink):
     """Compressed into ``fileobj`` by a second thread (see the module docstring)."""
 
     def __init__(self, compress: str, fileobj: IO[bytes] | FdWriter) -> None:
         super().__init__()
         self.fileobj = fileobj
-        self._comp, self._end = compressor(compress, fileobj)
+        self._gate = _Gate(fileobj)
+        self._comp, self._end = compressor(compress, cast(IO[bytes], self._gate))
         self._queue: queue.Queue[bytes | None] = queue.Queue(PIPELINE_CHUNKS)
         self._error: BaseException | None = None
+        self._orphaned = False          # aborted from the thread itself (a collection there)
         self._thread = threading.Thread(target=self._run, name="sysexport-cpio-compress", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        q = self._queue
+        q, gate = self._queue, self._gate
         try:
-            while True:
+            while not self._orphaned:
                 chunk = q.get()
                 if chunk is None:
                     break
-                self._comp.write(chunk)
+                if gate.open:               # shut by abort(): the rest is not compressed
+                    self._comp.write(chunk)
             self._end()
-            self.fileobj.flush()
+            gate.flush()
         except BaseException as e:      # handed to the writer's thread
             self._error = e
+            gate.shut()                 # the unfinished compressor never writes again...
+            try:
+                self._end()             # ...not even its trailer when it is collected
+            except Exception:
+                pass
             while q.get() is not None:  # keep the writer from blocking on a full queue
                 pass
+        finally:
+            gate.shut()
 
     def _emit(self, data: bytes) -> None:
         if self._error is not None:
@@ -254,13 +295,19 @@ class CompressSink(Sink):
             raise self._error
 
     def abort(self) -> None:
+        """Stop: the gate is shut first (nothing more reaches the output, whatever the
+        thread is doing), then the thread is told to end and joined."""
         super().abort()
+        self._gate.shut()
         self._stop()
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
+        if self._thread is threading.current_thread():
+            self._orphaned = True       # cannot join itself: it ends at its next chunk
+        elif self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        self._gate.shut()
 
 
 __all__ = ["Sink", "FdSink", "FdWriter", "StreamSink", "CompressSink", "compressor", "zstd_module", "GATHER_BYTES",

@@ -103,7 +103,7 @@ class CPIO(Lifecycle):
         self._failed = ""
         self._last_plan: CPIOPlan | None = None
         self._preload: Preload | None = None
-        self._finalizer: weakref.finalize[[Output], CPIO] | None = None
+        self._finalizer: weakref.finalize[[Output, list[Sink]], CPIO] | None = None
 
     # ---------------------------------------------------------------- attributes
 
@@ -372,13 +372,15 @@ class CPIO(Lifecycle):
         out = Output(filename=self.filename, filehandle=self.filehandle, sequential=True)
         out.__enter__()
         self._out = out
-        self._finalizer = weakref.finalize(self, _abandon, out)
+        sinks: list[Sink] = []          # stopped by _abandon before the output is closed
+        self._finalizer = weakref.finalize(self, _abandon, out, sinks)
         if self.compress is not None:
             self._sink = CompressSink(self.compress, FdWriter(out.fd))
         else:
             # Holes only in a fresh file of ours; anything else (a caller's file from its
             # position, a device, a pipe) gets every byte in order, so nothing old shows.
             self._sink = FdSink(out.fd, sparse=out.fresh)
+        sinks.append(self._sink)
         return self._sink
 
     def _fail(self, exc: BaseException) -> None:
@@ -507,9 +509,14 @@ def _entry_of_row(row: tuple[Any, ...]) -> CPIOEntry:
     return new_entry(CPIOEntry, row)
 
 
-def _abandon(out: Output) -> None:
-    """A writer dropped before finish(): its temporary output goes."""
-    out._close_all(success=False)
+def _abandon(out: Output, sinks: list[Sink]) -> None:
+    """A writer dropped before finish(): its compressing thread is stopped (it may still
+    hold queued chunks for the descriptor), then its temporary output goes."""
+    try:
+        for sink in sinks:
+            sink.abort()
+    finally:
+        out._close_all(success=False)
 
 
 __all__ = ["CPIO", "CPIOPlan", "CPIOEntry", "COMPRESSIONS", "GZIP_LEVEL", "XZ_PRESET", "ZSTD_LEVEL",
