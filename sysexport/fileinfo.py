@@ -188,6 +188,12 @@ class FileInfo:
             return _PendingExtra(self)
         return d
 
+    def extra_value(self, key: str) -> object:
+        """``extra.get(key)`` without making the empty mapping (the hot paths ask of every
+        file whether it carries a key that almost none carries)."""
+        d = self._extra
+        return None if d is None else d.get(key)
+
     def visible_in(self, namespace: str) -> bool:
         """False when ``hidden_from`` names ``namespace`` (one of :data:`NAMESPACES`)."""
         return namespace not in self.hidden_from

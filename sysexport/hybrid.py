@@ -355,9 +355,10 @@ class ISO9660Hybrid(Lifecycle):
             raise InvalidInputError(f"{where}: {info.size} bytes is more than FAT can hold (4 GiB - 1); "
                                     "mark it hybrid_target='iso' to store it in the ISO only")
         fat_node = None
+        shared = target == "both" and is_file and info.size > 0
         if target in ("both", "iso"):
             # What the ISO would refuse, refused before the ESP records anything.
-            self.iso.check_entry(info, placed_later=target == "both" and is_file and info.size > 0)
+            self.iso.check_entry(info, placed_later=shared or bool(info.extra_value("placed_later")))
             if target == "both" and self._iso_only_added:
                 self._check_iso_tree_takes(info, where)
             elif target == "iso":
@@ -369,8 +370,7 @@ class ISO9660Hybrid(Lifecycle):
                 info.device_align = SHARED_FILE_ALIGN
             fat_node = self.esp.add(info)
         if target in ("both", "iso"):
-            shared = target == "both" and is_file and info.size > 0
-            iso_node = self.iso.add(info, placed_later=shared)
+            iso_node = self.iso.add_checked(info, shared or bool(info.extra_value("placed_later")))
             if shared and fat_node is not None:
                 self._add_shared(fat_node, iso_node)
         if not is_dir:

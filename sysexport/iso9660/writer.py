@@ -458,8 +458,15 @@ class ISO9660(Lifecycle):
         """
         self._require_open("add()")
         info = to_fileinfo(spec, EXTRA_KEYS)
-        placed_later = placed_later or bool(info.extra.get("placed_later"))
+        placed_later = placed_later or bool(info.extra_value("placed_later"))
         self.check_entry(info, placed_later)
+        return self.add_checked(info, placed_later)
+
+    def add_checked(self, info: FileInfo, placed_later: bool) -> Node:
+        """:meth:`add` of a FileInfo that :meth:`check_entry` accepted with the same
+        ``placed_later``: a coordinator that checked it before adding it elsewhere (the
+        hybrid) does not pay for the checks twice."""
+        self._require_open("add()")
         node = self.tree.add(info)
         # No per-entry state until plan(); a shared marker records "placed later".
         node.w = _lay.PLACED_LATER if placed_later else None
@@ -821,7 +828,7 @@ class ISO9660(Lifecycle):
             if info.is_file:
                 key = info.link_key
                 p = by_key.get(key) if key is not None else None
-                later = later or bool(info.extra.get("placed_later"))
+                later = later or bool(info.extra_value("placed_later"))
                 if p is None:
                     p = Payload(info, info.size, placed_later=later and info.size > 0,
                                 fixed=info.device_offset is not None, inode=inode)

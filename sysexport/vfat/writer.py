@@ -207,8 +207,14 @@ class VFATPlan:
                          -(-size // g.cluster_size), False)
 
     def device_offset_of(self, node: Node) -> int | None:
-        """Device offset of a planned file's first byte (None when empty)."""
-        return self.placement(node).device_offset
+        """Device offset of a planned file's first byte (None when empty): placement()'s
+        ``device_offset``, without making the Placement (a hybrid asks it of every file)."""
+        parent = node.parent
+        if node.children is not None or parent is None:
+            return self.placement(node).device_offset
+        pst = _dir_state(parent)
+        first = pst.firsts[bisect_left(pst.names, node.info.basename)]
+        return self.volume_offset + self.geometry.cluster_offset(first) if first else None
 
     def chains(self) -> Iterator[tuple[int, int, Node]]:
         """(first cluster, cluster count, node) of every used run, in allocation order."""
