@@ -78,10 +78,12 @@ def live(tmp_path_factory):
     image = str(d / "remastered.img")
     assert main(["remaster", source, "-o", image, "--replace", f"payload/s2049.bin={replacement}",
                  "--add-tree", f"{extra}:payload/added", "--label", "REMASTERED"]) == 0
+    iso_image = str(d / "remastered.iso")
+    assert main(["remaster", source, "-o", iso_image, "--format", "iso", "--label", "REMASTERED"]) == 0
     expected = sums_of(payload)
     expected["./s2049.bin"] = sha256_file(replacement)
     expected["./added/new.txt"] = sha256_file(extra / "new.txt")
-    return {"source": source, "image": image, "sums": expected, "dir": d}
+    return {"source": source, "image": image, "iso": iso_image, "sums": expected, "dir": d}
 
 
 def test_live_remaster_structure(live):
@@ -104,6 +106,32 @@ def test_live_remaster_structure(live):
                                            ("uefi-disk4k", ("efi", "hd0"))])
 def test_live_remaster_boots_five_ways(live, tmp_path, mode, expected):
     text = boot_firmware(mode, live["image"], str(tmp_path), expect=MARKER_LINE,
+                         deadline_s=90 if mode.startswith("bios") else 150)
+    assert boot_report(text) == expected
+
+
+def test_live_remastered_as_a_plain_iso_structure(live):
+    """sgdisk: the ESP and the BIOS boot partition after the ISO; the El Torito EFI entry
+    names the ESP's first block, the MBR's boot.img the BIOS boot partition's (xorriso)."""
+    image = live["iso"]
+    assert "No problems found" in out(["sgdisk", "-v", image])
+    parts = out(["sgdisk", "-p", image])
+    esp = int(re.search(r"^\s*\d+\s+(\d+)\s+\d+\s+\S+ \S+\s+EF00", parts, re.M).group(1))
+    bios = int(re.search(r"^\s*\d+\s+(\d+)\s+\d+\s+\S+ \S+\s+EF02", parts, re.M).group(1))
+    report = out(["xorriso", "-indev", image, "-report_el_torito", "plain"])
+    efi_lba = int(re.search(r"El Torito boot img :\s+2\s+UEFI.*\s(\d+)\s*$", report, re.M).group(1))
+    assert efi_lba * 4 == esp
+    with open(image, "rb") as f:
+        assert int.from_bytes(f.read(512)[0x5C:0x64], "little") == bios
+
+
+@pytest.mark.parametrize("mode,expected", [("bios-cd", ("pc", "cd")), ("bios-disk", ("pc", "hd0")),
+                                           ("uefi-cd", ("efi", "cd0")), ("uefi-disk", ("efi", "hd0"))])
+def test_live_remastered_as_a_plain_iso_boots(live, tmp_path, mode, expected):
+    """The live hybrid remastered as a plain ISO: the ESP and GRUB's BIOS boot partition
+    follow the ISO (the EFI entry and the MBR's boot.img name their new places), so it
+    still boots from CD and from disk."""
+    text = boot_firmware(mode, live["iso"], str(tmp_path), expect=MARKER_LINE,
                          deadline_s=90 if mode.startswith("bios") else 150)
     assert boot_report(text) == expected
 

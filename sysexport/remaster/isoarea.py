@@ -7,7 +7,9 @@ remaster writes them again for the new layout, as :func:`finish_with_system_area
 1. the ISO is planned and placed as ``ISO9660.finish()`` would (padding included);
 2. partitions that covered a file of the tree (grub-mkrescue's ``/efi.img`` as the EFI
    System Partition) cover that file's new extent; partitions that followed the ISO
-   (xorriso ``-append_partition``) follow it again, their bytes copied from the source;
+   (xorriso ``-append_partition``) follow it again, their bytes copied from the source, and
+   so does the ESP of a hybrid source when an El Torito entry boots it (a FAT volume is
+   position independent);
    a partition that started at 0 and covered the ISO (isohybrid's MBR partition 1) covers
    the new ISO; pieces of the ISO itself (xorriso's gap and HFS+ partitions) are left out;
 3. the MBR: the source's boot code, re-patched when it is an isohybrid code naming the El
@@ -30,7 +32,7 @@ from ..iso9660._structs import SECTOR_BYTES
 from ..output import Output
 from ..partition.gpt import GPT
 from ..partition.mbr import MBR, MBRPartition
-from .boot import _gpt_type, bios_boot_path, isohybrid_kind, mbr_bootable, mbr_code
+from .boot import _gpt_type, bios_boot_path, grub_core_partition, isohybrid_kind, mbr_bootable, mbr_code
 from .data import ExtentsData
 from .source import Source, SourcePartition
 
@@ -57,12 +59,13 @@ def _place(iso: RemasteredISO9660, source: Source, iso_size: int) -> tuple[list[
     """Every partition carried, with its new place; returns them and the device's end."""
     placed: list[Placed] = []
     end = iso_size
+    booted = set(getattr(iso, "remaster_boot_partitions", {}).values())
     for p in source.partitions:
         if p.role == "file" and p.path is not None:
             where = iso.lookup(p.path)
             if where.device_offset is not None:
                 placed.append(Placed(p, where.device_offset, align_up(where.size_bytes, 512)))
-        elif p.role == "extra":
+        elif p.role == "extra" or (p.role == "esp" and p.number in booted):
             offset = align_up(end, SECTOR_BYTES)
             data = ExtentsData(source.file, [(p.device_offset, p.size_bytes)], p.size_bytes,
                                f"{source.name}: partition {p.number}")
@@ -73,10 +76,24 @@ def _place(iso: RemasteredISO9660, source: Source, iso_size: int) -> tuple[list[
     return placed, end
 
 
-def _boot_code(iso: RemasteredISO9660, source: Source) -> bytes | None:
+def _boot_code(iso: RemasteredISO9660, source: Source, placed: list[Placed]) -> bytes | None:
+    """The MBR's boot code for the new layout: an isohybrid code naming the El Torito
+    image's new place, GRUB's boot.img naming its BIOS boot partition's (whose core is
+    patched to match), or the source's code as it was."""
     code = mbr_code(source)
     if code is None:
         return None
+    core_part = grub_core_partition(source, code)
+    item = next((i for i in placed if i.part is core_part), None)
+    if core_part is not None and item is not None:
+        from ..boot.grub import patch_bios_boot
+        from ..data import BytesData
+        from .boot import MAX_CORE_BYTES, _read_partition
+        patched, core = patch_bios_boot(code, _read_partition(source, core_part, MAX_CORE_BYTES), item.device_offset)
+        item.data = BytesData(core)
+        iso.remaster_notes.append(f"MBR: GRUB boot.img, re-patched for the BIOS boot partition at byte "
+                                  f"{item.device_offset}")
+        return patched
     kind = isohybrid_kind(code)
     path = bios_boot_path(source)
     if kind is not None and path is not None:
@@ -141,7 +158,7 @@ def finish_with_system_area(iso: RemasteredISO9660, source: Source) -> Any:
         boot_extents[index] = Extent(item.device_offset, item.size_bytes, f"partition {number}")
     if boot_extents:
         plan = iso.place(plan, boot_extents=boot_extents)
-    code = _boot_code(iso, source)
+    code = _boot_code(iso, source, placed)
     with_gpt = any(p.table.startswith("gpt") for p in source.partitions) and \
         any(item.part.table.startswith("gpt") for item in placed)
     device_size = align_up(end, 512) + (GPT_BACKUP_BYTES if with_gpt else 0)

@@ -150,7 +150,7 @@ def load_iso(iso: Any, source: Source, *, namespaces: bool = True) -> tuple[list
     roles = {p.number: p.role for p in source.partitions}
     for b in source.boot:
         args = boot_arguments(b, source)
-        if args is None and b.partition is not None and roles.get(b.partition) == "extra":
+        if args is None and b.partition is not None and roles.get(b.partition) in ("extra", "esp"):
             args = boot_arguments(_with_data(b, b"\0" * 2048), source)
             if args is not None:
                 del args["data"]
