@@ -77,6 +77,9 @@ def sources(tmp_path_factory):
         run(["xorriso", "-as", "mkisofs", "-R", "-J", "-V", "ISOHY", "-b", "isolinux/isolinux.bin",
              "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
              "-isohybrid-mbr", ISOHDPFX, "-o", images["isohybrid"], tree])
+        images["genisoimage-eltorito"] = str(d / "geni-eltorito.iso")
+        run(["genisoimage", "-R", "-J", "-V", "GENIBOOT", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
+             "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-o", images["genisoimage-eltorito"], tree])
         os.unlink(f"{tree}/isolinux/isolinux.bin")
     rescue = d / "rescue"
     os.makedirs(rescue / "boot/grub")
@@ -218,7 +221,7 @@ def check_pycdlib(image: str, joliet: bool) -> None:
         iso.close()
 
 
-SOURCES = ["xorriso", "genisoimage", "isohybrid", "grub-mkrescue", "hybrid"]
+SOURCES = ["xorriso", "genisoimage", "isohybrid", "genisoimage-eltorito", "grub-mkrescue", "hybrid"]
 
 
 @pytest.mark.parametrize("kind", SOURCES)
@@ -235,7 +238,7 @@ def test_unchanged_remaster_keeps_everything(sources, tmp_path, kind, cls):
     writer.finish()
     same_files(src, dest, tmp_path)
     new_list, old_list = listing(dest), listing(src)
-    if kind == "genisoimage" and "/sub/null" in old_list:
+    if kind.startswith("genisoimage") and "/sub/null" in old_list:
         # genisoimage's PN holds Linux's 32-bit dev_t in its low word, which xorriso reads as
         # (0, 1048579) and Linux and sysexport as (1, 3); the remaster writes (1, 3) in the
         # form every reader agrees on (DESIGN.md: the PN ambiguity).
