@@ -770,3 +770,43 @@ def test_bad_tree_and_boot_image_changes(sources, tmp_path):
                            capture_output=True, text=True)
         assert p.returncode == 1 and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
         assert not dest.exists()
+
+
+def test_host_files_added_do_not_touch_the_carried_ones(sources, tmp_path):
+    """from_image, then small host files added around the carried ones (add_tree, a file
+    replaced by remove and add): every carried file keeps its bytes in both file systems
+    (bsdtar, mtools).  VFAT's writer gathers small host files into one buffer whose gaps
+    would overwrite files written between them; a remaster's writers write host files on
+    their own."""
+    need("mcopy")
+    add = tmp_path / "add"
+    (add / "docs").mkdir(parents=True)
+    (add / "docs" / "added.txt").write_text("added\n")
+    (add / "a.txt").write_text("overlaid\n")
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"s" * 9000)
+    dest = str(tmp_path / "out.img")
+    h = ISO9660Hybrid.from_image(sources["hybrid"], dest)
+    h.add_tree(str(add), "extra")
+    h.remove("sub/big.bin")
+    h.add({"name": "sub/big.bin", "mode": 0o100644, "data_path": str(small)})
+    h.finish()
+    (tmp_path / "x").mkdir()
+    same_files(sources["hybrid"], dest, tmp_path / "x", changed=("sub/big.bin", "extra/a.txt", "extra/docs/added.txt"))
+    old_esp, new_esp = esp_files(sources["hybrid"], tmp_path, "old"), esp_files(dest, tmp_path, "new")
+    assert new_esp.pop("sub/big.bin") == sha256_file(small)
+    for name in ("extra/a.txt", "extra/docs/added.txt"):
+        new_esp.pop(name)
+    old_esp.pop("sub/big.bin")
+    assert new_esp == old_esp
+    fat = str(tmp_path / "fat.img")
+    v = VFAT.from_image(sources["hybrid"], fat)
+    v.add({"name": "aaa.txt", "mode": 0o100644, "data_path": str(small)})
+    v.add({"name": "zzz.txt", "mode": 0o100644, "data_path": str(small)})
+    v.finish()
+    got = tmp_path / "fatfiles"
+    got.mkdir()
+    run(["mcopy", "-s", "-n", "-i", fat, "::/*", str(got)], env_extra=MTOOLS_ENV)
+    files = tree_digest(got)
+    assert files.pop("aaa.txt") == files.pop("zzz.txt") == sha256_file(small)
+    assert files == esp_files(sources["hybrid"], tmp_path, "old2")

@@ -23,12 +23,14 @@ import stat as _stat
 from typing import IO, Any, BinaryIO
 
 from ..errors import InvalidInputError
+from ..fileinfo import FileInfo, to_fileinfo
 from ..hybrid import HybridPlan, ISO9660Hybrid
 from ..iso9660.writer import ISO9660, ISOPlan
 from ..vfat.writer import VFAT
 from .source import Source, read_source
 
 __all__ = ["iso_from_image", "hybrid_from_image", "vfat_from_image", "RemasteredISO9660", "RemasteredHybrid",
+           "RemasteredVFAT",
            "read_source", "Source"]
 
 Target = str | os.PathLike[str] | BinaryIO | None
@@ -110,12 +112,28 @@ class RemasteredISO9660(ISO9660):
         return finish_with_system_area(self, source)
 
 
+def _unbatched(info: FileInfo) -> FileInfo:
+    """``info`` with a host file's source wrapped (:class:`.data.HostFileData`): VFAT's
+    writer gathers small host files into one buffer whose zero gaps overwrite the source
+    image's files it writes between them; wrapped, each is written on its own."""
+    from ..data import PathData
+    from .data import HostFileData
+    if isinstance(info.source, PathData):
+        info.source = HostFileData(info.source)
+    return info
+
+
 class RemasteredHybrid(ISO9660Hybrid):
     """An :class:`~sysexport.hybrid.ISO9660Hybrid` made by :meth:`ISO9660Hybrid.from_image`:
-    it keeps the source's volume dates (centiseconds too) unless ``default_time`` changes."""
+    it keeps the source's volume dates (centiseconds too) unless ``default_time`` changes,
+    and writes host files added to it each on its own (see :func:`_unbatched`)."""
 
     remaster_source: Source | None = None
     remaster_notes: list[str]
+
+    def add(self, spec: Any, /, **overrides: Any) -> FileInfo:
+        """ISO9660Hybrid.add(), a host file's data written on its own."""
+        return super().add(_unbatched(to_fileinfo(spec, **overrides)))
 
     def plan(self) -> HybridPlan:
         """ISO9660Hybrid.plan(), with the ISO part's grub2-boot-info and centiseconds as
@@ -169,8 +187,17 @@ def hybrid_from_image(cls: type[ISO9660Hybrid], src: str | os.PathLike[str] | IO
     return hybrid
 
 
+class RemasteredVFAT(VFAT):
+    """A :class:`~sysexport.vfat.writer.VFAT` made by :meth:`VFAT.from_image`: host files
+    added to it are written each on its own (see :func:`_unbatched`)."""
+
+    def add(self, spec: Any) -> Any:
+        """VFAT.add(), a host file's data written on its own."""
+        return super().add(_unbatched(to_fileinfo(spec)))
+
+
 def vfat_from_image(cls: type[VFAT], src: str | os.PathLike[str] | IO[bytes], output: Target = None) -> VFAT:
     """A VFAT writer holding every entry of the FAT volume of ``src`` (a bare FAT image,
-    or the ESP of a disk image): long and short names, attributes, times, the label."""
+    or the ESP of a disk image): long names, attributes, times, the label."""
     from .fat import load_vfat
-    return load_vfat(cls, src, _target(output))
+    return load_vfat(RemasteredVFAT, src, _target(output))
