@@ -4,8 +4,9 @@
 DIRs (the bundled demo tree, :data:`DEFAULT_TREE`, when none is given); ``live`` a hybrid
 that boots Linux with GRUB.  Their shared options (sources, globs, owners, identifiers,
 El Torito, the MBR; live's menu) are in :mod:`sysexport.buildcli`.  :data:`COMMANDS` is the one table of subcommands: each row names the
-commands and the function that adds their parsers (here, in :mod:`sysexport.cpio.cli` and
-in :mod:`sysexport.image.commands`), imported normally, so a command cannot go missing silently.
+commands and the function that adds their parsers (here, or in the command's module, imported
+only when its parser is built: a run of one command imports that command alone); the table is
+checked when the parser is built, so a command cannot go missing silently.
 The user's view is in docs/guide.md; the layout in docs/architecture.md.
 """
 from __future__ import annotations
@@ -19,14 +20,8 @@ import uuid
 from typing import Callable, NoReturn, TypeAlias, cast
 
 from . import __version__
-from .cpio.cli import add_cli_initramfs
-from .export.cli import add_cli_export
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
-from .image.commands import add_cli_commands as add_read_commands
-from .mkisofs.cli import add_cli_mkisofs
-from .remaster.cli import add_cli_remaster
 from .output import is_stdout, output_target
-from .shell import add_cli_shell
 from .progress import add_output_options, emit, progress_for
 from .buildcli import add_image_arguments, add_menu_arguments, add_source_arguments
 
@@ -195,15 +190,26 @@ def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
     return lv
 
 
+def _lazy(module: str, function: str) -> Callable[[SubParsers], object]:
+    """The parser-adding ``function`` of ``module``, imported when a parser needs it: a command
+    run imports its own module only (about half of the start-up of a short run went to
+    importing every command's writers)."""
+    def add(subparsers: SubParsers) -> object:
+        import importlib
+        return getattr(importlib.import_module(module), function)(subparsers)
+    add.__module__, add.__name__, add.__qualname__ = module, function, function
+    return add
+
+
 COMMANDS: tuple[tuple[tuple[str, ...], Callable[[SubParsers], object]], ...] = (
-    (("build",), add_cli_build),                                    # sysexport.cli
-    (("live",), add_cli_live),                                      # sysexport.cli
-    (("initramfs",), add_cli_initramfs),                            # sysexport.cpio.cli
-    (("inspect", "ls", "cat", "extract", "verify"), add_read_commands),  # sysexport.image.commands
-    (("export",), add_cli_export),                                  # sysexport.export.cli
-    (("remaster",), add_cli_remaster),                              # sysexport.remaster.cli
-    (("shell",), add_cli_shell),                                    # sysexport.shell
-    (("mkisofs",), add_cli_mkisofs),                                # sysexport.mkisofs.cli
+    (("build",), add_cli_build),
+    (("live",), add_cli_live),
+    (("initramfs",), _lazy("sysexport.cpio.cli", "add_cli_initramfs")),
+    (("inspect", "ls", "cat", "extract", "verify"), _lazy("sysexport.image.commands", "add_cli_commands")),
+    (("export",), _lazy("sysexport.export.cli", "add_cli_export")),
+    (("remaster",), _lazy("sysexport.remaster.cli", "add_cli_remaster")),
+    (("shell",), _lazy("sysexport.shell", "add_cli_shell")),
+    (("mkisofs",), _lazy("sysexport.mkisofs.cli", "add_cli_mkisofs")),
 )
 """Every subcommand, in ``--help`` order: (the commands it adds, the function adding their parsers)."""
 
@@ -224,8 +230,9 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 usage error (the command line itself), interrupted (Ctrl-C: 128 + SIGINT)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``sysexport`` argument parser with every command of :data:`COMMANDS`."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``sysexport`` argument parser with every command of :data:`COMMANDS` (with
+    ``only``, the row of that command alone: what :func:`main` needs to run it)."""
     p = ArgumentParser(prog="sysexport", description="Write bootable media: ISO9660, VFAT, GPT, CPIO, "
                        "and hybrid ISO/GPT images that store every file once.")
     p.add_argument("--version", action="version", version=f"sysexport {__version__}")
@@ -233,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Subparsers are ArgumentParser (this module's) too: one-line usage errors in every command.
     sub = cast(SubParsers, p.add_subparsers(dest="command", required=True))
     for names, add in COMMANDS:
+        if only is not None and only not in names:
+            continue
         before = set(sub.choices)
         add(sub)
         added = set(sub.choices) - before
@@ -250,6 +259,8 @@ def one_line(text: str) -> str:
 
 
 def _report(message: str, debug: bool) -> None:
+    from .image.commands import names_as_bytes
+    names_as_bytes()                        # a path that is not UTF-8 as its bytes, never a second error
     if debug:
         traceback.print_exc()
     print(f"sysexport: error: {one_line(message)}", file=sys.stderr)
@@ -259,8 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``sysexport`` command; returns its exit status (see :data:`EXIT_OK` and the
     others).  Every error is one line ``sysexport: error: ...`` on stderr; ``--debug`` adds
     the traceback before it."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = next((w for w in words if not w.startswith("-")), None)   # top-level options take no value
+    known = {n for names, _ in COMMANDS for n in names}
+    parser = build_parser(command if command in known else None)
+    args = parser.parse_args(words)
     debug = bool(getattr(args, "debug", False))
     func: Callable[[argparse.Namespace], int] = args.func
     try:
