@@ -9,10 +9,19 @@ has no ``--json``.  ``--progress``/``--quiet`` as every command has them
 (:mod:`sysexport.progress`): ``cat``, ``extract`` and ``verify`` count the bytes of file
 data they read.  ``verify`` exits 0 only when every check passed, 1 when one failed.
 Errors are SysExportErrors, printed as one line by the CLI's main().
+
+A name that is not UTF-8 (a Rock Ridge or CPIO name is bytes; readers decode it with
+``surrogateescape``, byte 0xff becoming U+DCFF) is printed as its raw bytes, as coreutils'
+``ls`` writes it to a pipe and as the ``shell`` does: :func:`names_as_bytes` sets the
+standard streams to encode with ``surrogateescape``, so no encoding (``C.UTF-8``,
+``PYTHONIOENCODING=utf-8:strict``) can make a listing fail.  ``--json`` keeps the escape
+JSON has for the code point: ``"\\udcff"`` (the output is ASCII; ``os.fsencode`` of the
+decoded string gives the bytes back), as the schemas describe.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import stat as _stat
 import sys
 import time
@@ -29,7 +38,20 @@ from .view import Stat
 VIEW_HELP = "view to use: rr, joliet, iso9660, fat, fat:N, cpio (default: the first the image has)"
 
 
+def names_as_bytes() -> None:
+    """Make standard output and error write a name that is not UTF-8 as its bytes.
+
+    A name decoded with ``surrogateescape`` holds U+DC80..U+DCFF for its stray bytes;
+    under a strict encoding printing it would raise UnicodeEncodeError (an internal
+    error instead of a listing).  ``surrogateescape`` on the stream turns each back into
+    its byte, so the output holds the name exactly as the image does."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "surrogateescape":
+            stream.reconfigure(errors="surrogateescape")
+
+
 def _open(args: argparse.Namespace) -> Image:
+    names_as_bytes()
     return open_image(args.image, session=getattr(args, "session", None), codepage=getattr(args, "codepage", "cp437"))
 
 
@@ -250,5 +272,5 @@ def add_cli_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_verify)
 
 
-__all__ = ["add_cli_commands", "layout_svg", "cmd_inspect", "cmd_ls", "cmd_cat", "cmd_extract", "cmd_verify",
+__all__ = ["add_cli_commands", "layout_svg", "names_as_bytes", "cmd_inspect", "cmd_ls", "cmd_cat", "cmd_extract", "cmd_verify",
            "Structure", "InvalidInputError"]
