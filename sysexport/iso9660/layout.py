@@ -456,7 +456,7 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
     pos = 0
     head, sector, max_record, max_section = (DIRECTORY_RECORD_FIXED_BYTES, SECTOR_BYTES, MAX_RECORD_BYTES,
                                              single_section_max())
-    rec_pack = DIRECTORY_RECORD_HEAD.pack
+    rec_pack_into = DIRECTORY_RECORD_HEAD.pack_into
     for rec, su in zip(records, _plain_system_uses(records, rr_mod, version, default_time)):
         p = rec.payload
         if su is None or p is None:
@@ -484,8 +484,8 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
             raise InternalError(f"directory record of {rec_len} bytes for {ident!r}")
         if pos % sector + rec_len > sector:     # ECMA-119 6.8.1.1, as planned
             pos = align_up(pos, sector)
-        buf[pos:pos + head] = rec_pack(rec_len, 0, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"),
-                                       _dir_datetime_s(int(t)), rec.flags, 0, 0, 1, b"\x00\x01", li)
+        rec_pack_into(buf, pos, rec_len, 0, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"),
+                      _dir_datetime_s(int(t)), rec.flags, 0, 0, 1, b"\x00\x01", li)
         q = pos + head + li + (1 - li % 2)
         buf[pos + head:pos + head + li] = ident
         buf[q:q + len(su)] = su

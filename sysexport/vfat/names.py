@@ -115,7 +115,11 @@ def parse_short_name(short: str, where: str) -> bytes:
 
 def basis_name(name: str) -> tuple[str, str, bool]:
     """fatgen103 basis-name generation: returns (base, ext, needs_tail)."""
-    upper = fold(name)
+    return _basis_of_folded(fold(name))
+
+
+def _basis_of_folded(upper: str) -> tuple[str, str, bool]:
+    """:func:`basis_name` of a name already folded (make_short_names folds each name once)."""
     if upper.isascii():
         joined = upper.translate(_ASCII_TO_SHORT)
         lossy = joined != upper
@@ -158,13 +162,14 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
     result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
     # Folded name -> the entry it belongs to: every long name, then every short name chosen.
     taken: dict[str, int] = {}
-    for i, name in enumerate(names):
-        taken.setdefault(fold(name), i)
+    folded = [fold(name) for name in names]
+    for i, key in enumerate(folded):
+        taken.setdefault(key, i)
     for i, given in fixed.items():
         shown = _short_display(given)
         owner = taken.setdefault(shown, i)
         if owner != i:
-            if owner in fixed and fold(names[owner]) != shown:     # then it is the other's FAT_shortname
+            if owner in fixed and folded[owner] != shown:     # then it is the other's FAT_shortname
                 raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {shown!r} is already used by "
                                         f"{names[owner]!r} in the same directory")
             raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {shown!r} equals the name of "
@@ -182,7 +187,7 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
     for i, name in enumerate(names):
         if result[i] is not None:
             continue
-        base, ext, needs_tail = basis_name(name)
+        base, ext, needs_tail = _basis_of_folded(folded[i])
         short: str | None = None
         if not needs_tail:
             cand = base + "." + ext if ext else base
@@ -253,11 +258,16 @@ def label_from(text: str) -> str:
     return "".join(out).lstrip(" ")[:LABEL_BYTES].rstrip(" ")
 
 
+_ROTATE_RIGHT = tuple(((s & 1) << 7) | (s >> 1) for s in range(256))
+"""Each byte rotated right by one bit (ChkSum's step, looked up: one per long name written)."""
+
+
 def lfn_checksum(short: bytes) -> int:
     """fatgen103 ChkSum(): rotate right and add, over the 11 bytes of the short name."""
     s = 0
+    ror = _ROTATE_RIGHT
     for b in short:
-        s = (((s & 1) << 7) + (s >> 1) + b) & 0xFF
+        s = (ror[s] + b) & 0xFF
     return s
 
 

@@ -812,7 +812,7 @@ class VFAT(Lifecycle):
         for i, c in enumerate(st.children):
             info = c.info
             wdate, wtime, tenth = times(info.mtime)
-            adate = times(info.atime if info.atime is not None else info.mtime)[0]
+            adate = wdate if info.atime is None else times(info.atime)[0]     # no atime: mtime's date
             if c.children is not None:
                 attr, size, first = ATTR_DIRECTORY | info.FAT_flags, 0, _dir_state(c).first
             else:
