@@ -87,6 +87,10 @@ class HybridSummary:
     iso_label: str = ""
     joliet_label: str | None = None
     fat_label: str = ""
+    disk_guid: uuid.UUID | None = None
+    """The GPT's disk GUID (both GPTs, 512 and 4096, hold the same one)."""
+    partition_guids: tuple[uuid.UUID, ...] = ()
+    """Each partition's unique GUID, in the order of ``partitions``."""
 
     def lines(self) -> list[str]:
         mib = 1 << 20
@@ -668,7 +672,9 @@ class ISO9660Hybrid(Lifecycle):
             esp_size_bytes=esp_size, fat_type=esp.fat_type,
             partitions=[(p.name, p.device_offset, p.size_bytes) for p in gpt4k.partitions],
             file_count=self._files, shared_file_count=self._shared_count,
-            data_bytes=sum(n.info.size for n, _ in self._shared_pairs()), **self._labels())
+            data_bytes=sum(n.info.size for n, _ in self._shared_pairs()),
+            disk_guid=gpt4k.disk_guid, partition_guids=tuple(p.unique_guid for p in gpt4k.partitions),
+            **self._labels())
         self.summary = summary
         return HybridPlan(device_size, iso, esp, gpt4k, gpt512, boot_code, bool(self.mbr_bootable), pieces,
                           summary)

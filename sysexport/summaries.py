@@ -31,15 +31,18 @@ def hybrid_summary(command: str, output: str, sources: list[str], img: ISO9660Hy
                    summary: HybridSummary) -> dict[str, Any]:
     """What ``build`` (and, with more keys, ``live``) prints with ``--json``: the image's
     size, what the ISO 9660 volume and the ESP got (labels, offsets, sizes, the FAT type),
-    every GPT partition (index, name, type GUID, byte offset and size, and the first and
-    last LBA in each GPT's block size), and the files (how many, how many stored once for
-    both file systems, bytes of data)."""
+    the GPT's disk GUID and every partition (index, name, type and unique GUIDs, byte offset
+    and size, and the first and last LBA in each GPT's block size; GUIDs upper case, as
+    ``sgdisk -p``/``-i`` print them), and the files (how many, how many stored once for both
+    file systems, bytes of data)."""
     types: dict[int, uuid.UUID] = {p.index: p.type_guid for p in img.gpt.partitions if p.index is not None}
     partitions = []
     for index, (name, offset, size) in enumerate(summary.partitions, 1):
         type_guid = types.get(index)
+        unique = summary.partition_guids[index - 1] if index <= len(summary.partition_guids) else None
         partitions.append({
             "index": index, "name": name, "type_guid": str(type_guid).upper() if type_guid else None,
+            "unique_guid": _guid(unique),
             "offset": offset, "size": size,
             "lba": {str(b): {"first": offset // b, "last": (offset + size) // b - 1} for b in GPT_BLOCK_SIZES},
         })
@@ -48,6 +51,7 @@ def hybrid_summary(command: str, output: str, sources: list[str], img: ISO9660Hy
         "output": output,
         "sources": list(sources),
         "image_size": summary.image_size_bytes,
+        "disk_guid": _guid(summary.disk_guid),
         "iso9660": {"label": summary.iso_label, "joliet_label": summary.joliet_label,
                     "volume_size": summary.image_size_bytes, "metadata_end": summary.iso_metadata_end,
                     "entries": _entries(img.iso.tree)},
@@ -57,6 +61,10 @@ def hybrid_summary(command: str, output: str, sources: list[str], img: ISO9660Hy
         "files": {"count": summary.file_count, "stored_once": summary.shared_file_count,
                   "stored_once_bytes": summary.data_bytes, "data_bytes": img.total_data_bytes},
     }
+
+
+def _guid(value: uuid.UUID | None) -> str | None:
+    return str(value).upper() if value is not None else None
 
 
 def _entries(tree: Tree[Any]) -> dict[str, int]:

@@ -149,6 +149,30 @@ def test_build_json_matches_isoinfo_pycdlib_blkid_sgdisk_fdisk(tree, tmp_path, c
     assert doc["iso9660"]["metadata_end"] <= esp["offset"]
 
 
+def test_build_json_guids_are_the_ones_sgdisk_reads(tree, tmp_path, capsys, monkeypatch):
+    """The disk GUID and each partition's unique GUID, as sgdisk -p and sgdisk -i N read them
+    from the image written; without SOURCE_DATE_EPOCH they are random, so two builds differ."""
+    need("sgdisk")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    extra = tmp_path / "root.part"
+    extra.write_bytes(b"\x5a" * 100_000)
+    seen = []
+    for n in range(2):
+        img = str(tmp_path / f"g{n}.img")
+        doc = run_json(["build", tree[0], "-o", img, "--partition", f"linux:{extra}"], capsys)
+        disk = re.search(r"^Disk identifier \(GUID\): (\S+)$", out(["sgdisk", "-p", img]), re.M).group(1)
+        assert doc["disk_guid"] == disk
+        assert [p["index"] for p in doc["partitions"]] == [1, 2]
+        for p in doc["partitions"]:
+            info = out(["sgdisk", "-i", str(p["index"]), img])
+            assert re.search(r"^Partition unique GUID: (\S+)$", info, re.M).group(1) == p["unique_guid"]
+            assert re.search(r"^Partition GUID code: (\S+)", info, re.M).group(1) == p["type_guid"]
+        guids = [doc["disk_guid"], *(p["unique_guid"] for p in doc["partitions"])]
+        assert len(set(guids)) == len(guids)
+        seen.append(guids)
+    assert not set(seen[0]) & set(seen[1])
+
+
 def test_build_json_says_what_each_file_system_got(tree, tmp_path, capsys):
     """With --iso-only, the ISO holds what the ESP does not: the JSON's per-file-system
     counts against bsdtar (the ISO) and mtools (the ESP cut out)."""
