@@ -334,6 +334,22 @@ def test_add_tree_and_host_files(tmp_path, sde):
     check_all(str(img), files, {"sub", "sub/deeper", "empty"}, "TREE", str(tmp_path / "o"))
 
 
+def test_in_memory_file_between_small_host_files(tmp_path, sde):
+    """Small host files are written in batches whose gaps are zeros: a file written on its
+    own between two of them (bytes in memory, an image's extent) must not be overwritten."""
+    a, c = tmp_path / "a.txt", tmp_path / "c.txt"
+    a.write_bytes(b"A" * 700)
+    c.write_bytes(b"C" * 900)
+    img = tmp_path / "mix.img"
+    v = VFAT(str(img), volume_label="MIX")
+    v.add({"name": "a.txt", "mode": 0o100644, "data_path": str(a)})
+    v.add({"name": "b.txt", "mode": 0o100644, "data": b"BBBB" * 300})
+    v.add({"name": "c.txt", "mode": 0o100644, "data_path": str(c)})
+    v.finish()
+    check_all(str(img), {"a.txt": b"A" * 700, "b.txt": b"BBBB" * 300, "c.txt": b"C" * 900}, set(), "MIX",
+              str(tmp_path / "o"))
+
+
 def test_add_tree_refuses_symlink(tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -715,6 +715,10 @@ class VFAT(Lifecycle):
                     batch += source.read_all(SMALL_FILE_BYTES)
                     report_progress(source.size_bytes)
                 else:
+                    # A batch must never span bytes written directly: its zero gaps would
+                    # overwrite them when it is flushed.
+                    _flush_batch(fd, batch, batch_at)
+                    batch = bytearray()
                     source.write_to(fd, at)
         _flush_batch(fd, batch, batch_at)
 
