@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -57,7 +58,7 @@ def tree_digest(root: str | os.PathLike) -> dict[str, str]:
     for dirpath, dirnames, filenames in os.walk(root):
         for fn in filenames:
             p = os.path.join(dirpath, fn)
-            if os.path.islink(p):
+            if not stat.S_ISREG(os.lstat(p).st_mode):     # symlinks, fifos (opening one blocks), devices
                 continue
             result[os.path.relpath(p, root)] = sha256_file(p)
     return result
