@@ -257,6 +257,7 @@ class CompressSink(Sink):
         self._queue: queue.Queue[bytes | None] = queue.Queue(PIPELINE_CHUNKS)
         self._error: BaseException | None = None
         self._orphaned = False          # aborted from the thread itself (a collection there)
+        self._done = threading.Event()  # the thread's last act (is_alive() can lie, see _stop)
         self._thread = threading.Thread(target=self._run, name="sysexport-cpio-compress", daemon=True)
         self._thread.start()
 
@@ -282,6 +283,7 @@ class CompressSink(Sink):
                 pass
         finally:
             gate.shut()
+            self._done.set()
 
     def _emit(self, data: bytes) -> None:
         if self._error is not None:
@@ -302,10 +304,14 @@ class CompressSink(Sink):
         self._stop()
 
     def _stop(self) -> None:
+        """End the thread and wait for it.  Its event, not ``is_alive()``, says it is done:
+        a join interrupted by a signal handler's exception (Ctrl-C in close()) marks a
+        running thread stopped (CPython issue 90882; seen here with Python 3.11)."""
         if self._thread is threading.current_thread():
             self._orphaned = True       # cannot join itself: it ends at its next chunk
-        elif self._thread.is_alive():
+        elif not self._done.is_set():
             self._queue.put(None)
+            self._done.wait()
             self._thread.join()
         self._gate.shut()
 
