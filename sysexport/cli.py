@@ -259,11 +259,11 @@ def one_line(text: str) -> str:
 
 
 def _report(message: str, debug: bool) -> None:
-    from .image.commands import names_as_bytes
+    from .image.commands import for_terminal, names_as_bytes
     names_as_bytes()                        # a path that is not UTF-8 as its bytes, never a second error
     if debug:
         traceback.print_exc()
-    print(f"sysexport: error: {one_line(message)}", file=sys.stderr)
+    print(f"sysexport: error: {for_terminal(one_line(message), sys.stderr)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

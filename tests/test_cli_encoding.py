@@ -4,7 +4,9 @@ A Rock Ridge or CPIO name is bytes; one that is not UTF-8 (a 0xff byte, a Latin-
 must come out of ``ls``, ``extract``, ``cat``'s errors and every one-line error as the
 same bytes, never as an internal error (UnicodeEncodeError) under
 ``PYTHONIOENCODING=utf-8:strict`` or ``LC_ALL=C.UTF-8``; ``--json`` as the JSON escape of
-the surrogate (``"\\udcff"``), which ``os.fsencode`` turns back into the bytes.  The images
+the surrogate (``"\\udcff"``), which ``os.fsencode`` turns back into the bytes.  To a
+terminal (a pseudo-terminal here) names are escaped as GNU ``ls -b`` escapes them, and
+the test compares the two listings.  The images
 are made by tools nobody here wrote (GNU cpio, xorriso) from a host directory holding such
 names, and the expected names are the host's own (``os.listdir`` of bytes).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 
@@ -19,7 +22,8 @@ import pytest
 from helpers import need
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = {b"\xff": b"ff data\n", b"caf\xe9.txt": b"latin-1 name\n", b"ok": b"plain\n"}
+NAMES = {b"\xff": b"ff data\n", b"caf\xe9.txt": b"latin-1 name\n", b"ok": b"plain\n",
+         b"e\x1b[1m": b"an escape sequence\n", b"back\\slash": b"a backslash\n"}
 SUBDIR, INNER = b"d\xfe", b"in\xff"
 ENVIRONMENTS = ({"PYTHONIOENCODING": "utf-8:strict"}, {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""})
 
@@ -45,6 +49,7 @@ def images(tmp_path_factory) -> dict[str, bytes]:
             f.write(data)
     with open(os.path.join(src, SUBDIR, INNER), "wb") as f:
         f.write(b"inner\n")
+    os.symlink(b"\xff", os.path.join(src, b"link"))
     found = subprocess.run(["find", ".", "-mindepth", "1"], cwd=src, capture_output=True, check=True).stdout
     cpio = os.path.join(tmp, b"tree.cpio")
     with open(cpio, "wb") as f:
@@ -77,6 +82,8 @@ def test_ls_prints_the_name_bytes(images, view, env):
     r = sysexport(["ls", "-l", "--view", view, images[view], b"/" + SUBDIR], env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip(b"\n").endswith(b" " + INNER) and r.stdout.count(b"\n") == 1
+    r = sysexport(["ls", "-l", "--view", view, images[view], b"/link"], env)
+    assert r.returncode == 0 and r.stdout.endswith(b" link -> \xff\n"), r.stderr
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS, ids=["strict", "C.UTF-8"])
@@ -121,7 +128,7 @@ def test_extract_verify_inspect(images, view, env, tmp_path):
         with open(os.path.join(dest, name), "rb") as f:
             assert f.read() == data
     r = sysexport(["extract", "--json", "--view", view, images[view], dest + b"2"], env)
-    assert r.returncode == 0 and json.loads(r.stdout)["entries"] == len(NAMES) + 3, r.stderr  # and / and d\xfe
+    assert r.returncode == 0 and json.loads(r.stdout)["entries"] == len(host_paths(images["src"])) + 1, r.stderr  # and /
     for command in ("verify", "inspect"):
         r = sysexport([command, images[view]], env)
         no_internal_error(r)
@@ -136,3 +143,49 @@ def test_error_line_of_any_command(images, env):
     no_internal_error(r)
     assert r.returncode == 1 and missing + b":" in r.stderr and r.stderr.count(b"\n") == 1, r.stderr
     assert not os.path.exists(os.path.join(images["tmp"], b"o.iso"))
+
+
+def on_terminal(args: list[bytes | str], env_extra: dict[str, str]) -> bytes:
+    """What ``sysexport ARGS`` writes with standard output and error on a pseudo-terminal
+    (the terminal's CR LF turned back into LF)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "LC_ALL", "LANG")}
+    env.update({k: v for k, v in env_extra.items() if v})
+    env["PYTHONPATH"] = ROOT
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "sysexport", *args], env=env, stdin=subprocess.DEVNULL,
+                             stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:                         # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        p.wait(timeout=120)
+    return b"".join(chunks).replace(b"\r\n", b"\n")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS, ids=["strict", "C.UTF-8"])
+@pytest.mark.parametrize("view", ["cpio", "rr"])
+def test_terminal_gets_the_escapes_ls_b_shows(images, view, env):
+    """A name's control characters and stray bytes must not reach a terminal as they are
+    (an image's names could drive it): they are shown as GNU ls -b shows them."""
+    need("ls")
+    for sub in (b"", SUBDIR):
+        expected = subprocess.run(["ls", "-b", "-1", "-A", os.path.join(images["src"], sub)], capture_output=True,
+                                  check=True, env=dict(os.environ, LC_ALL="C.UTF-8")).stdout
+        shown = on_terminal(["ls", "--view", view, images[view], b"/" + sub], env)
+        assert b"internal error" not in shown and b"\x1b" not in shown, shown
+        assert sorted(shown.splitlines()) == sorted(expected.splitlines())
+    shown = on_terminal(["ls", "-l", "--view", view, images[view], b"/link"], env)
+    assert shown.endswith(b" link -> \\377\n"), shown
+    shown = on_terminal(["cat", "--view", view, images[view], b"/missing\xff\x1b[2J"], env)
+    assert shown.startswith(b"sysexport: error: ") and b"/missing\\377\\033[2J: " in shown, shown

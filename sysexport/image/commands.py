@@ -11,21 +11,24 @@ data they read.  ``verify`` exits 0 only when every check passed, 1 when one fai
 Errors are SysExportErrors, printed as one line by the CLI's main().
 
 A name that is not UTF-8 (a Rock Ridge or CPIO name is bytes; readers decode it with
-``surrogateescape``, byte 0xff becoming U+DCFF) is printed as its raw bytes, as coreutils'
-``ls`` writes it to a pipe and as the ``shell`` does: :func:`names_as_bytes` sets the
-standard streams to encode with ``surrogateescape``, so no encoding (``C.UTF-8``,
-``PYTHONIOENCODING=utf-8:strict``) can make a listing fail.  ``--json`` keeps the escape
-JSON has for the code point: ``"\\udcff"`` (the output is ASCII; ``os.fsencode`` of the
-decoded string gives the bytes back), as the schemas describe.
+``surrogateescape``, byte 0xff becoming U+DCFF) is printed as its raw bytes to a pipe or a
+file, as coreutils' ``ls`` writes it there and as the ``shell`` does: :func:`names_as_bytes`
+sets the standard streams to encode with ``surrogateescape``, so no encoding (``C.UTF-8``,
+``PYTHONIOENCODING=utf-8:strict``) can make a listing fail.  To a terminal such bytes, and
+control characters (a hostile image's names must not drive the terminal), are shown as
+``\\ooo`` octal escapes, as ``ls -b`` shows them (:func:`for_terminal`).  ``--json`` keeps
+the escape JSON has for the code point: ``"\\udcff"`` (the output is ASCII; ``os.fsencode``
+of the decoded string gives the bytes back), as the schemas describe.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import re
 import stat as _stat
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from ..data import report_progress
 from ..errors import InvalidInputError
@@ -48,6 +51,41 @@ def names_as_bytes() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors != "surrogateescape":
             stream.reconfigure(errors="surrogateescape")
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+"""C0 and C1 control characters, DEL, and the surrogates that stand for bytes not UTF-8."""
+
+
+def _octal(m: re.Match[str]) -> str:
+    c = m.group()
+    data = bytes([ord(c) - 0xDC00]) if c >= "\udc80" else c.encode("utf-8")
+    return "".join(f"\\{b:03o}" for b in data)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def for_terminal(text: str, stream: Any, *, name: bool = False) -> str:
+    """``text`` as it may be written to ``stream``: unchanged to a pipe or a file; to a
+    terminal with each control character and each byte that is not UTF-8 as a ``\\ooo``
+    octal escape of its bytes (``ls -b``), a backslash doubled when ``text`` is a ``name``
+    (so that ``\\377`` cannot be read as a name's own four characters)."""
+    if not _is_terminal(stream):
+        return text
+    if name:
+        text = text.replace("\\", "\\\\")
+    return _UNPRINTABLE.sub(_octal, text)
+
+
+def _say(text: str, stream: Any = None) -> None:
+    """Print one line of a read command (see :func:`for_terminal`)."""
+    out = sys.stdout if stream is None else stream
+    print(for_terminal(text, out), file=out)
 
 
 def _open(args: argparse.Namespace) -> Image:
@@ -75,14 +113,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             return 0
         if args.quiet:
             return 0
-        print(f"{img.name}: {img.size_bytes:,} bytes; views: {', '.join(img.views()) or 'none'}")
+        _say(f"{img.name}: {img.size_bytes:,} bytes; views: {', '.join(img.views()) or 'none'}")
         for s in sorted(img.structures, key=lambda s: (s.offset, -s.size)):
-            print(f"  {s.offset:>14,} .. {s.offset + s.size:>14,}  {s.kind:<20} {s.summary}")
+            _say(f"  {s.offset:>14,} .. {s.offset + s.size:>14,}  {s.kind:<20} {s.summary}")
             detail = _details(s)
             if detail:
-                print(f"  {'':>14}    {'':>14}  {'':<20} {detail}")
+                _say(f"  {'':>14}    {'':>14}  {'':<20} {detail}")
         for p in img.problems:
-            print(f"  problem: {p}")
+            _say(f"  problem: {p}")
         return 0
 
 
@@ -142,13 +180,16 @@ def _esc(text: str) -> str:
 
 # --- ls -----------------------------------------------------------------------------------------
 
-def _ls_line(e: Stat, long: bool, name: str) -> str:
+def _ls_line(e: Stat, long: bool, name: str, shown: Callable[[str], str] = str) -> str:
+    """One line of ``ls`` (``-l``: mode, links, owner, size, time); ``shown`` makes a name
+    (and a link's target) printable where the line goes (the shell passes none)."""
+    name = shown(name)
     if not long:
         return name
     mode = _stat.filemode(e.mode) if e.mode is not None else {"dir": "d?????????"}.get(e.type, "-?????????")
     mtime = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.mtime)) if e.mtime is not None else "-" * 16
     owner = f"{e.uid if e.uid is not None else '-'}:{e.gid if e.gid is not None else '-'}"
-    tail = f" -> {e.target}" if e.target is not None else ""
+    tail = f" -> {shown(e.target)}" if e.target is not None else ""
     size = f"{e.rdev[0]},{e.rdev[1]}" if e.rdev is not None else str(e.size)
     return f"{mode} {e.nlink if e.nlink is not None else '-':>3} {owner:>9} {size:>12} {mtime} {name}{tail}"
 
@@ -170,7 +211,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.quiet:
             return 0
         for e in entries:
-            print(_ls_line(e, args.long, e.path if args.recursive else e.name))
+            name = e.path if args.recursive else e.name
+            print(_ls_line(e, args.long, name, lambda text: for_terminal(text, sys.stdout, name=True)))
         return 0
 
 
@@ -201,7 +243,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                   progress=lambda total: progress_for(args, total, "extracting"))
         if not args.quiet and not args.json:
             for line in skipped:
-                print(line, file=sys.stderr)
+                _say(line, sys.stderr)
         emit(args, {"command": "extract", "image": args.image, "view": view.name, "dest": args.dest,
                     "paths": [r.path for r in roots], "entries": len(written),
                     "types": {k: v for k, v in sorted(totals.items()) if k != "bytes"},
@@ -225,9 +267,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for c in checks:
             if c.ok and args.quiet:
                 continue
-            print(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}", file=out)
+            _say(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}", out)
             for p in c.problems[:50]:
-                print(f"       {p}", file=out)
+                _say(f"       {p}", out)
             if len(c.problems) > 50:
                 print(f"       ... and {len(c.problems) - 50} more", file=out)
         if not args.quiet or not ok:
@@ -272,5 +314,5 @@ def add_cli_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_verify)
 
 
-__all__ = ["add_cli_commands", "layout_svg", "names_as_bytes", "cmd_inspect", "cmd_ls", "cmd_cat", "cmd_extract", "cmd_verify",
+__all__ = ["add_cli_commands", "layout_svg", "names_as_bytes", "for_terminal", "cmd_inspect", "cmd_ls", "cmd_cat", "cmd_extract", "cmd_verify",
            "Structure", "InvalidInputError"]
