@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import stat
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -825,8 +826,8 @@ class ISO9660(Lifecycle):
             later = old.placed_later if isinstance(old, NodeState) else False
             st = node.w = NodeState(placed_later=later)
             info = node.info
-            if info.is_file:
-                key = info.link_key
+            if info.mode & 0o170000 == stat.S_IFREG:        # info.is_file, inlined (100,000 times)
+                key = info.link_key if info.ino is not None else None
                 p = by_key.get(key) if key is not None else None
                 later = later or bool(info.extra_value("placed_later"))
                 if p is None:
