@@ -528,10 +528,33 @@ class Explorer(cmd.Cmd):
                 for e in entries if e.name.startswith(prefix)]
 
 
+class TerminalSafe:
+    """A text stream to a terminal that writes control characters and bytes that are not
+    UTF-8 as ``\\ooo`` escapes and a backslash doubled (``ls -b``; see
+    :func:`~sysexport.image.commands.for_terminal`), line by line: a hostile image's names
+    cannot send escape sequences to the user's terminal, and a backslash always starts an
+    escape.  ``cat`` writes a file's bytes through ``buffer``, unchanged, as cat(1) does."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        from .image.commands import for_terminal
+        self._inner.write("\n".join(for_terminal(line, self._inner, name=True) for line in text.split("\n")))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 def make_explorer(args: argparse.Namespace, interactive: bool) -> Explorer:
     """The explorer the ``shell`` command's options ask for (writable with ``--write``)."""
     options: dict[str, Any] = dict(view=args.view, session=args.session, codepage=args.codepage,
                                    interactive=interactive, debug=bool(getattr(args, "debug", False)))
+    if sys.stdout.isatty():
+        options["stdout"] = TerminalSafe(sys.stdout)
+    if sys.stderr.isatty():
+        options["stderr"] = TerminalSafe(sys.stderr)
     if args.write:
         from .shell_write import WritableExplorer
         return WritableExplorer(args.image, **options)

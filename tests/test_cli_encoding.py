@@ -189,3 +189,19 @@ def test_terminal_gets_the_escapes_ls_b_shows(images, view, env):
     assert shown.endswith(b" link -> \\377\n"), shown
     shown = on_terminal(["cat", "--view", view, images[view], b"/missing\xff\x1b[2J"], env)
     assert shown.startswith(b"sysexport: error: ") and b"/missing\\377\\033[2J: " in shown, shown
+
+
+@pytest.mark.parametrize("view", ["cpio", "rr"])
+def test_shell_on_a_terminal_escapes_names(images, view):
+    """The shell's listings and error lines on a terminal escape names as ls -b does; its
+    cat writes the file's bytes unchanged."""
+    expected = subprocess.run(["ls", "-b", "-1", "-A", images["src"]], capture_output=True, check=True,
+                              env=dict(os.environ, LC_ALL="C.UTF-8")).stdout
+    shown = on_terminal(["shell", "--no-history", "--view", view, images[view], "-c", "ls"], {"LC_ALL": "C.UTF-8"})
+    assert b"\x1b" not in shown, shown
+    assert sorted(shown.splitlines()) == sorted(expected.splitlines())
+    shown = on_terminal(["shell", "--no-history", "--view", view, images[view], "-c", b"cat /missing\xff\x1b[2J"],
+                        {"LC_ALL": "C.UTF-8"})
+    assert b"\x1b" not in shown and b"missing\\377\\033[2J" in shown, shown
+    shown = on_terminal(["shell", "--no-history", "--view", view, images[view], "-c", b"cat /e\x1b[1m"], {})
+    assert shown == NAMES[b"e\x1b[1m"], shown
