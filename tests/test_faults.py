@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import need, out, run
+from helpers import default_signals, need, out, run
 from helpers.blockdev import loop_device, mounted, need_root, read_only_bind
 from sysexport import CPIO, ISO9660, VFAT, ISO9660Hybrid
 from sysexport import data as data_mod
@@ -213,7 +213,7 @@ def start_child(tmp_path: Path, target: Path, kind: str, tree: Path, go: Path, t
     script.write_text(CHILD.format(root=ROOT, tmpfile=tmpfile))
     p = subprocess.Popen([sys.executable, str(script), str(target), kind, str(go), str(tree)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))
+                         env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"), preexec_fn=default_signals)
     assert p.stdout is not None
     line = p.stdout.readline()
     if line != b"writing\n":

@@ -14,7 +14,7 @@ import sys
 import pexpect
 import pytest
 
-from helpers import need, out, run
+from helpers import default_signals, need, out, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT_TIMEOUT_S = 30
@@ -42,7 +42,7 @@ class Session:
     def __init__(self, image: str, *args: str, cwd: str, env: dict[str, str] | None = None) -> None:
         self.child = pexpect.spawn(sys.executable, ["-m", "sysexport", "shell", image, *args], cwd=cwd,
                                    env=dict(_env(cwd), **(env or {})), encoding="utf-8",
-                                   timeout=PROMPT_TIMEOUT_S, dimensions=(50, 200))
+                                   timeout=PROMPT_TIMEOUT_S, dimensions=(50, 200), preexec_fn=default_signals)
 
     def prompt(self, prompt: str) -> str:
         """Wait for ``prompt``; what was printed before it (the echoed line first)."""

@@ -64,6 +64,16 @@ def tree_digest(root: str | os.PathLike) -> dict[str, str]:
     return result
 
 
+def default_signals() -> None:
+    """For ``preexec_fn``: SIGHUP, SIGINT and SIGTERM back to their default actions in a child
+    that a test signals.  A test run started with ``nohup`` or as a background job of a
+    script inherits them ignored (and an ignored signal stays ignored across exec, which is
+    what sysexport's output handling respects), so the child would never see them."""
+    import signal as _signal
+    for sig in (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
 def cut(image: str | os.PathLike, offset: int, size: int, dest: str | os.PathLike) -> str:
     """Copy [offset, offset+size) of image to dest (e.g. a partition), returning dest."""
     with open(image, "rb") as src, open(dest, "wb") as dst:
