@@ -615,6 +615,18 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "", *,
             yield to_fileinfo(_info_from_stat(path, name, st))
 
 
+def tree_top_stat(top: str) -> os.stat_result:
+    """The lstat of a host tree's top directory (what every add_tree walk starts from), or
+    an InvalidInputError naming it when it cannot be read or is not a directory."""
+    try:
+        st = os.lstat(top)
+    except OSError as e:
+        raise InvalidInputError(f"{top}: cannot read source tree: {e.strerror}") from e
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    return st
+
+
 def _walk_lstat(host_dir: HostPath, dest: str,
                 prune: Callable[[str], bool] | None = None) -> Iterator[tuple[str, str, os.stat_result]]:
     """(host path, normalised name, lstat result) of every entry, sorted, parents first.
@@ -622,12 +634,7 @@ def _walk_lstat(host_dir: HostPath, dest: str,
     prunes so: an excluded /proc or an unreadable directory costs nothing)."""
     top = os.fspath(host_dir)
     dest = normalize_name(dest)
-    try:
-        st = os.lstat(top)
-    except OSError as e:
-        raise InvalidInputError(f"{top}: cannot read source tree: {e.strerror}") from e
-    if not stat.S_ISDIR(st.st_mode):
-        raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    st = tree_top_stat(top)
     yield top, dest, st
     stack = [(top, dest)]
     s_isdir = stat.S_ISDIR

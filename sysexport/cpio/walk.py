@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 from ..data import PathData
 from ..errors import InvalidInputError
-from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo
+from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo, tree_top_stat
 
 
 class WalkedFile(PathData):
@@ -62,12 +62,7 @@ def walk_stream(host_dir: HostPath, dest: str = "", plain_file: PlainFile | None
     no record per file)."""
     top = os.fsdecode(host_dir)
     rel_top = normalize_name(dest)
-    try:
-        st = os.lstat(top)
-    except OSError as e:
-        raise InvalidInputError(f"{top}: cannot read source tree: {e.strerror}") from e
-    if not stat.S_ISDIR(st.st_mode):
-        raise InvalidInputError(f"{top}: add_tree expects a directory, found mode {st.st_mode:#o}")
+    st = tree_top_stat(top)
     limit = sde_limit()
     listing, nlink = _listing(top)
     yield _record(top, rel_top, st, limit, nlink)
