@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from . import parallel
 from .contribution import BootContribution, BootPatches, PlacedBoot
 from .data import BytesData, DataSource
 from .errors import CallOrderError, InternalError, InvalidInputError, LayoutError
@@ -839,11 +840,16 @@ class ISO9660Hybrid(Lifecycle):
     def _write_iso_and_esp(self, fd: int, plan: HybridPlan) -> None:
         """Write the ISO metadata and the ESP (with the file data) at the same time.
 
-        They fill disjoint parts of the device, so the order does not matter; the ESP's
-        thread spends most of its time in system calls reading source files (the GIL is
-        released there) while this thread builds ISO directories: about 10% less wall time
-        with 100,000 small files.
+        They fill disjoint parts of the device, so the order does not matter.  Where it is
+        safe (:func:`sysexport.parallel.fork_refusal`) a forked child writes the ESP while
+        this process writes the ISO, both cores working: the write phase takes the longer
+        of the two instead of their sum.  Otherwise a thread writes the ESP: it spends some
+        of its time in system calls (the GIL is released there) while this thread builds
+        ISO directories, about 10% less wall time with 100,000 small files.
         """
+        if parallel.fork_refusal(_sources_read(plan)) is None and parallel.run_beside(
+                lambda: self.esp.write(fd, plan.esp), lambda: self.iso.write(fd, plan.iso), "the ESP"):
+            return
         failure: list[BaseException] = []
         context = contextvars.copy_context()        # the progress callback lives in a ContextVar
         done = threading.Event()
@@ -935,6 +941,17 @@ def validate_mbr_boot_code(value: object) -> bytes | str | os.PathLike[str] | No
         return value
     raise InvalidInputError(f"ISO9660Hybrid mbr_boot_code: expected bytes, a path or None, "
                             f"found {type(value).__name__}")
+
+
+def _sources_read(plan: HybridPlan) -> Iterator[DataSource | None]:
+    """Every data source the ISO's and the ESP's writes read (for the fork's safety check:
+    a source read through a shared file position keeps both in one process)."""
+    for payload, patched in plan.iso.owned:
+        if patched is None:
+            yield payload.info.source
+    for d in plan.esp.dirs:
+        for child in (d.children or {}).values():
+            yield child.info.source
 
 
 def _join_uninterrupted(worker: threading.Thread, done: threading.Event) -> None:
