@@ -12,11 +12,11 @@ What happens depends on the target (:attr:`Output.kind`):
     A regular file path, a symlink to one (its target is written; the symlink stays), or a
     name not there yet.  The image goes into a temporary file beside the target (unnamed,
     ``O_TMPFILE``, where the file system has it; else a ``.NAME.XXXX.tmp``), which is
-    fsynced, named and renamed over the target; then the directory is fsynced.  An
-    existing file keeps its mode and owner; a new one gets 0644 less the umask.  A failed
-    or interrupted build (an error, SIGTERM, SIGHUP, SIGINT) leaves the target as it was
-    and nothing beside it; two builds to one target each use their own temporary file and
-    the last rename wins.
+    named and renamed over the target when complete (fsynced first, and the directory
+    after, when the output is durable: see below).  An existing file keeps its mode and
+    owner; a new one gets 0644 less the umask.  A failed or interrupted build (an error,
+    SIGTERM, SIGHUP, SIGINT) leaves the target as it was and nothing beside it; two builds
+    to one target each use their own temporary file and the last rename wins.
 ``inplace``
     A block device, a seekable character device, a caller's file handle on a regular file
     or a device: written in place, never renamed or replaced.  A block device must not be
@@ -41,6 +41,18 @@ below the file's old end (bytes past it read as zeros); on a block device with t
 them, else writes zero pages itself), else written zeros.  Bytes outside the image's range
 are never touched.  Then every byte of the range is either written or zero.
 
+Durability.  A build ends when the kernel has the image, not when the disk has it: like
+``cp``, ``tar``, ``genisoimage`` and ``mksquashfs``, a regular file is left in the page
+cache for the kernel to write back (an fsync of a 1 GiB image costs as long as the build
+itself).  The process's own failures (an error, a signal) still leave the old file or
+nothing; a crash of the machine or a power cut before the write-back may lose the new
+image, as it would a copy.  A durable output (``Output(sync=True)``, or any output opened
+inside :func:`durable`, which the commands' ``--sync`` uses) fsyncs the temporary file
+before it is renamed into place and the directory after, so that the new image, or else
+the old file, survives that too; a caller's file handle and a stream's file are fsynced
+at the end.  A block or character device (a USB stick) is always flushed before the
+image is called written: it is pulled out next.
+
 Errors.  An ``OSError`` while the image is written, synced or renamed (ENOSPC, EIO, EROFS,
 EACCES, ...) becomes an :class:`~sysexport.errors.OutputError` naming the target and the
 errno; a source that cannot be read raises :class:`~sysexport.errors.SourceError`
@@ -60,8 +72,10 @@ import struct
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 from types import FrameType, TracebackType
-from typing import IO, Any, Callable, Union
+from typing import IO, Any, Callable, Iterator, Union
 
 from .errors import InternalError, InvalidInputError, OutputError, SysExportError
 
@@ -93,6 +107,22 @@ _PROC_FD_DIR = re.compile(r"^/proc/(self|thread-self|\d+)(/task/\d+)?/fd$")
 
 FileLike = Union[IO[bytes], Any]
 
+SYNC: ContextVar[bool] = ContextVar("sysexport_sync", default=False)
+"""Whether an :class:`Output` given no ``sync`` is durable (set by :func:`durable`)."""
+
+
+@contextmanager
+def durable(on: bool = True) -> Iterator[None]:
+    """Make every :class:`Output` opened in the block (given no ``sync`` of its own) durable
+    (the module docstring's "Durability"): how a caller asks it of a writer's ``finish()``,
+    which opens the output itself, and what ``--sync`` does.  A context variable: it holds
+    in this thread (and its asyncio tasks), not in threads started before or within."""
+    token = SYNC.set(on)
+    try:
+        yield
+    finally:
+        SYNC.reset(token)
+
 
 class Output:
     """Context manager giving the writers a file descriptor (:attr:`fd`) for an image.
@@ -103,16 +133,22 @@ class Output:
     the writer writes every byte of its image in order from the descriptor's current
     position (CPIO's stream): a pipe is then written directly, without a temporary file.
 
+    ``sync=True`` makes the output durable (fsynced before it is named; the module
+    docstring's "Durability"), ``False`` not, None (the default) as :func:`durable` says.
+
     Call :meth:`prepare` for the image's byte range(s) before writing.
     """
 
     def __init__(self, filename: str | os.PathLike[str] | bytes | None = None,
-                 filehandle: FileLike | None = None, *, sequential: bool = False) -> None:
+                 filehandle: FileLike | None = None, *, sequential: bool = False,
+                 sync: bool | None = None) -> None:
         if (filename is None) == (filehandle is None):
             raise InvalidInputError("output: give exactly one of filename or filehandle")
         self.filename: str | None = os.fsdecode(filename) if filename is not None else None
         self.filehandle = filehandle
         self.sequential = sequential
+        self.sync = SYNC.get() if sync is None else bool(sync)
+        """Durable: fsynced before the image is named (a device is flushed whatever this says)."""
         self.fd = -1
         self.kind = ""
         self.fresh = False
@@ -437,19 +473,21 @@ class Output:
     def _complete(self) -> None:
         if self.kind == NEW:
             self._install()
-        elif self.kind == STREAM and self.fresh:
+            return
+        if self.kind == STREAM and self.fresh:
             self._copy_out()
+            if self.sync and self._dest_fd >= 0:
+                _fsync_if_possible(self._dest_fd)       # a pipe or socket: EINVAL, nothing to do
         elif self.kind == INPLACE and (self._block or self._char):
-            try:
-                os.fsync(self.fd)
-            except OSError as e:
-                if e.errno not in (errno.EINVAL, errno.EROFS, errno.ENOTSUP):
-                    raise
+            _fsync_if_possible(self.fd)                 # a device: always, it is unplugged next
+        elif self.sync and self.kind in (INPLACE, STREAM):
+            _fsync_if_possible(self.fd)
 
     def _install(self) -> None:
-        """fsync, keep the old file's mode and owner, name the file, rename it over the target,
-        fsync the directory."""
-        os.fsync(self.fd)
+        """Keep the old file's mode and owner, name the file, rename it over the target; when
+        durable, fsync the file first and the directory after."""
+        if self.sync:
+            os.fsync(self.fd)
         old = self._old
         mode = 0o644 & ~_umask()
         if old is not None:
@@ -473,6 +511,8 @@ class Output:
         os.replace(self._tmp_name, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         self._tmp_name = None
         self._done = True
+        if not self.sync:
+            return
         try:
             os.fsync(self._dir_fd)
         except OSError as e:
@@ -594,6 +634,16 @@ def _oserror(e: OSError, message: str, path: str | None = None) -> OutputError:
     if path is None and e.filename is not None:
         path = os.fsdecode(e.filename)
     return OutputError(f"{message}: {text} ({name})", path=path, errno=code or None)
+
+
+def _fsync_if_possible(fd: int) -> None:
+    """fsync ``fd``; nothing where it cannot be synced (a pipe, a socket, a read-only or
+    pseudo file system: EINVAL, EROFS, ENOTSUP)."""
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EROFS, errno.ENOTSUP):
+            raise
 
 
 def _open_out(path: str, flags: int) -> int:
@@ -1026,4 +1076,5 @@ def is_stdout(path: str) -> bool:
     return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
 
 
-__all__ = ["Output", "output_target", "is_stdout", "NEW", "INPLACE", "STREAM", "NULL", "ZERO_METHODS"]
+__all__ = ["Output", "SYNC", "durable", "output_target", "is_stdout", "NEW", "INPLACE", "STREAM", "NULL",
+           "ZERO_METHODS"]

@@ -18,6 +18,13 @@ be the image itself (``-o -``), the bytes of ``cat`` or the JSON object.  It cou
 file data as they are copied, chunk by chunk (:data:`sysexport.data.PROGRESS`), so one large
 file moves it as well as many small ones.
 
+A command that writes an image (its parser has ``-o``/``--output`` when
+:func:`add_output_options` is called: build, live, initramfs, export, remaster) also takes
+
+``--sync``
+    wait until the image is on the disk: the output is durable (fsynced before it is named,
+    its directory after: :func:`sysexport.output.durable`); :func:`progress_for` applies it.
+
 A new command uses the two helpers::
 
     add_output_options(parser)                  # --json, --progress, --quiet
@@ -48,9 +55,12 @@ Mode = Literal["auto", "on", "off"]
 """``auto``: a bar on a terminal for large jobs; ``on``: always (lines off a terminal); ``off``."""
 
 
-def add_output_options(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
+def add_output_options(parser: argparse.ArgumentParser, *, json_output: bool = True,
+                       sync: bool | None = None) -> None:
     """Add ``--json`` (unless ``json_output`` is False: a command whose output is data, like
-    ``cat``), ``--progress`` and ``-q``/``--quiet`` to a command's parser."""
+    ``cat``), ``--progress`` and ``-q``/``--quiet`` to a command's parser, and ``--sync`` when
+    ``sync`` is True or, None, when the parser already has ``-o``/``--output`` (it writes an
+    image)."""
     group = parser.add_argument_group("output")
     if json_output:
         group.add_argument("--json", action="store_true",
@@ -62,6 +72,14 @@ def add_output_options(parser: argparse.ArgumentParser, *, json_output: bool = T
                             f"more than {AUTO_MIN_BYTES >> 20} MiB)")
     group.add_argument("-q", "--quiet", action="store_true",
                        help="print nothing but errors (no progress, no summary; --json still prints its object)")
+    if sync is None:
+        sync = any(action.dest == "output" for action in parser._actions)
+    if sync:
+        group.add_argument("--sync", action="store_true",
+                           help="return only when the image is on the disk (fsynced before it is renamed into "
+                                "place, and its directory after), so that a crash or power cut right after "
+                                "cannot lose it; by default a file is left to the kernel to write back, as cp "
+                                "does (a block device is always flushed)")
 
 
 def mode_of(args: argparse.Namespace) -> Mode:
@@ -148,9 +166,17 @@ def progress(total_bytes: int, label: str, mode: Mode = "auto", stream: IO[str] 
             meter.close()
 
 
-def progress_for(args: argparse.Namespace, total_bytes: int, label: str) -> Any:
-    """:func:`progress` in the mode ``args`` asked for (``--progress``, ``--quiet``)."""
-    return progress(total_bytes, label, mode_of(args))
+@contextmanager
+def progress_for(args: argparse.Namespace, total_bytes: int, label: str) -> Iterator[Meter | None]:
+    """:func:`progress` in the mode ``args`` asked for (``--progress``, ``--quiet``); with
+    ``--sync``, every output opened in the block is durable (:func:`sysexport.output.durable`)."""
+    with progress(total_bytes, label, mode_of(args)) as meter:
+        if getattr(args, "sync", False):
+            from .output import durable
+            with durable():
+                yield meter
+        else:
+            yield meter
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], lines: Sequence[str] = (),
