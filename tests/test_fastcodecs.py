@@ -95,10 +95,10 @@ def common(codec: FastCodec, rng: random.Random) -> None:
 def test_every_fast_copy_is_registered():
     names = [name for name, _ in CODECS]
     assert len(names) == len(set(names))
-    for needle in ("layout.pack_record", "layout.directory_bytes", "parse_directory_record",
+    for needle in ("layout.pack_record", "dirbytes.directory_bytes", "parse_directory_record",
                    "layout.path_table_record", "rockridge._px", "rockridge._tf", "rockridge._nm",
                    "rockridge._sl_entry", "rockridge._rr", "decode_su_entry", "DIR_ENTRY_FAST",
-                   "LFN_ENTRY_FAST", "writer.pack_fat", "reader._unpack_fat"):
+                   "LFN_ENTRY_FAST", "LFN_AND_DIR_ENTRY_FAST", "table.pack_fat", "reader._unpack_fat"):
         assert any(needle in n for n in names), needle
 
 

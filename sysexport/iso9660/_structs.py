@@ -373,28 +373,37 @@ def _file_record_obj(s: FileRecordSample) -> dict[str, object]:
 
 
 def _file_record(s: FileRecordSample) -> tuple[bytes, int]:
-    """The record layout.directory_bytes writes for the sample, and its length as
-    layout.size_directory planned it.  A first record with the same attributes but another
-    name and serial number fills the cache of shared Rock Ridge prefixes the second one uses."""
+    """The record dirbytes.directory_bytes writes for the sample, and its length as
+    dirbytes.size_directory planned it (the growth of the directory's records).  A first
+    file with the same attributes but another name and serial number fills the cache of
+    shared Rock Ridge prefixes the second one uses."""
     from ..extent import Extent
     from ..fileinfo import FileInfo
-    from . import layout, rockridge
+    from ..tree import Node
+    from . import dirbytes, layout, rockridge
     dir_info = FileInfo(name="d", mode=0o40755)
-    records = []
-    for name, inode, ident in ((b"first", s["inode"] ^ 1, b"A"), (s["name"], s["inode"], s["ident"])):
-        info = FileInfo(name="d/" + name.decode("utf-8", "surrogateescape"), mode=s["mode"], uid=s["uid"],
-                        gid=s["gid"], mtime=s["mtime"], atime=s["atime"], ctime=s["ctime"])
-        payload = layout.Payload(info, s["size_bytes"], Extent(s["lba"] * SECTOR_BYTES, s["size_bytes"]),
-                                 nlink=s["nlink"], inode=inode)
-        records.append(layout.Rec(ident, s["flags"], info, layout.K_FILE, None, payload, 0,
-                                  None if s["rock_ridge"] is None else layout.RR_FROM_PAYLOAD))
-    d = layout.DirOut(dir_info, None, b"\x00", 1, records=records)
     rr_mod = None if s["rock_ridge"] is None else rockridge
     version = s["rock_ridge"] or "1.09"
-    d.extent = Extent(0, layout.size_directory(d, rr_mod, version, s["default_time"]))
-    data = layout.directory_bytes(d, rr_mod, version, s["default_time"], {})
-    first, second = records
-    return data[first.length:first.length + second.length], second.length
+    used = []
+    for files in (((b"first", s["inode"] ^ 1, b"A"),),
+                  ((b"first", s["inode"] ^ 1, b"A"), (s["name"], s["inode"], s["ident"]))):
+        dir_node: Node = Node(dir_info, None)
+        children = dir_node.children
+        assert children is not None
+        for name, inode, _ in files:
+            text = name.decode("utf-8", "surrogateescape")
+            info = FileInfo(name="d/" + text, mode=s["mode"], uid=s["uid"], gid=s["gid"], mtime=s["mtime"],
+                            atime=s["atime"], ctime=s["ctime"], ISO9660_flags=s["flags"])
+            node: Node = Node(info, dir_node)
+            node.w = layout.Payload(info, s["size_bytes"], Extent(s["lba"] * SECTOR_BYTES, s["size_bytes"]),
+                                    nlink=s["nlink"], inode=inode)
+            children[text] = node
+        d = layout.DirOut(dir_info, None, b"\x00", 1, node=dir_node, entries=list(children),
+                          idents=b"".join(f[2] for f in files), ident_lens=bytes(len(f[2]) for f in files))
+        d.extent = Extent(0, dirbytes.size_directory(d, rr_mod, version, s["default_time"]))
+        data = dirbytes.directory_bytes(d, rr_mod, version, s["default_time"], {})
+        used.append(d.used_bytes)
+    return data[used[0]:used[1]], used[1] - used[0]
 
 
 def _path_table_sample(rng: random.Random) -> tuple[bytes, int, int]:
@@ -421,8 +430,8 @@ def _path_table_codec(big_endian: bool) -> FastCodec[tuple[bytes, int, int]]:
 FAST_CODECS = (
     FastCodec("DirectoryRecord: layout.pack_record (every record but plain files')",
               lambda _: DirectoryRecord, _dir_record_sample, _dir_record_obj, _pack_record),
-    FastCodec("DirectoryRecord: the plain-file path of layout.directory_bytes, Rock Ridge spliced, "
-              "sizes from layout.size_directory", lambda _: DirectoryRecord, _file_record_sample,
+    FastCodec("DirectoryRecord: the plain-file path of dirbytes.directory_bytes, Rock Ridge spliced, "
+              "sizes from dirbytes.size_directory", lambda _: DirectoryRecord, _file_record_sample,
               _file_record_obj, lambda s: _file_record(s)[0], size=lambda s: _file_record(s)[1]),
     FastCodec("DirectoryRecord: _fastread.parse_directory_record (reader)",
               lambda _: DirectoryRecord, _any_dir_record, decode=_parse_record),

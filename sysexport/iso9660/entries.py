@@ -24,7 +24,7 @@ from ..errors import InternalError, InvalidInputError
 from ..extent import Extent
 from ..fileinfo import FileInfo, check_namespace, normalize_name
 from ..tree import Node
-from .layout import K_CL, K_DIR, K_FILE, PLACED_LATER, NodeState, placed_records, record_location
+from .layout import K_CL, K_DIR, K_FILE, PLACED_LATER, NodeState, lay_records, record_location
 
 if TYPE_CHECKING:
     from .writer import ISO9660, ISOPlan, RecordPlace
@@ -200,12 +200,15 @@ def record_places(iso: ISO9660, plan: ISOPlan, node: Node, namespace: str) -> li
     d = parent.w.iso_dir if namespace == "iso9660" else parent.w.joliet_dir
     if d is None or d.extent is None:
         return []
+    from .hierarchy import records_of
     version = iso.rock_ridge or ""
     out = []
-    for rec in placed_records(d, plan.rr_mod, version, iso.default_time):
+    records = records_of(d, plan.rr_mod is not None)
+    lay_records(records, d, plan.rr_mod, version, iso.default_time)     # positions as size_directory() found
+    for rec in records:
         if rec.info is not node.info or rec.ident in (b"\x00", b"\x01"):
             continue
-        unplaced = rec.kind == K_FILE and rec.payload is not None and rec.payload.extent is None
+        unplaced = rec.kind == K_FILE and rec.payload is not None and rec.payload.offset < 0
         if unplaced:                        # placed later, not yet placed: no extent to name
             lba, length = 0, 0
         elif rec.kind in (K_DIR, K_FILE):

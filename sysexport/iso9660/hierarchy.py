@@ -24,15 +24,13 @@ Deep directories.  ECMA-119 6.8.2.1 allows eight levels (the root is the first):
 from __future__ import annotations
 
 import stat
-from functools import partial
-
 from ..errors import InternalError, InvalidInputError, LayoutError
 from ..fileinfo import FileInfo, implied_directory
 from ..tree import Node, Tree
 from . import names as _names
 from .enums import FLAG_DIRECTORY, FLAG_MULTI_EXTENT, USER_FLAGS
 from .layout import (K_CL, K_DIR, K_FILE, K_OTHER, RR_FROM_PAYLOAD, DirOut, Rec, RRArgs, RRSource, _rr_name,
-                     _state, single_section_max)
+                     _state, payload_of)
 
 MAX_DEPTH = 8
 """ECMA-119 6.8.2.1: at most eight levels of directories, the root being level 1."""
@@ -68,24 +66,25 @@ def check_without_rock_ridge(info: FileInfo) -> None:
                                 "xorriso does) or flatten the tree")
 
 
-def _file_records(node: Node, ident: bytes, rr: RRSource | None) -> list[Rec]:
-    st = _state(node)
-    flags = node.info.ISO9660_flags & USER_FLAGS
-    if st.payload is None:
-        return [Rec(ident, flags, node.info, K_OTHER, rr=rr)]
-    if isinstance(rr, RRArgs) and rr.nlink == st.payload.nlink and rr.inode == st.payload.inode \
-            and rr._name is node and not rr.sp_er and rr.relocated is None:
-        rr = RR_FROM_PAYLOAD
-    n = st.payload.section_count()
+def file_records(node: Node, ident: bytes, rr: RRSource | None) -> list[Rec]:
+    """The records of a child that is not a directory: a file's (one a section, ECMA-119
+    6.5.1), a symlink's, a device's..."""
+    info = node.info
+    flags = info.ISO9660_flags & USER_FLAGS
+    p = payload_of(node)
+    if p is None:
+        return [Rec(ident, flags, info, K_OTHER, rr=rr)]
+    n = p.section_count()
     if n == 1:
-        return [Rec(ident, flags, node.info, K_FILE, payload=st.payload, rr=rr)]
-    return [Rec(ident, flags | (FLAG_MULTI_EXTENT if i < n - 1 else 0), node.info, K_FILE,
-                payload=st.payload, section=i, rr=rr) for i in range(n)]
+        return [Rec(ident, flags, info, K_FILE, payload=p, rr=rr)]
+    return [Rec(ident, flags | (FLAG_MULTI_EXTENT if i < n - 1 else 0), info, K_FILE,
+                payload=p, section=i, rr=rr) for i in range(n)]
 
 
 def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: int, *,
                         relocate: bool = False) -> list[DirOut]:
-    """The ISO 9660 directories in path table order, records filled (sizes not yet).
+    """The ISO 9660 directories in path table order, each with its children named and in
+    record order (:class:`~.layout.DirOut`; sizes not yet).
 
     ``rock_ridge``: deep directories stay in place, or with ``relocate`` move to RR_MOVED;
     without it the tree must keep ECMA-119's limits (see the module's docstring).
@@ -103,21 +102,20 @@ def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: in
     while i < len(queue):
         d = queue[i]
         i += 1
-        node = d.tree_node
-        kids = iso_children(node)
-        idents = _names.assign_iso_names([(c, c.name, c.info.is_dir, c.info.ISO9660_shortname) for c in kids],
-                                         level, node.path)
-        for c in kids:
-            st = _state(c)
-            ident = st.iso_ident = idents[c]
+        kids = iso_children(d.tree_node)
+        idents = _name_iso_children(d, kids, level)
+        for (key, c), text in zip(kids, idents):
+            info = c.info
             if not rock_ridge:
-                check_without_rock_ridge(c.info)
+                check_without_rock_ridge(info)
             if check_paths:
-                n = path_bytes[id(d)] + 1 + len(ident)
+                n = path_bytes[id(d)] + 1 + len(text)
                 if n > MAX_PATH_BYTES:
-                    _path_too_long(c, d, ident, n, level)
-            if not c.info.is_dir:
+                    _path_too_long(c, d, text.encode("ascii"), n, level)
+            if c.children is None:
                 continue
+            st = _state(c)
+            ident = text.encode("ascii")
             if rock_ridge and relocate and d.depth + 1 > MAX_DEPTH:
                 if rr_moved is None:
                     rr_info = implied_directory("rr_moved")
@@ -125,24 +123,33 @@ def build_iso_hierarchy(tree: Tree, level: int, rock_ridge: bool, next_inode: in
                     rr_moved = DirOut(rr_info, root, b"", 2, inode=next_inode)
                     next_inode += 1
                     root.children.append(rr_moved)
-                cd = DirOut(c.info, rr_moved, b"", 3, node=c, real_parent=d, inode=st.inode, nlink=st.nlink)
+                cd = DirOut(info, rr_moved, b"", 3, node=c, real_parent=d, inode=st.inode, nlink=st.nlink)
                 relocated.append((d, c))
                 rr_moved.children.append(cd)
             else:
-                cd = DirOut(c.info, d, ident, d.depth + 1, node=c, inode=st.inode, nlink=st.nlink)
+                cd = DirOut(info, d, ident, d.depth + 1, node=c, inode=st.inode, nlink=st.nlink)
                 d.children.append(cd)
                 if check_paths:
                     path_bytes[id(cd)] = path_bytes[id(d)] + 1 + len(ident)
             st.iso_dir = cd
             queue.append(cd)
     if rr_moved is not None:
-        _name_rr_moved(root_node, rr_moved, relocated, level)
-    ordered = _path_table_order(root)
-    for d in ordered:
-        d.build = partial(_iso_records, d, rock_ridge, root, rr_moved)
-    return ordered
+        _name_rr_moved(root_node, root, rr_moved, relocated, level, rock_ridge)
+    return _path_table_order(root)
 
 
+def _name_iso_children(d: DirOut, kids: list[tuple[str, Node]], level: int) -> list[str]:
+    """Name the children of ``d`` (:func:`.names.directory_iso_names`) and put them in
+    record order (ECMA-119 9.3) into ``d.entries``, ``d.idents``, ``d.ident_lens``;
+    returns each child's identifier, in the order of ``kids``."""
+    texts, keys = _names.directory_iso_names(
+        [(key, c.children is not None, c.info.ISO9660_shortname) for key, c in kids], level, d.tree_node.path)
+    order = sorted(range(len(kids)), key=keys.__getitem__)
+    d.entries = [kids[j][0] for j in order]
+    ordered = [texts[j] for j in order]
+    d.idents = "".join(ordered).encode("ascii")
+    d.ident_lens = bytes(map(len, ordered))
+    return texts
 def _path_too_long(c: Node, d: DirOut, ident: bytes, n: int, level: int) -> None:
     names = [ident]
     p: DirOut | None = d
@@ -155,8 +162,10 @@ def _path_too_long(c: Node, d: DirOut, ident: bytes, n: int, level: int) -> None
                             "interchange level 3, turn rock_ridge on or shorten the names")
 
 
-def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirOut, Node]], level: int) -> None:
-    """Identifiers of RR_MOVED and of the directories moved into it.
+def _name_rr_moved(root_node: Node, root: DirOut, rr_moved: DirOut, relocated: list[tuple[DirOut, Node]],
+                   level: int, rock_ridge: bool) -> None:
+    """Identifiers of RR_MOVED and of the directories moved into it, and their records
+    (in the root and in RR_MOVED).
 
     A root entry with one of libarchive's names for the relocation directory cannot be
     told apart from it (libarchive takes the first root directory with such a Rock Ridge
@@ -165,7 +174,7 @@ def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirO
     ``rr-moved``, a file ``rr_moved``) keeps its identifier and RR_MOVED takes the first
     free RR_MOVnn: readers find the relocation directory by its RE entry (Linux, libisofs,
     pycdlib) or its Rock Ridge name (libarchive), never by its identifier."""
-    for c in iso_children(root_node):
+    for _, c in iso_children(root_node):
         if c.name == RR_MOVED_NAMES[1] or (c.name == RR_MOVED_NAMES[0] and c.info.is_dir):
             raise InvalidInputError(
                 f"{c.path}: a root {'directory' if c.info.is_dir else 'entry'} named {c.name!r} cannot be told "
@@ -175,7 +184,7 @@ def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirO
     moved = _names.assign_iso_names([(c, c.name, True, None) for _, c in relocated], level, "rr_moved")
     for _, c in relocated:
         _iso_dir(c).ident = moved[c]
-    taken = {_names.clash_key(_state(r).iso_ident) for r in iso_children(root_node)}
+    taken = {_names.clash_key(ident) for _, ident in entry_idents(root)}
     ident = RR_MOVED_IDENT
     n = 0
     while ident in taken:
@@ -183,6 +192,35 @@ def _name_rr_moved(root_node: Node, rr_moved: DirOut, relocated: list[tuple[DirO
         ident = f"RR_MOV{n:02d}".encode()
     rr_moved.ident = ident
     rr_moved.nlink = 2 + len(relocated)
+    rr_moved_rec = Rec(ident, FLAG_DIRECTORY, rr_moved.info, K_DIR, target=rr_moved,
+                       rr=_rr(rock_ridge, rr_moved.info, RR_MOVED_NAME, rr_moved.nlink, rr_moved.inode,
+                              relocated="RE"))
+    _set_entries(root, entry_idents(root) + [(rr_moved_rec, ident)])
+    _set_entries(rr_moved, [(Rec(cd.ident, FLAG_DIRECTORY, cd.info, K_DIR, target=cd,
+                                 rr=_rr(rock_ridge, cd.info, _rr_name(cd.tree_node), cd.nlink, cd.inode,
+                                        relocated="RE")), cd.ident) for cd in rr_moved.children])
+
+
+def entry_idents(d: DirOut) -> list[tuple[str | Rec, bytes]]:
+    """Each entry of ``d`` (a child's key, or a record made at plan()) with its identifier,
+    in record order."""
+    lens = d.ident_lens
+    if lens is None:                        # Joliet: the names in UCS-2
+        return [(e, e.encode("utf-16-be") if isinstance(e, str) else e.ident) for e in d.entries]
+    out: list[tuple[str | Rec, bytes]] = []
+    blob, at = d.idents, 0
+    for e, n in zip(d.entries, lens):
+        out.append((e, blob[at:at + n]))
+        at += n
+    return out
+
+
+def _set_entries(d: DirOut, pairs: list[tuple[str | Rec, bytes]]) -> None:
+    """``d``'s entries from (entry, identifier) pairs, sorted by ECMA-119 9.3."""
+    pairs = sorted(pairs, key=lambda p: _names.iso_sort_key(p[1]))
+    d.entries = [e for e, _ in pairs]
+    d.idents = b"".join(i for _, i in pairs)
+    d.ident_lens = bytes(len(i) for _, i in pairs)
 
 
 def extent_order(dirs: list[DirOut]) -> list[DirOut]:
@@ -218,118 +256,124 @@ def _iso_dir(node: Node) -> DirOut:
     return d
 
 
-def _iso_records(d: DirOut, rock_ridge: bool, root: DirOut, rr_moved: DirOut | None) -> list[Rec]:
+def _rr(rock_ridge: bool, info: FileInfo, name: bytes | Node | None, nlink: int, inode: int, *,
+        sp_er: bool = False, relocated: str | None = None, link: DirOut | None = None) -> RRArgs | None:
+    return RRArgs(info, name, nlink, inode, sp_er, relocated, link) if rock_ridge else None
+
+
+def dot_records(d: DirOut, rock_ridge: bool) -> list[Rec]:
+    """The "." and ".." records of a directory (ECMA-119 6.8.2.2); in the ISO 9660 tree with
+    Rock Ridge, the root's "." carries SP and ER (SUSP 5.3, 5.5) and a relocated
+    directory's ".." PL (RRIP 4.1.5.2)."""
     parent = d.parent or d
-    true_parent = d.real_parent or parent
-
-    def rr(info: FileInfo, name: bytes | Node | None, nlink: int, inode: int, *, sp_er: bool = False,
-           relocated: str | None = None, link: DirOut | None = None) -> RRArgs | None:
-        return RRArgs(info, name, nlink, inode, sp_er, relocated, link) if rock_ridge else None
-
+    if d.joliet:
+        return [Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d),
+                Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent)]
     dot = Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d,
-              rr=rr(d.info, None, d.nlink, d.inode, sp_er=d is root))
-    if d.real_parent is not None:
-        dotdot_rr = rr(true_parent.info, None, true_parent.nlink, true_parent.inode, relocated="PL",
-                       link=true_parent)
+              rr=_rr(rock_ridge, d.info, None, d.nlink, d.inode, sp_er=d.parent is None))
+    true_parent = d.real_parent
+    if true_parent is not None:
+        dotdot_rr = _rr(rock_ridge, true_parent.info, None, true_parent.nlink, true_parent.inode, relocated="PL",
+                        link=true_parent)
     else:
-        dotdot_rr = rr(parent.info, None, parent.nlink, parent.inode)
-    records = [dot, Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent, rr=dotdot_rr)]
-    children: list[Rec] = []
-    one_section = single_section_max()
-    if d.node is not None:
-        for c in iso_children(d.node):
-            st = _state(c)
-            if c.info.is_dir:
-                cd = _iso_dir(c)
-                flags = FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS)
-                if cd.parent is d:
-                    children.append(Rec(st.iso_ident, flags, c.info, K_DIR, target=cd,
-                                        rr=rr(c.info, c, cd.nlink, cd.inode)))
-                else:   # relocated: a file record carrying CL (RRIP 4.1.5.1)
-                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_CL, target=cd,
-                                        rr=rr(c.info, _rr_name(c), cd.nlink, cd.inode, relocated="CL", link=cd)))
-            else:
-                pl = st.payload
-                plain = rock_ridge and pl is not None and st.nlink == pl.nlink and st.inode == pl.inode
-                if plain and pl is not None and pl.size_bytes <= one_section:  # _file_records(), one section
-                    children.append(Rec(st.iso_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE,
-                                        None, pl, 0, RR_FROM_PAYLOAD))
-                    continue
-                children.extend(_file_records(c, st.iso_ident, RR_FROM_PAYLOAD if plain
-                                              else rr(c.info, c, st.nlink, st.inode)))
-    if d is root and rr_moved is not None:
-        children.append(Rec(rr_moved.ident, FLAG_DIRECTORY, rr_moved.info, K_DIR, target=rr_moved,
-                            rr=rr(rr_moved.info, RR_MOVED_NAME, rr_moved.nlink, rr_moved.inode, relocated="RE")))
-    if d is rr_moved:
-        for cd in d.children:
-            children.append(Rec(cd.ident, FLAG_DIRECTORY, cd.info, K_DIR, target=cd,
-                                rr=rr(cd.info, _rr_name(cd.tree_node), cd.nlink, cd.inode, relocated="RE")))
-    children.sort(key=lambda r: _names.iso_sort_key(r.ident))
-    return records + children
+        dotdot_rr = _rr(rock_ridge, parent.info, None, parent.nlink, parent.inode)
+    return [dot, Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent, rr=dotdot_rr)]
 
 
-def iso_children(node: Node) -> list[Node]:
-    """The children the ISO 9660 tree (and its Rock Ridge records) shows, sorted: every
-    one not ``hidden_from`` "iso9660"."""
-    return [c for c in node.sorted_children() if "iso9660" not in c.info.hidden_from]
+def child_records(d: DirOut, node: Node, ident: bytes, rock_ridge: bool) -> list[Rec]:
+    """The records of one child of ``d`` (a tree node), in either hierarchy."""
+    info = node.info
+    if node.children is not None:
+        flags = FLAG_DIRECTORY | (info.ISO9660_flags & USER_FLAGS)
+        if d.joliet:
+            return [Rec(ident, flags, info, K_DIR, target=_state(node).joliet_dir)]
+        cd = _iso_dir(node)
+        if cd.parent is d:
+            return [Rec(ident, flags, info, K_DIR, target=cd, rr=_rr(rock_ridge, info, node, cd.nlink, cd.inode))]
+        # relocated: a file record carrying CL (RRIP 4.1.5.1)
+        return [Rec(ident, info.ISO9660_flags & USER_FLAGS, info, K_CL, target=cd,
+                    rr=_rr(rock_ridge, info, _rr_name(node), cd.nlink, cd.inode, relocated="CL", link=cd))]
+    if d.joliet or not rock_ridge:
+        return file_records(node, ident, None)
+    if payload_of(node) is not None:        # a regular file: its Rock Ridge entries from its payload
+        return file_records(node, ident, RR_FROM_PAYLOAD)
+    st = _state(node)
+    return file_records(node, ident, RRArgs(info, node, st.nlink, st.inode))
 
 
-def _joliet_children(node: Node) -> list[Node]:
+def records_of(d: DirOut, rock_ridge: bool) -> list[Rec]:
+    """Every record of a directory, made afresh (with their continuation areas, once
+    planned): what :func:`.dirbytes.size_directory` and :func:`.dirbytes.directory_bytes`
+    go through without making them, for whoever needs them one by one (lookup())."""
+    records = dot_records(d, rock_ridge)
+    children = d.node.children if d.node is not None else None
+    for entry, ident in entry_idents(d):
+        if isinstance(entry, str):
+            if children is None:
+                raise InternalError(f"{d.info.name or '/'}: entry {entry!r} without a tree node")
+            records += child_records(d, children[entry], ident, rock_ridge)
+        else:
+            records.append(entry)
+    if d.conts:
+        for i, (cont_len, cont_offset) in d.conts.items():
+            records[i].cont_len = cont_len
+            records[i].cont_offset = cont_offset
+    return records
+
+
+def iso_children(node: Node) -> list[tuple[str, Node]]:
+    """The children the ISO 9660 tree (and its Rock Ridge records) shows, sorted, with
+    their keys in ``node.children``: every one not ``hidden_from`` "iso9660"."""
+    children = node.children
+    if not children:
+        return []
+    return [(k, c) for k in sorted(children) if "iso9660" not in (c := children[k]).info.hidden_from]
+
+
+def _joliet_children(node: Node) -> list[tuple[str, Node]]:
     """Joliet holds directories and regular files only: like xorriso, symlinks, devices,
     fifos and sockets exist only in the Rock Ridge view (Joliet cannot describe them).
     Entries ``hidden_from`` "joliet" are left out too."""
-    return [c for c in node.sorted_children()
-            if c.info.mode & 0o170000 in _JOLIET_TYPES and "joliet" not in c.info.hidden_from]
+    children = node.children
+    if not children:
+        return []
+    return [(k, c) for k in sorted(children)
+            if (info := (c := children[k]).info).mode & 0o170000 in _JOLIET_TYPES and "joliet" not in info.hidden_from]
 
 
 _JOLIET_TYPES = (stat.S_IFDIR, stat.S_IFREG)
 
 
 def build_joliet_hierarchy(tree: Tree) -> list[DirOut]:
-    """The Joliet directories (the true tree, UCS-2 names sorted by code unit) in path table order."""
-    root = DirOut(tree.root.info, None, b"\x00", 1, node=tree.root)
+    """The Joliet directories (the true tree, UCS-2 names sorted by code unit) in path table
+    order, each with its children named and in record order."""
+    root = DirOut(tree.root.info, None, b"\x00", 1, node=tree.root, joliet=True)
     _state(tree.root).joliet_dir = root
     queue = [root]
     i = 0
     while i < len(queue):
         d = queue[i]
         i += 1
-        kids = _joliet_children(d.tree_node)
-        idents = _names.assign_joliet_names([(c, c.name, c.info.is_dir, c.info.joliet_name) for c in kids],
-                                            d.tree_node.path)
-        for c in kids:
-            st = _state(c)
-            st.joliet_ident = idents[c]
-            if c.info.is_dir:
-                cd = DirOut(c.info, d, idents[c], d.depth + 1, node=c)
-                st.joliet_dir = cd
+        node = d.tree_node
+        kids = _joliet_children(node)
+        idents = _names.directory_joliet_names([(k, c.children is not None, c.info.joliet_name) for k, c in kids],
+                                               node.path)
+        if idents is None:                  # every identifier is the name in UCS-2, sorted as the names
+            d.entries = [k for k, _ in kids]
+            d.ident_lens = None
+        else:
+            order = sorted(range(len(kids)), key=idents.__getitem__)
+            d.entries = [kids[j][0] for j in order]
+            d.idents = b"".join(idents[j] for j in order)
+            d.ident_lens = bytes(len(idents[j]) for j in order)
+        for j, (key, c) in enumerate(kids):
+            if c.children is not None:
+                ident = idents[j] if idents is not None else key.encode("utf-16-be")
+                cd = DirOut(c.info, d, ident, d.depth + 1, node=c, joliet=True)
+                _state(c).joliet_dir = cd
                 d.children.append(cd)
                 queue.append(cd)
-    ordered = _path_table_order(root)
-    for d in ordered:
-        d.build = partial(_joliet_records, d)
-    return ordered
-
-
-def _joliet_records(d: DirOut) -> list[Rec]:
-    parent = d.parent or d
-    recs = [Rec(b"\x00", FLAG_DIRECTORY, d.info, K_DIR, target=d),
-            Rec(b"\x01", FLAG_DIRECTORY, parent.info, K_DIR, target=parent)]
-    kids: list[Rec] = []
-    one_section = single_section_max()
-    for c in _joliet_children(d.tree_node):
-        st = _state(c)
-        if c.info.is_dir:
-            kids.append(Rec(st.joliet_ident, FLAG_DIRECTORY | (c.info.ISO9660_flags & USER_FLAGS), c.info,
-                            K_DIR, target=st.joliet_dir))
-        else:
-            pl = st.payload
-            if pl is not None and pl.size_bytes <= one_section:    # _file_records(), one section
-                kids.append(Rec(st.joliet_ident, c.info.ISO9660_flags & USER_FLAGS, c.info, K_FILE, None, pl))
-            else:
-                kids.extend(_file_records(c, st.joliet_ident, None))
-    kids.sort(key=lambda r: r.ident)
-    return recs + kids
+    return _path_table_order(root)
 
 
 def _path_table_order(root: DirOut) -> list[DirOut]:

@@ -96,28 +96,55 @@ def path_table_record(ident: bytes, lba: int, parent_number: int, big_endian: bo
     return head + ident + (b"\x00" if len(ident) % 2 else b"")
 
 
-@dataclass(eq=False, slots=True)
 class Payload:
-    """The bytes of one regular file, shared by all its hard links."""
+    """The bytes of one regular file, shared by all its hard links.
 
-    info: FileInfo
-    size_bytes: int
-    extent: Extent | None = None
-    placed_later: bool = False
-    fixed: bool = False
-    inode: int = 0
-    nlink: int = 0
+    From plan() on it is also the ``Node.w`` of every member of its link group (the node's
+    inode is the payload's, its link count ``max(nlink, 1)``): no other per-file object is
+    kept.  Its extent is held as a device offset (-1: none yet), the :class:`Extent` made
+    when asked for: 100,000 files placed by a coordinator need no Extent each."""
+
+    __slots__ = ("info", "size_bytes", "offset", "placed_later", "fixed", "inode", "nlink")
+
+    def __init__(self, info: FileInfo, size_bytes: int, extent: Extent | None = None, placed_later: bool = False,
+                 fixed: bool = False, inode: int = 0, nlink: int = 0) -> None:
+        self.info = info
+        self.size_bytes = size_bytes
+        self.offset = -1 if extent is None else extent.device_offset
+        self.placed_later = placed_later
+        self.fixed = fixed
+        self.inode = inode
+        self.nlink = nlink
+
+    @property
+    def extent(self) -> Extent | None:
+        """The file's bytes on the device (None until allocated or placed)."""
+        if self.offset < 0:
+            return None
+        return Extent(self.offset, self.size_bytes, self.info.name)
+
+    @extent.setter
+    def extent(self, value: Extent | None) -> None:
+        self.offset = -1 if value is None else value.device_offset
+
+    @property
+    def payload(self) -> Payload:
+        """The payload of a node whose state this is (itself)."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"Payload({self.info.name!r}, {self.size_bytes}, offset={self.offset})"
 
     def sections(self) -> list[tuple[int, int]]:
         """(device_offset, length) of each extent of the file (ECMA-119 6.5.1): one, unless
         the file needs more (see :func:`single_section_max`)."""
         if self.size_bytes == 0:
             return [(0, 0)]
-        if self.extent is None:
+        if self.offset < 0:
             raise InternalError(f"{self.info.name}: no extent")
         if self.size_bytes <= single_section_max():
-            return [(self.extent.device_offset, self.size_bytes)]
-        out, pos, left = [], self.extent.device_offset, self.size_bytes
+            return [(self.offset, self.size_bytes)]
+        out, pos, left = [], self.offset, self.size_bytes
         while left:
             n = min(left, MAX_SECTION_BYTES)
             out.append((pos, n))
@@ -146,16 +173,20 @@ def single_section_max() -> int:
 
 @dataclass(eq=False, slots=True)
 class NodeState:
-    """Per-node scratch state of the ISO writer (``Node.w``)."""
+    """Per-node scratch state of the ISO writer (``Node.w``) of a directory, a symlink, a
+    device, a fifo or a socket; a regular file's state is its :class:`Payload`.  The
+    identifiers live with the directory that records them (:class:`DirOut`)."""
 
-    payload: Payload | None = None
     inode: int = 0
     nlink: int = 1
-    iso_ident: bytes = b""
-    joliet_ident: bytes = b""
     iso_dir: "DirOut | None" = None
     joliet_dir: "DirOut | None" = None
     placed_later: bool = False
+
+    @property
+    def payload(self) -> None:
+        """No bytes: only regular files have a payload."""
+        return None
 
 
 PLACED_LATER = NodeState(placed_later=True)
@@ -227,21 +258,30 @@ class Rec:
 
 @dataclass(eq=False, slots=True)
 class DirOut:
-    """One directory of one hierarchy (ISO 9660 or Joliet)."""
+    """One directory of one hierarchy (ISO 9660 or Joliet).
+
+    Its records are not kept: ``entries`` lists, in record order (ECMA-119 9.3), the key in
+    ``node.children`` of each child it records (a str) or a record made at plan() (a
+    :class:`Rec`: RR_MOVED and the directories relocated into it); ``idents`` holds their
+    identifiers end to end, ``ident_lens`` the length of each (None in a Joliet directory
+    whose identifiers are its children's names in UCS-2).  :mod:`.dirbytes` sizes the
+    records from these at plan() and builds them once, at write()."""
 
     info: FileInfo
     parent: "DirOut | None"
     ident: bytes
     depth: int
     node: Node | None = None
-    records: list[Rec] = field(default_factory=list)
     children: list["DirOut"] = field(default_factory=list)
     extent: Extent | None = None
     number: int = 0
     real_parent: "DirOut | None" = None    # relocated directories: the true parent (PL)
     inode: int = 0
     nlink: int = 2
-    build: Callable[[], list[Rec]] | None = None   # makes the records when needed (not kept: memory)
+    joliet: bool = False
+    entries: list["str | Rec"] = field(default_factory=list)
+    idents: bytes = b""
+    ident_lens: bytes | None = b""
     conts: dict[int, list[int]] | None = None   # record index -> [continuation length, offset]
     used_bytes: int = 0     # bytes of records, sector padding included, found by size_directory
 
@@ -265,8 +305,14 @@ class DirOut:
 
 
 def _state(node: Node) -> NodeState:
-    """The ISO writer's state of a node (``Node.w`` holds it from plan() on)."""
+    """The ISO writer's state of a directory or special node (``Node.w`` from plan() on)."""
     return cast(NodeState, node.w)
+
+
+def payload_of(node: Node) -> Payload | None:
+    """The payload of a regular file's node after plan() (its ``Node.w``), else None."""
+    w = node.w
+    return w if isinstance(w, Payload) else None
 
 
 def _payload(rec: Rec) -> Payload:
@@ -284,18 +330,6 @@ def _target(rec: Rec) -> DirOut:
 def _rr_name(node: Node) -> bytes:
     """A node's Rock Ridge name (NM): its name in UTF-8."""
     return node.name.encode("utf-8", "surrogateescape")
-
-
-def dir_records(d: DirOut) -> list[Rec]:
-    """The records of a directory, made afresh (with their continuation areas, once planned)."""
-    if d.build is None:
-        return d.records
-    recs = d.build()
-    if d.conts:
-        for i, (cont_len, cont_offset) in d.conts.items():
-            recs[i].cont_len = cont_len
-            recs[i].cont_offset = cont_offset
-    return recs
 
 
 def path_table_bytes(dirs: list[DirOut], big_endian: bool) -> bytes:
@@ -368,62 +402,45 @@ def _plain_rr_bytes(mode: int, nlink: int, uid: int, gid: int, name_len: int, ve
     return None
 
 
-def size_directory(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float) -> int:
-    """Give each record its length and position; returns the directory size in bytes."""
-    pos, conts = _lay_records(dir_records(d), d, rr_mod, version, default_time)
-    d.conts = conts or None
-    d.used_bytes = pos
-    return align_up(max(pos, 1), SECTOR_BYTES)
-
-
-def placed_records(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float) -> list[Rec]:
-    """The records of a planned directory with their lengths and positions (``rec.pos``,
-    bytes from the directory's start), as :func:`size_directory` placed them."""
-    records = dir_records(d)
-    _lay_records(records, d, rr_mod, version, default_time)
-    return records
-
-
-def _lay_records(records: list[Rec], d: DirOut, rr_mod: ModuleType | None, version: str,
-                 default_time: float) -> tuple[int, dict[int, list[int]]]:
-    """Lengths and positions of ``records`` (no record crosses a sector: ECMA-119 6.8.1.1);
-    returns the bytes they take and the continuation areas they need {index: [length, 0]}."""
-    pos = 0
-    conts: dict[int, list[int]] = {}
-    head = DIRECTORY_RECORD_FIXED_BYTES
-    for i, rec in enumerate(records):
-        li = len(rec.ident)
-        base = head + li + (1 - li % 2)     # record_base_length()
-        su_len = 0
-        rr = rec.rr
-        if rr is None:                      # Joliet, or no Rock Ridge: the record is its base
-            length = base + base % 2
-            if length > 255:
-                raise InternalError(f"{d.info.name or '/'}: record {rec.ident!r} would be {length} bytes")
-            if pos % SECTOR_BYTES + length > SECTOR_BYTES:
-                pos = align_up(pos, SECTOR_BYTES)
-            rec.length = length
-            rec.pos = pos
-            pos += length
-            continue
-        plain = _plain_file_rr_bytes(rec, version) if rr is RR_FROM_PAYLOAD else None
+def lay_record(rec: Rec, pos: int, where: str, rr_mod: ModuleType | None, version: str,
+               default_time: float) -> tuple[int, int]:
+    """Give one record of any kind its length and position ``pos`` (or the next sector's
+    start: no record crosses a sector, ECMA-119 6.8.1.1), and ``rec.cont_len``, the bytes
+    of its continuation area; returns (position after it, continuation bytes)."""
+    li = len(rec.ident)
+    base = DIRECTORY_RECORD_FIXED_BYTES + li + (1 - li % 2)     # record_base_length()
+    su_len = 0
+    cont_len = 0
+    if rec.rr is not None:
+        plain = _plain_file_rr_bytes(rec, version) if rec.rr is RR_FROM_PAYLOAD else None
         if plain is not None and plain <= MAX_RECORD_BYTES - base:
             su_len = plain                  # same length rr_entries() gives, without building it
-            rec.cont_len = 0
         else:
             fit, cont = rockridge.split_system_use(rr_entries(rec, rr_mod, version, default_time, False),
                                                    MAX_RECORD_BYTES - base)
             su_len = sum(map(len, fit)) + (CE_BYTES if cont else 0)
-            rec.cont_len = len(cont)
-            if cont:
-                conts[i] = [len(cont), 0]
-        rec.length = base + su_len + (base + su_len) % 2
-        if rec.length > 255:
-            raise InternalError(f"{d.info.name or '/'}: record {rec.ident!r} would be {rec.length} bytes")
-        if pos % SECTOR_BYTES + rec.length > SECTOR_BYTES:
-            pos = align_up(pos, SECTOR_BYTES)
-        rec.pos = pos
-        pos += rec.length
+            cont_len = len(cont)
+    rec.cont_len = cont_len
+    rec.length = length = base + su_len + (base + su_len) % 2
+    if length > 255:
+        raise InternalError(f"{where}: record {rec.ident!r} would be {length} bytes")
+    if pos % SECTOR_BYTES + length > SECTOR_BYTES:
+        pos = align_up(pos, SECTOR_BYTES)
+    rec.pos = pos
+    return pos + length, cont_len
+
+
+def lay_records(records: list[Rec], d: DirOut, rr_mod: ModuleType | None, version: str,
+                default_time: float) -> tuple[int, dict[int, list[int]]]:
+    """Lengths and positions of ``records`` (:func:`lay_record` one by one); returns the
+    bytes they take and the continuation areas they need {index: [length, 0]}."""
+    pos = 0
+    conts: dict[int, list[int]] = {}
+    where = d.info.name or "/"
+    for i, rec in enumerate(records):
+        pos, cont_len = lay_record(rec, pos, where, rr_mod, version, default_time)
+        if cont_len:
+            conts[i] = [cont_len, 0]
     return pos, conts
 
 
@@ -442,112 +459,7 @@ PlainPrefix = tuple[bytes, bytes, bool]
 """A plain file's Rock Ridge entries less NM and serial number: (RR and PX head, TF, odd)."""
 
 
-def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float,
-                    continuation: dict[int, bytes]) -> bytes:
-    """The final bytes of one directory extent; continuation areas are added to ``continuation``.
-
-    Regular files whose records need no continuation area take the fast path: their system
-    use fields come from :func:`_plain_system_uses`, their records are packed here by
-    ``_structs.DIRECTORY_RECORD_HEAD``.  Every other record takes :func:`_general_record`.
-    """
-    size = d.placed_extent.size_bytes
-    buf = bytearray(size)
-    records = dir_records(d)
-    pos = 0
-    head, sector, max_record, max_section = (DIRECTORY_RECORD_FIXED_BYTES, SECTOR_BYTES, MAX_RECORD_BYTES,
-                                             single_section_max())
-    rec_pack_into = DIRECTORY_RECORD_HEAD.pack_into
-    for rec, su in zip(records, _plain_system_uses(records, rr_mod, version, default_time)):
-        p = rec.payload
-        if su is None or p is None:
-            pos = _general_record(buf, pos, rec, rr_mod, version, default_time, continuation)
-            continue
-        info = rec.info
-        ident = rec.ident
-        li = len(ident)
-        if len(su) > max_record - (head + li + (1 - li % 2)):
-            raise InternalError(f"{info.name}: continuation area changed size after allocation")
-        if p.size_bytes == 0:
-            lba = length = 0
-        else:
-            length = p.size_bytes
-            if length > max_section:
-                lba, length = record_location(rec)
-            else:
-                if p.extent is None:
-                    raise InternalError(f"{info.name}: no extent")
-                lba = p.extent.device_offset // sector
-        t = info.mtime if info.mtime is not None else default_time
-        rec_len = head + li + (1 - li % 2) + len(su)
-        rec_len += rec_len % 2
-        if rec_len > 255:
-            raise InternalError(f"directory record of {rec_len} bytes for {ident!r}")
-        if pos % sector + rec_len > sector:     # ECMA-119 6.8.1.1, as planned
-            pos = align_up(pos, sector)
-        rec_pack_into(buf, pos, rec_len, 0, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"),
-                      _dir_datetime_s(int(t)), rec.flags, 0, 0, 1, b"\x00\x01", li)
-        q = pos + head + li + (1 - li % 2)
-        buf[pos + head:pos + head + li] = ident
-        buf[q:q + len(su)] = su
-        pos += rec_len
-    if pos != d.used_bytes or len(buf) != size:
-        raise InternalError(f"{d.info.name or '/'}: directory records take {pos} bytes, "
-                            f"{d.used_bytes} were planned")
-    return bytes(buf)
-
-
-def _plain_system_uses(records: list[Rec], rr_mod: ModuleType | None, version: str,
-                       default_time: float) -> list[bytes | None]:
-    """The system use field of each regular file record that needs no continuation area
-    (b"" in the Joliet tree or without Rock Ridge), None for every other record.
-
-    Plain files' Rock Ridge entries differ only by name and (1.12) serial number: the rest
-    (RR, PX head, TF) is built once per (mode, nlink, uid, gid, times) by rrip_entries()
-    itself (:func:`_plain_prefix`), and the NM entry spliced in."""
-    out: list[bytes | None] = []
-    prefixes: dict[tuple[int, ...], PlainPrefix] = {}
-    serial = version == rockridge.RRIP_112
-    both32 = rockridge._both32
-    nm_max = rockridge.NM_NAME_MAX_BYTES
-    nm_prefix, nm_head = _NM_PREFIX, _NM_HEAD_BYTES
-    floor = math.floor
-    for rec in records:
-        rr = rec.rr
-        p = rec.payload
-        if p is None or rec.kind != K_FILE or not (rr is None or (rr is RR_FROM_PAYLOAD and rec.cont_len == 0)):
-            out.append(None)
-            continue
-        if rr is None:                      # a Joliet file record: no system use field
-            out.append(b"")
-            continue
-        info = rec.info
-        name = info.basename.encode("utf-8", "surrogateescape")
-        m = info.mtime
-        a = info.atime
-        c = info.ctime
-        if m is None:
-            m = default_time
-        try:        # TF keeps whole seconds (rockridge._seconds); non-finite: rr_entries() reports it
-            key: tuple[int, ...] | None = (info.mode, p.nlink, info.uid, info.gid, floor(m),
-                                           floor(m if a is None else a), floor(m if c is None else c))
-        except (ValueError, OverflowError):
-            key = None
-        hit = prefixes.get(key) if key is not None else None
-        if hit is None:
-            hit = _plain_prefix(rec, rr_mod, version, default_time)
-            if key is not None:
-                prefixes[key] = hit
-        rr_head, tf, odd = hit
-        if odd or not name or len(name) > nm_max or b"/" in name or b"\0" in name:
-            out.append(b"".join(rr_entries(rec, rr_mod, version, default_time, True)))
-        elif serial:
-            out.append(b"".join((rr_head, both32(p.inode), nm_prefix, bytes((nm_head + len(name), 1, 0)), name, tf)))
-        else:
-            out.append(b"".join((rr_head, nm_prefix, bytes((nm_head + len(name), 1, 0)), name, tf)))
-    return out
-
-
-def _plain_prefix(rec: Rec, rr_mod: ModuleType | None, version: str, default_time: float) -> PlainPrefix:
+def plain_prefix(rec: Rec, rr_mod: ModuleType | None, version: str, default_time: float) -> PlainPrefix:
     """What a plain file's Rock Ridge entries share with every file of the same mode, links,
     owner and times, taken from the entries rrip_entries() builds for it: [RR (1.09)] and PX
     without the serial number, and TF; ``odd`` when they are not those and one NM entry."""
@@ -559,10 +471,11 @@ def _plain_prefix(rec: Rec, rr_mod: ModuleType | None, version: str, default_tim
     return rr_head, entries[-1], len(entries) != px_at + 3 or not entries[-1].startswith(b"TF")
 
 
-def _general_record(buf: bytearray, pos: int, rec: Rec, rr_mod: ModuleType | None, version: str,
-                    default_time: float, continuation: dict[int, bytes]) -> int:
-    """Put any record at ``pos`` of ``buf`` (or at the next sector, as size_directory planned),
-    its continuation area into ``continuation``; returns the position after it."""
+def general_record(rec: Rec, rr_mod: ModuleType | None, version: str, default_time: float,
+                   continuation: dict[int, bytes]) -> bytes:
+    """The final bytes of any record, built from its Rock Ridge entries (split with a CE
+    entry when ``rec.cont_len`` says it continues; the continuation area goes into
+    ``continuation`` at ``rec.cont_offset``)."""
     su = b""
     if rec.rr is not None:
         fit, cont = rockridge.split_system_use(rr_entries(rec, rr_mod, version, default_time, True),
@@ -576,8 +489,4 @@ def _general_record(buf: bytearray, pos: int, rec: Rec, rr_mod: ModuleType | Non
         su = b"".join(fit)
     t = rec.info.mtime if rec.info.mtime is not None else default_time
     lba, length = record_location(rec)
-    data = pack_record(rec.ident, lba, length, dir_datetime(t), rec.flags, su)
-    if pos % SECTOR_BYTES + len(data) > SECTOR_BYTES:     # ECMA-119 6.8.1.1, as planned
-        pos = align_up(pos, SECTOR_BYTES)
-    buf[pos:pos + len(data)] = data
-    return pos + len(data)
+    return pack_record(rec.ident, lba, length, dir_datetime(t), rec.flags, su)

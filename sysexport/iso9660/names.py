@@ -13,6 +13,7 @@ collides with no candidate at all.  Same input, same names, whatever order add()
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Hashable, Sequence
 
@@ -38,6 +39,9 @@ def iso_limits(level: int, is_dir: bool) -> tuple[int, int]:
 # ASCII fast path of to_d_characters(): NFKD leaves ASCII alone and it has no combining marks.
 _ASCII_TO_D = str.maketrans({chr(i): (chr(i) if chr(i) in D_CHARACTERS else "_")
                              for i in range(128) if not chr(i).islower()})
+# The same with '.' kept: a file's name is split at its last '.' after mapping (the mapping
+# works character by character, so it may come first).
+_ASCII_TO_D_DOT = {**_ASCII_TO_D, ord("."): "."}
 # ASCII fast path of joliet_candidate(): controls and the forbidden characters become '_'.
 _ASCII_TO_JOLIET = str.maketrans({chr(i): "_" for i in range(128) if i < 0x20 or chr(i) in JOLIET_FORBIDDEN})
 
@@ -187,6 +191,91 @@ def iso_sort_key(ident: bytes) -> tuple[bytes, bytes, int]:
     body, _, version = ident.partition(b";")
     name, _, ext = body.partition(b".")
     return (name, ext, -int(version or b"0"))
+
+
+IsoKey = tuple[str, str, int]
+"""What ECMA-119 9.3 orders records by (see :func:`iso_sort_key`), as text."""
+
+
+def directory_iso_names(kids: Sequence[tuple[str, bool, str | None]], level: int,
+                        where: str = "") -> tuple[list[str], list[IsoKey]]:
+    """The ISO 9660 identifiers of one directory's children, given as (basename, is_dir,
+    ISO9660_shortname or None), and the key each record sorts by; both in the order given.
+
+    The identifiers are those of :func:`assign_iso_names`, which decides whenever a name is
+    given or two candidates collide; otherwise every child keeps its candidate
+    (:func:`iso_candidate`), found here without the bookkeeping of collisions: what almost
+    every directory is."""
+    out: list[str] = []
+    keys: list[IsoKey] = []
+    seen: set[str] = set()
+    file_max = 8 if level == 1 else 30
+    dir_max = 8 if level == 1 else 31
+    to_d, to_d_dot = _ASCII_TO_D, _ASCII_TO_D_DOT
+    for name, is_dir, override in kids:
+        if override is not None:
+            break
+        if is_dir:
+            stem = (name.upper().translate(to_d) if name.isascii() else to_d_characters(name))[:dir_max] or "_"
+            if stem in seen:
+                break
+            seen.add(stem)
+            out.append(stem)
+            keys.append((stem, "", 0))
+            continue
+        if name.isascii():
+            mapped = ("_" + name[1:] if name[:1] == "." else name).upper().translate(to_d_dot)
+            stem, dot, ext = mapped.rpartition(".")
+            if dot:
+                stem = stem.replace(".", "_")
+            else:
+                stem, ext = mapped, ""
+            if level == 1:
+                ext = ext[:3]
+                stem = stem[:8]
+            else:
+                if len(stem) + len(ext) > file_max:
+                    ext = ext[:8]
+                stem = stem[:file_max - len(ext)]
+            if not stem and not ext:
+                stem = "_"
+        else:
+            stem, ext = iso_candidate(name, False, level)
+        clash = f"{stem}.{ext}" if ext else stem        # clash_key() of the identifier
+        if clash in seen:
+            break
+        seen.add(clash)
+        out.append(f"{stem}.{ext};1")
+        keys.append((stem, ext, -1))
+    else:
+        return out, keys
+    named = assign_iso_names([(i, name, is_dir, override) for i, (name, is_dir, override) in enumerate(kids)],
+                             level, where)
+    idents = [named[i] for i in range(len(kids))]
+    return [x.decode("ascii") for x in idents], [_text_key(x) for x in idents]
+
+
+def _text_key(ident: bytes) -> IsoKey:
+    name, ext, version = iso_sort_key(ident)
+    return name.decode("ascii"), ext.decode("ascii"), version
+
+
+_JOLIET_CHANGED = re.compile("[\x00-\x1f*/:;?\\\ud800-\udfff\U00010000-\U0010ffff]")
+"""A character joliet_candidate() replaces."""
+
+
+def directory_joliet_names(kids: Sequence[tuple[str, bool, str | None]], where: str = "") -> list[bytes] | None:
+    """The Joliet identifiers of one directory's children, given as (basename, is_dir,
+    joliet_name or None), in the order given; None when each is its child's name in UCS-2
+    (no name given, none changed by :func:`joliet_candidate` or shortened: no two can then
+    collide, and the identifiers sort as the names do, UCS-2 code units being code
+    points in the Basic Multilingual Plane).  Otherwise :func:`assign_joliet_names`."""
+    names = [k[0] for k in kids]
+    if (all(k[2] is None for k in kids) and (not names or max(map(len, names)) <= JOLIET_MAX_CHARS)
+            and _JOLIET_CHANGED.search("".join(names)) is None):
+        return None
+    named = assign_joliet_names([(i, name, is_dir, given) for i, (name, is_dir, given) in enumerate(kids)], where)
+    return [named[i] for i in range(len(kids))]
 
 
 def joliet_candidate(basename: str) -> str:

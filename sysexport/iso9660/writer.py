@@ -36,6 +36,7 @@ from ..output import Output
 from ..tree import Node, Tree
 from ..writer import Lifecycle
 from . import eltorito as _et
+from . import dirbytes as _dirbytes
 from . import entries as _entries
 from . import hierarchy as _hier
 from . import layout as _lay
@@ -223,7 +224,7 @@ class ISOPlan:
     @property
     def complete(self) -> bool:
         """True when every file and catalog entry has its bytes placed."""
-        return (all(p.extent is not None for p in self.waiting)
+        return (all(p.offset >= 0 for p in self.waiting)
                 and all(e is not None for e in self.boot_extents))
 
 
@@ -277,7 +278,7 @@ class ISO9660(Lifecycle):
         self.boot_catalog_path = boot_catalog_path
         self.boot_catalog_hidden = boot_catalog_hidden
         self.relocate_deep_dirs = relocate_deep_dirs
-        self.tree: Tree[NodeState | None] = Tree()
+        self.tree: Tree[NodeState | Payload | None] = Tree()
         self.tree.root.w = NodeState()
         self.boot_entries: list[BootEntry] = []
         self.padding_bytes = DEFAULT_PADDING_BYTES
@@ -640,16 +641,15 @@ class ISO9660(Lifecycle):
 
     def _place_node(self, node: Node, device_offset: int) -> None:
         name = node.info.name if node is not None else "?"
-        st = node.w if node is not None else None
-        if not isinstance(st, NodeState) or st.payload is None:
+        payload = node.w if node is not None else None
+        if not isinstance(payload, Payload):
             raise InvalidInputError(f"place({name!r}): no such regular file with data in the image")
-        payload: Payload = st.payload
         if not payload.placed_later:
             raise InvalidInputError(f"place({name!r}): this file was not added with placed_later=True")
         if device_offset % SECTOR_BYTES or device_offset < SYSTEM_AREA_BYTES:
             raise InvalidInputError(f"place({name!r}): device_offset {device_offset} must be a multiple of "
                                     f"2048 past the system area")
-        payload.extent = Extent(device_offset, payload.size_bytes, name)
+        payload.offset = device_offset
 
     def _check_current(self, plan: ISOPlan, call: str) -> None:
         if not isinstance(plan, ISOPlan):
@@ -670,18 +670,17 @@ class ISO9660(Lifecycle):
         if node is None:
             raise InvalidInputError(f"lookup({name!r}): not in the image")
         st = node.w
-        if not isinstance(st, NodeState):
+        if not isinstance(st, (NodeState, Payload)) or st is _lay.PLACED_LATER:
             return Located(None, 0)
         records = tuple(r for ns in wanted for r in _entries.record_places(self, self._last_plan, node, ns))
-        if node.info.is_dir:
+        if isinstance(st, NodeState):
+            if not node.info.is_dir:
+                return Located(None, 0, records)
             d = st.iso_dir or st.joliet_dir
             if d is None or d.extent is None:
                 return Located(None, 0, records)
             return Located(d.extent.device_offset, d.extent.size_bytes, records)
-        if st.payload is None:
-            return Located(None, 0, records)
-        ext = st.payload.extent
-        return Located(ext.device_offset if ext is not None else None, st.payload.size_bytes, records)
+        return Located(st.offset if st.offset >= 0 else None, st.size_bytes, records)
 
     # --- write ----------------------------------------------------------------------------------
     def finish(self) -> ISOPlan:
@@ -704,19 +703,19 @@ class ISO9660(Lifecycle):
         nor the reserved gap."""
         self._check_current(plan, "write()")
         for p in plan.waiting:
-            if p.extent is None:
+            if p.offset < 0:
                 raise InternalError(f"{p.info.name}: added with placed_later=True but never placed")
         for offset, blob in self._structures(plan):      # made one by one, written at once
             self._pwrite(fd, blob, offset, plan)
         for payload, patched in plan.owned:
-            ext = payload.extent
-            if ext is None:
+            offset = payload.offset
+            if offset < 0:
                 raise InternalError(f"{payload.info.name}: no extent after plan()")
-            self._check_region(ext.device_offset, payload.size_bytes, plan)
+            self._check_region(offset, payload.size_bytes, plan)
             if patched is not None:
-                self._pwrite(fd, patched, ext.device_offset, plan)
+                self._pwrite(fd, patched, offset, plan)
             elif payload.info.source is not None:
-                payload.info.source.write_to(fd, ext.device_offset)
+                payload.info.source.write_to(fd, offset)
 
     @staticmethod
     def _check_region(offset: int, size: int, plan: ISOPlan) -> None:
@@ -813,26 +812,31 @@ class ISO9660(Lifecycle):
     def _prepare_nodes(self) -> list[Payload]:
         """Fresh per-node state: payloads (one per hard-link group), inode numbers, link counts.
 
-        A payload's link count (Rock Ridge PX) counts the names the ISO 9660 tree shows.  A
-        group no tree names (every member ``hidden_from`` "iso9660" and "joliet") is still
-        stored, as xorriso stores a file hidden by ``-hide`` and ``-hide-joliet``: an El
-        Torito entry may name it, and lookup() tells where it is."""
+        A regular file's state (``Node.w``) is its payload, shared by its hard links; every
+        other node gets a :class:`NodeState`.  A payload's link count (Rock Ridge PX) counts
+        the names the ISO 9660 tree shows.  A group no tree names (every member
+        ``hidden_from`` "iso9660" and "joliet") is still stored, as xorriso stores a file
+        hidden by ``-hide`` and ``-hide-joliet``: an El Torito entry may name it, and
+        lookup() tells where it is.  Nodes are numbered parents first, siblings sorted by
+        name (:meth:`Tree.walk`'s order)."""
         payloads: list[Payload] = []
         by_key: dict[tuple[int, int], Payload] = {}
         inode = 1
-        nodes = list(self.tree.walk())
-        for node in nodes:
+        dirs: list[tuple[Node, NodeState]] = []
+        stack = [self.tree.root]
+        while stack:
+            node = stack.pop()
             old = node.w
-            later = old.placed_later if isinstance(old, NodeState) else False
-            st = node.w = NodeState(placed_later=later)
+            later = old.placed_later if old is not None else False
             info = node.info
+            children = node.children
             if info.mode & 0o170000 == stat.S_IFREG:        # info.is_file, inlined (100,000 times)
-                key = info.link_key if info.ino is not None else None
+                key = (info.dev, info.ino) if info.ino is not None and info.dev is not None else None
                 p = by_key.get(key) if key is not None else None
-                later = later or bool(info.extra_value("placed_later"))
+                if not later and info._extra is not None:
+                    later = bool(info.extra_value("placed_later"))
                 if p is None:
-                    p = Payload(info, info.size, placed_later=later and info.size > 0,
-                                fixed=info.device_offset is not None, inode=inode)
+                    p = Payload(info, info.size, None, later and info.size > 0, info.device_offset is not None, inode)
                     inode += 1
                     payloads.append(p)
                     if key is not None:
@@ -844,20 +848,18 @@ class ISO9660(Lifecycle):
                     p.placed_later = True           # a link of a file a coordinator places
                 if "iso9660" not in info.hidden_from:
                     p.nlink += 1
-                st.payload = p
-                st.inode = p.inode
+                node.w = p
             else:
-                st.inode = inode
+                st = node.w = NodeState(inode=inode, placed_later=later)
                 inode += 1
-        for node in nodes:
-            state = node.w
-            if state is None:
-                raise InternalError(f"{node.path or '/'}: no state after _prepare_nodes()")
-            if state.payload is not None:
-                state.nlink = max(state.payload.nlink, 1)
-            elif node.children is not None:
-                state.nlink = 2 + sum(1 for c in node.children.values()
-                                      if c.children is not None and "iso9660" not in c.info.hidden_from)
+                if children is not None:
+                    dirs.append((node, st))
+            if children:
+                stack.extend([children[k] for k in sorted(children, reverse=True)])
+        for node, st in dirs:
+            children = node.children or {}
+            st.nlink = 2 + sum(1 for c in children.values()
+                               if c.children is not None and "iso9660" not in c.info.hidden_from)
         self._next_inode = inode
         return payloads
 
@@ -884,14 +886,14 @@ class ISO9660(Lifecycle):
         rr_mod = self._rr_module()
         self._add_catalog_node()
         payloads = self._prepare_nodes()
-        catalog_payload = self._catalog_node.w.payload if self._catalog_node is not None else None
+        catalog_payload = _lay.payload_of(self._catalog_node) if self._catalog_node is not None else None
         iso_dirs = _hier.build_iso_hierarchy(self.tree, self.interchange_level, rr_mod is not None, self._next_inode,
                                              relocate=self.relocate_deep_dirs)
         joliet_dirs = _hier.build_joliet_hierarchy(self.tree) if self.joliet else []
         self._check_boot_images()
         t = self.default_time
         version = self.rock_ridge or ""
-        dir_sizes = [(d, _lay.size_directory(d, rr_mod, version, t)) for d in iso_dirs + joliet_dirs]
+        dir_sizes = [(d, _dirbytes.size_directory(d, rr_mod, version, t)) for d in iso_dirs + joliet_dirs]
 
         fixed = [Extent(p.info.device_offset, align_up(p.size_bytes, SECTOR_BYTES), p.info.name)
                  for p in payloads if p.fixed and p.info.device_offset is not None]
@@ -993,9 +995,9 @@ class ISO9660(Lifecycle):
         if node.info.size == 0:
             raise InvalidInputError(f"boot catalog entry: {entry.path} is empty")
         st = node.w
-        if not isinstance(st, NodeState) or st.payload is None:
+        if not isinstance(st, Payload):
             raise InternalError(f"boot catalog entry: {entry.path} has no payload after plan()")
-        return st.payload
+        return st
 
     def _check_boot_images(self) -> None:
         """Catalog entries given by path: the image a floppy or hard-disk emulation entry
@@ -1076,7 +1078,7 @@ class ISO9660(Lifecycle):
         continuation: dict[int, bytes] = {}
         version = self.rock_ridge or ""
         for d in plan.iso_dirs + plan.joliet_dirs:
-            yield _extent(d).device_offset, _lay.directory_bytes(d, rr_mod, version, t, continuation)
+            yield _extent(d).device_offset, _dirbytes.directory_bytes(d, rr_mod, version, t, continuation)
         yield from sorted(continuation.items())
         for entry, own in zip(self.boot_entries, plan.boot_own):
             if entry.data is not None and own is not None:
