@@ -489,3 +489,25 @@ def test_a_handlers_exit_while_waiting_kills_the_child_first(tmp_path, sde):
         for fd in dups:
             os.close(fd)
         occupant.close()
+
+
+def test_a_remaster_reads_its_source_in_one_process(tmp_path, sde, monkeypatch):
+    """A remaster's files are extents of the source image's open file: the ESP is written
+    by the thread (no fork: the source's file position would be shared), with the same
+    files as the source, read back by bsdtar."""
+    need("bsdtar")
+    tree = make_tree(tmp_path / "tree", small=20)
+    src = tmp_path / "src.img"
+    build(tree, src, monkeypatch, processes=True)
+    monkeypatch.delenv(ENV)
+    seen: set[str] = set()
+    before = parallel.last_child
+    token = PROGRESS.set(lambda n: seen.add(threading.current_thread().name))
+    try:
+        ISO9660Hybrid.from_image(str(src), str(tmp_path / "new.img")).finish()
+    finally:
+        PROGRESS.reset(token)
+    assert parallel.last_child is before and "sysexport-esp-write" in seen
+    (tmp_path / "x").mkdir()
+    run(["bsdtar", "-xf", str(tmp_path / "new.img"), "-C", str(tmp_path / "x")])
+    assert tree_digest(tmp_path / "x") == tree_digest(tree)
