@@ -81,14 +81,17 @@ def test_add_tree_streams_depth_first_with_directory_link_counts(tmp_path):
         (src / d).mkdir(parents=True)
     for f in ("b/x/1", "b/2", "a/3", "z"):
         (src / f).write_bytes(f.encode())
+    os.symlink("z", src / "zz")
     c = CPIO(str(tmp_path / "t.cpio"), default_time=0, window_entries=4)
     c.add_tree(src)
     plan = c.plan()
-    assert [e.name for e in plan.entries[:-1]] == ["c", "z"]     # not yet written: the plan's rows
-    assert plan.entries[1].source.read_all() == b"z" and plan.count("dir") == 6 and plan.count("file") == 4
+    # a small file goes out as it is read, with the directories queued before it; what
+    # comes after the last file (the symlink) waits in the batch: the plan's rows
+    assert [e.name for e in plan.entries[:-1]] == ["zz"] and plan.entries[0].inline == b"z"
+    assert plan.streamed_entries == 10 and plan.count("dir") == 6 and plan.count("file") == 4
     c.finish()
     names = out(["cpio", "-t", "--quiet", "-F", str(tmp_path / "t.cpio")]).split()
-    assert names == [".", "a", "a/3", "b", "b/2", "b/x", "b/x/1", "b/y", "c", "z"]
+    assert names == [".", "a", "a/3", "b", "b/2", "b/x", "b/x/1", "b/y", "c", "z", "zz"]
     hdr = _entries((tmp_path / "t.cpio").read_bytes())
     assert hdr["."][0]["c_nlink"] == 5 and hdr["b"][0]["c_nlink"] == 4 and hdr["a"][0]["c_nlink"] == 2
 
@@ -165,17 +168,85 @@ def test_a_source_failing_in_a_batch_removes_the_output(tmp_path):
         os.truncate(gone, 5)
 
 
-def test_a_walked_file_gone_before_its_batch_is_named(tmp_path):
+def test_a_walked_file_that_reads_short_fails_add_tree_and_removes_the_output(tmp_path):
+    """A small file is read as the walk reaches it: one that gives fewer bytes than its
+    size (sysfs says 4096 for a line of text) fails add_tree() itself, naming it, and the
+    output is gone; the writer refuses everything after."""
+    tree = "/sys/kernel/mm/transparent_hugepage"
+    if not os.path.isfile(os.path.join(tree, "enabled")):
+        pytest.skip(f"{tree} is not mounted here")
+    target = tmp_path / "t.cpio"
+    target.write_bytes(b"old")
+    for compress in (None, "gzip"):
+        c = CPIO(str(target), compress=compress, default_time=0)
+        with pytest.raises(SourceError, match=f"{tree}/defrag: short read: expected 4096 bytes"):
+            c.add_tree(tree)
+        with pytest.raises(CallOrderError, match="an earlier error ended this archive"):
+            c.finish()
+        assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["t.cpio"]
+
+
+def test_a_walked_name_changed_after_the_listing(tmp_path):
+    """Between the listing and the read a regular file may become a fifo, a symlink or
+    nothing: the tight path opens without following or blocking and then trusts
+    fstat, so each is archived as what it is then (bsdtar lists the types), and a name that
+    is gone is an InvalidInputError naming it.  ``prune`` is called just before each entry
+    is read: the hook that changes the tree at that moment."""
+    need("bsdtar")
     src = tmp_path / "src"
     src.mkdir()
-    for i in range(5):
-        (src / f"f{i}").write_bytes(b"%d" % i)
+    for name in ("a-fifo", "b-link", "c-gone", "d-file"):
+        (src / name).write_bytes(name.encode())
+
+    def change(name: str) -> bool:
+        path = src / name
+        if name == "a-fifo":
+            path.unlink()
+            os.mkfifo(path)
+        elif name == "b-link":
+            path.unlink()
+            os.symlink("d-file", path)
+        return False
+
     c = CPIO(str(tmp_path / "t.cpio"), default_time=0)
-    c.add_tree(src)
-    os.unlink(src / "f3")
-    with pytest.raises(SourceError, match=r"f3: cannot open source file: No such file"):
-        c.finish()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    c.add_tree(src, prune=change)
+    c.finish()
+    listing = out(["bsdtar", "-tvf", str(tmp_path / "t.cpio")]).splitlines()
+    kinds = {line.split()[-1] if "->" not in line else line.split()[-3]: line[0] for line in listing}
+    assert kinds == {".": "d", "a-fifo": "p", "b-link": "l", "c-gone": "-", "d-file": "-"}, listing
+    assert _entries((tmp_path / "t.cpio").read_bytes())["d-file"][1] == b"d-file"
+
+    def remove(name: str) -> bool:
+        if name == "c-gone":
+            (src / name).unlink()
+        return False
+
+    c = CPIO(str(tmp_path / "u.cpio"), default_time=0)
+    with pytest.raises(InvalidInputError, match=r"src/c-gone: cannot stat: No such file"):
+        c.add_tree(src, prune=remove)
+
+
+def test_prune_leaves_a_directory_unread(tmp_path):
+    """An excluded directory is not listed: ``prune`` is never asked about what is under
+    it, and nothing of it is in the archive (GNU cpio lists the archive)."""
+    need("cpio")
+    src = tmp_path / "src"
+    (src / "keep").mkdir(parents=True)
+    (src / "keep/a").write_bytes(b"a")
+    (src / "proc").mkdir()
+    (src / "proc/b").write_bytes(b"b")
+    asked = []
+
+    def prune(name: str) -> bool:
+        asked.append(name)
+        return name == "proc"
+
+    c = CPIO(str(tmp_path / "t.cpio"), default_time=0)
+    c.add_tree(src, prune=prune)
+    c.finish()
+    assert asked == ["keep", "keep/a", "proc"]
+    names = out(["cpio", "-t", "--quiet", "-F", str(tmp_path / "t.cpio")]).split()
+    assert names == [".", "keep", "keep/a"]
 
 
 # ------------------------------------------------------------------ from_image

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from ..output import is_stdout, output_target
 from ..progress import add_output_options, emit, progress_for
-from ..fileinfo import FileInfo
-from ..sources import OWNER_CHOICES, Selection, normalise, parse_patterns
-from .walk import walk_stream
+from ..sources import OWNER_CHOICES, Selection, parse_patterns, rational_mode
 from .writer import COMPRESSIONS, CPIO, CPIOPlan
 
 
@@ -43,17 +40,16 @@ def cli_initramfs(args: argparse.Namespace) -> int:
     InvalidInputError naming SRC_DIR when it is missing or not a directory), which
     :func:`sysexport.cli.main` prints as one ``sysexport: error:`` line with exit status 1.
 
-    The tree is streamed into the archive as it is walked (depth first, siblings sorted),
-    so the progress shows bytes written without a total."""
+    The tree is streamed into the archive as it is walked (depth first, siblings sorted;
+    an excluded directory is not read), so the progress shows bytes written without a total."""
     selection = Selection(exclude=parse_patterns("--exclude", args.exclude), owner=args.owner,
                           rational=args.rational_rock)
     archive = CPIO(**output_target(args.output), compress=args.compress)     # "-": standard output
+    exclude = selection.exclude
+    rational = selection.rational
     with progress_for(args, 0, "writing"):
-        if selection.exclude or selection.owner != "keep" or selection.rational:
-            for info in selected(selection, args.src_dir):
-                archive.add(info)
-        else:
-            archive.add_tree(args.src_dir)          # the same records, without one object per file
+        archive.add_tree(args.src_dir, prune=(lambda name: any(p.matches(name) for p in exclude)) if exclude else None,
+                         root_owner=selection.owner == "root" or rational, mode_map=rational_mode if rational else None)
         plan = archive.finish()
     size = None if is_stdout(args.output) else os.path.getsize(args.output)
     kind = f"{args.compress}-compressed " if args.compress else ""
@@ -63,23 +59,6 @@ def cli_initramfs(args: argparse.Namespace) -> int:
           f"{plan.size_bytes:,} bytes" + (f" ({size:,} compressed)" if args.compress and size is not None else "")],
          report)
     return 0
-
-
-def selected(selection: Selection, src_dir: str) -> Iterator[FileInfo]:
-    """The tree's records as :meth:`Selection.entries` filters and normalises them, in the
-    streaming walk's order: an excluded directory's contents follow it, so one prefix is
-    all that is remembered."""
-    skip = ""
-    for info in walk_stream(src_dir):
-        name = info.name
-        if skip and name.startswith(skip):
-            continue
-        skip = ""
-        if name and any(p.matches(name) for p in selection.exclude):
-            if info.is_dir:
-                skip = name + "/"
-            continue
-        yield normalise(info, owner=selection.owner, rational=selection.rational)
 
 
 def summary(output: str, source: str, plan: CPIOPlan, size_bytes: int | None) -> dict[str, Any]:

@@ -6,15 +6,13 @@ Header layout: :mod:`sysexport.cpio._structs` (``buffer-format.rst``).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 from ..data import SMALL_FILE_BYTES, DataSource, report_progress
 from ..errors import SysExportError
 from ._structs import pad_bytes
 from .sink import GATHER_BYTES, Sink
-from .walk import WalkedFile
 
 TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",
               0o010000: "fifo", 0o140000: "socket"}
@@ -23,9 +21,6 @@ NAME_END = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")
 """The name's NUL and the padding after it, by (header + c_namesize) % 4 (N_ALIGN)."""
 DATA_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 """The padding after data, by its size % 4."""
-READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOATIME", 0)
-"""A walked file is read without touching its atime (see data._open_source); any failure
-is read again by the source itself, which names it."""
 new_entry = tuple.__new__
 """CPIOEntry(...) without NamedTuple's argument handling (once per entry)."""
 
@@ -95,42 +90,26 @@ class CPIOPlan:
         return None
 
 
-def write_entries(sink: Sink, entries: Sequence[tuple[Any, ...]]) -> None:
-    """Headers, data and padding of ``entries`` (CPIOEntry rows, or plain tuples whose
-    source may be a walked file's path) into ``sink``; small files are read here into the
-    gathered buffer (one open, one read, one close each)."""
+def write_entries(sink: Sink, entries: Sequence[CPIOEntry]) -> None:
+    """Headers, data and padding of ``entries`` into ``sink``; small files are read here
+    into the gathered buffer, larger ones copied by the sink (see :meth:`Sink.put_source`)."""
     buf = sink.buf                      # the same bytearray across the sink's flushes
     small_bytes = 0
     for e in entries:
         head, size, inline = e[6], e[5], e[8]
-        source: Any = e[7]
+        source = e[7]
+        buf += head
         if source is None:
-            buf += head
             if inline:
                 buf += inline
         elif size <= SMALL_FILE_BYTES:
-            data = b""
-            if type(source) is str:                 # a walked file's path: one open, one read, one close
-                try:
-                    fd = os.open(source, READ_FLAGS)
-                    try:
-                        data = os.read(fd, size + 1)
-                    finally:
-                        os.close(fd)
-                except OSError:
-                    data = b""
-                if len(data) != size:
-                    source = WalkedFile(source, size)   # read again by the source, which names the error
-            if len(data) != size:
-                data = source.read_all(SMALL_FILE_BYTES)
+            data = source.read_all(SMALL_FILE_BYTES)
             if len(data) != size:
                 raise SysExportError(f"{source.describe()}: expected {size} bytes, the source gave {len(data)}")
-            buf += head
             buf += data
             small_bytes += size
         else:
-            buf += head
-            sink.put_source(WalkedFile(source, size) if type(source) is str else source, size)
+            sink.put_source(source, size)
         if size & 3:
             buf += DATA_PAD[size & 3]
         if len(buf) >= GATHER_BYTES:

@@ -1,4 +1,5 @@
-"""A host tree, walked for a streaming archive: depth first, one open directory at a time.
+"""A host tree streamed into a :class:`~sysexport.cpio.writer.CPIO` archive (its ``add_tree``):
+depth first, one open directory at a time.
 
 Every entry comes after its parent and siblings come sorted by name, the order of the
 in-memory tree's walk (``Tree.walk``), so an archive of one tree has the same order it had
@@ -8,20 +9,41 @@ and one per subdirectory, as Linux counts) is known; the walk holds the sorted l
 the directories on the current path and nothing else: memory grows with the depth and the
 width of one directory, never with the number of files.
 
-Records are made as :func:`sysexport.fileinfo.walk_host_fileinfo` makes them (lstat:
-symlinks stay symlinks, hard links carry dev, ino and nlink, devices their numbers, times
-clamped to SOURCE_DATE_EPOCH, no atime).
+The common entry, a small regular file with one link, takes one tight path (issue 16): the
+listing's entry type says it is a regular file, so it is opened (``O_NOFOLLOW``,
+``O_NONBLOCK``: a name swapped for a symlink or a fifo since the listing is not followed and
+does not block), its ``fstat`` gives the header, one ``read`` of one byte more than its size
+gives the data (and shows a file that grew), and header, name and data go straight into the
+sink's gathered buffer: no record, no batch row, no second pass over the entry.  Everything
+else (directories, symlinks, devices, hard links, files over
+:data:`~sysexport.data.SMALL_FILE_BYTES`, a file that cannot be opened, what a check must
+name) becomes a :class:`~sysexport.fileinfo.FileInfo` as
+:func:`sysexport.fileinfo.walk_host_fileinfo` makes them (lstat: symlinks stay symlinks,
+hard links carry dev, ino and nlink, devices their numbers, times clamped to
+SOURCE_DATE_EPOCH, no atime) and goes through the writer's ``add()`` path.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from stat import S_IFDIR, S_IFREG
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
-from ..data import PathData
+from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo, tree_top_stat
+from ._structs import HEADER_FORMAT, MAX_FIELD, TRAILER_NAME
+from .entries import DATA_PAD, NAME_END
+from .sink import GATHER_BYTES
+
+if TYPE_CHECKING:
+    from .writer import CPIO
+
+NOATIME = getattr(os, "O_NOATIME", 0)
+PLAIN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+"""How the tight path opens a file the listing calls regular; with :data:`NOATIME` where it
+is allowed (the file's owner), as ``data._open_source`` reads, so the tree's atimes stay."""
 
 
 class WalkedFile(PathData):
@@ -34,67 +56,166 @@ class WalkedFile(PathData):
         self.size_bytes = size_bytes
 
 
-def _listing(path: str) -> tuple[list[str], int]:
-    """The sorted names in directory ``path`` and its link count (2 and one per
-    subdirectory, from the entries' types): names only, the least a listing can hold."""
+def _listing(path: str) -> tuple[list[str], int, set[str]]:
+    """The sorted names in directory ``path``, its link count (2 and one per subdirectory,
+    from the entries' types) and the names whose entry type is not a regular file (an
+    unknown type is looked up by ``scandir``): names only, the least a listing can hold."""
     try:
         with os.scandir(path) as it:
             names = []
+            others = set()
             subdirs = 0
             for e in it:
-                names.append(e.name)
-                if e.is_dir(follow_symlinks=False):
-                    subdirs += 1
+                name = e.name
+                names.append(name)
+                if not e.is_file(follow_symlinks=False):
+                    others.add(name)
+                    if e.is_dir(follow_symlinks=False):
+                        subdirs += 1
     except OSError as e:
         raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
     names.sort()
-    return names, 2 + subdirs
+    return names, 2 + subdirs, others
 
 
-PlainFile = Callable[[str, str, int, int, int, int, float], bool]
-"""``plain_file(name, host_path, mode, uid, gid, size, mtime)``: takes a regular file with one
-link without a FileInfo record being made; False leaves it to the record (its errors)."""
+def _lstat(path: str) -> os.stat_result:
+    try:
+        return os.lstat(path)
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot stat: {e.strerror}") from e
 
 
-def walk_stream(host_dir: HostPath, dest: str = "", plain_file: PlainFile | None = None) -> Iterator[FileInfo]:
-    """FileInfo records of a host tree (its top as ``dest``), depth first, siblings sorted.
-    With ``plain_file``, regular files with one link go to it instead (a writer's fast path:
-    no record per file)."""
+def _open_plain(path: str, flags: int) -> int:
+    """The tight path's open of a listed regular file: a descriptor, or -1 when it cannot
+    be opened (the file is then lstat'ed and read by its record, which names the error).
+    Without O_NOATIME for a file of another owner (EPERM), as ``data._open_source``."""
+    try:
+        return os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.EPERM and flags & NOATIME:
+            return _open_plain(path, flags & ~NOATIME)
+        return -1
+
+
+def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[[str], bool] | None = None,
+                root_owner: bool = False, mode_map: Callable[[int], int] | None = None) -> None:
+    """Add the host tree ``host_dir`` (its top as ``dest``) to ``w``, depth first, siblings
+    sorted (see the module docstring).  ``prune(name)`` True leaves the entry out, and a
+    directory is not even listed; ``root_owner`` writes uid and gid 0, ``mode_map`` maps
+    every mode (``sources.rational_mode``)."""
     top = os.fsdecode(host_dir)
     rel_top = normalize_name(dest)
     st = tree_top_stat(top)
     limit = sde_limit()
-    listing, nlink = _listing(top)
-    yield _record(top, rel_top, st, limit, nlink)
-    stack = [(top.rstrip("/"), rel_top, iter(listing))]     # "/" as "": children "/x"
-    lstat = os.lstat
-    while stack:
-        host, rel, it = stack[-1]
-        base = next(it, None)
-        if base is None:
-            stack.pop()
-            continue
-        child = f"{rel}/{base}" if rel else base
-        path = f"{host}/{base}"
-        if not base.isascii():
-            check_utf8_name(child, path)            # a host name that is not UTF-8
-        try:
-            est = lstat(path)
-        except OSError as e:
-            raise InvalidInputError(f"{path}: cannot stat: {e.strerror}") from e
-        mode = est.st_mode
-        if plain_file is not None and mode & 0o170000 == S_IFREG and est.st_nlink == 1:
-            mtime: float = est.st_mtime
-            if limit is not None and mtime > limit:
-                mtime = limit
-            if plain_file(child, path, mode, est.st_uid, est.st_gid, est.st_size, mtime):
-                continue
-        if mode & 0o170000 == S_IFDIR:
-            sub, nlink = _listing(path)
-            yield _record(path, child, est, limit, nlink)
-            stack.append((path, child, iter(sub)))
-        else:
-            yield _record(path, child, est, limit, 0)
+    listing, nlink, others = _listing(top)
+
+    def add(info: FileInfo) -> None:
+        if root_owner:
+            info.uid = info.gid = 0
+        if mode_map is not None:
+            info.mode = mode_map(info.mode)
+        w._add_info(info)
+
+    add(_record(top, rel_top, st, limit, nlink))
+    stack = [(top.rstrip("/"), rel_top, iter(listing), others)]      # "/" as "": children "/x"
+    ns_stack = w._stack
+    pending = w._pending
+    os_open, fstat, read, close = os.open, os.fstat, os.read, os.close
+    flags = PLAIN_FLAGS | NOATIME
+    buf = None
+    gather_bytes = GATHER_BYTES
+    plain = data_bytes = unreported = 0
+    try:
+        while stack:
+            host, rel, it, others = stack[-1]
+            prefix = host + "/"
+            rel_prefix = rel + "/" if rel else ""
+            for base in it:
+                child = rel_prefix + base
+                if prune is not None and prune(child):
+                    continue
+                path = prefix + base
+                if not base.isascii():
+                    check_utf8_name(child, path)            # a host name that is not UTF-8
+                if base in others:
+                    est = _lstat(path)
+                    if est.st_mode & 0o170000 == S_IFDIR:
+                        sub, nlink, sub_others = _listing(path)
+                        add(_record(path, child, est, limit, nlink))
+                        stack.append((path, child, iter(sub), sub_others))
+                        break
+                    add(_record(path, child, est, limit, 0))
+                    continue
+                try:
+                    fd = os_open(path, flags)
+                except OSError:
+                    fd = _open_plain(path, flags)
+                    if fd < 0:                          # gone, or no access: the record names it
+                        add(_record(path, child, _lstat(path), limit, 0))
+                        continue
+                try:
+                    fst = fstat(fd)
+                    mode = fst.st_mode
+                    size = fst.st_size
+                    if mode & 0o170000 == S_IFREG and fst.st_nlink == 1 and size <= SMALL_FILE_BYTES:
+                        data = read(fd, size + 1) if size else b""
+                    else:
+                        data = None
+                except OSError:                         # read again by the record, which names it
+                    data = None
+                    mode = 0
+                finally:
+                    close(fd)
+                if data is None:                        # a record: a type other than the listing said
+                    add(_record(path, child, fst if mode & 0o170000 == S_IFREG else _lstat(path), limit, 0))
+                    continue
+                mtime: float = fst.st_mtime
+                if limit is not None and mtime > limit:
+                    mtime = limit
+                ino = w._next_ino
+                if not 0 <= mtime <= MAX_FIELD or len(child) >= 1024 or child == TRAILER_NAME or ino > MAX_FIELD:
+                    add(_record(path, child, fst, limit, 0))     # the check names it
+                    continue
+                if len(data) != size:
+                    data = w._read_again(path, size)    # grew or shrank: an error naming it, or the bytes
+                ns_top = ns_stack[-1]
+                names = ns_top[1]
+                if ns_top[0] != rel or base in names:
+                    w._place(child, False)              # implied parents; a duplicate is refused
+                    ino = w._next_ino
+                else:
+                    names[base] = False
+                w._next_ino = ino + 1
+                if pending:
+                    w._flush()                          # what came before (directories) first
+                if buf is None:
+                    buf = w._gather_buffer()
+                uid, gid = (0, 0) if root_owner else (fst.st_uid, fst.st_gid)
+                if mode_map is not None:
+                    mode = mode_map(mode)
+                arc_name = child.encode()               # UTF-8, checked above
+                namesize = len(arc_name) + 1
+                # Every value is in range (checked above, or 32 bits from fstat): the format alone.
+                buf += HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0)
+                buf += arc_name
+                buf += NAME_END[(namesize + 2) & 3]     # (110 + namesize) % 4
+                buf += data
+                buf += DATA_PAD[size & 3]
+                w._offset += 110 + namesize + ((2 - namesize) & 3) + size + (-size & 3)
+                plain += 1
+                data_bytes += size
+                unreported += size
+                if len(buf) >= gather_bytes:
+                    w._emit_gathered()
+                    report_progress(unreported)
+                    unreported = 0
+            else:
+                stack.pop()
+    finally:
+        w._plain += plain
+        w._streamed += plain
+        w._data_bytes += data_bytes
+        report_progress(unreported)
 
 
 def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nlink: int) -> FileInfo:
@@ -131,4 +252,4 @@ def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nli
     return to_fileinfo(d)
 
 
-__all__ = ["walk_stream", "WalkedFile", "PlainFile"]
+__all__ = ["stream_tree", "WalkedFile"]

@@ -36,20 +36,20 @@ import os
 import tempfile
 from stat import S_IFBLK, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG
 import weakref
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Callable
 
-from ..data import DataSource
-from ..errors import CallOrderError, InvalidInputError
+from ..data import SMALL_FILE_BYTES, DataSource
+from ..errors import CallOrderError, InvalidInputError, SysExportError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
 from ..tree import Node
 from ..writer import FINISHED, Lifecycle
-from ._structs import HEADER_FORMAT, MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
+from ._structs import MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
 from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
 from .entries import NAME_END, TYPE_NAMES, CPIOEntry, CPIOPlan, new_entry, write_entries
 from .sink import GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWriter, Sink, StreamSink
-from .walk import WalkedFile, walk_stream
+from .walk import WalkedFile, stream_tree
 
 if TYPE_CHECKING:
     from .remaster import Preload
@@ -88,10 +88,10 @@ class CPIO(Lifecycle):
         self._ns = Namespace(remember_names)
         self._stack = self._ns.stack        # the open directories (the same list, for the hot path)
         self._links = LinkTable(link_table_files)
-        self._pending: list[Any] = []       # CPIOEntry rows, or plain tuples of the same fields (hot path)
+        self._pending: list[CPIOEntry] = []
         self._next_ino = 1
         self._offset = 0            # uncompressed bytes of every entry so far, written or pending
-        self._count = 0             # entries, but the plain files of add_tree ...
+        self._count = 0             # entries, but the plain files of add_tree (walk.stream_tree) ...
         self._plain = 0             # ... counted here (regular files too)
         self._types: dict[int, int] = {}
         self._data_bytes = 0
@@ -180,47 +180,51 @@ class CPIO(Lifecycle):
         self._add_info(info)
         return Node(info, None)
 
-    def add_tree(self, host_dir: HostPath, dest: str = "") -> None:
+    def add_tree(self, host_dir: HostPath, dest: str = "", *, prune: Callable[[str], bool] | None = None,
+                 root_owner: bool = False, mode_map: Callable[[int], int] | None = None) -> None:
         """Add a host directory and everything under it (lstat: symlinks, devices, hard links
-        kept), depth first, siblings sorted, streamed as it is walked."""
+        kept), depth first, siblings sorted, streamed as it is walked: a small file's data is
+        read when it is reached, so a file that cannot be read fails this call.
+        ``prune(name)`` True leaves an entry out (a directory is not even listed);
+        ``root_owner`` writes uid and gid 0, ``mode_map`` maps every mode (the command
+        line's ``--owner root`` and ``-r``: see :func:`sysexport.sources.normalise`)."""
         self._require_open("add_tree()")
         if self._preload is not None:
             self._stream_preload()
-        for info in walk_stream(host_dir, dest, self._push_plain):
-            self._add_info(info)
+        stream_tree(self, host_dir, dest, prune=prune, root_owner=root_owner, mode_map=mode_map)
 
-    def _push_plain(self, name: str, path: str, mode: int, uid: int, gid: int, size: int, mtime: float) -> bool:
-        """add_tree's path for a regular file with one link: :meth:`_add_info` and
-        :meth:`_push_entry` for that case, without a FileInfo (100,000 times for a large
-        tree: attributes read once); False (nothing done) for anything a check must name,
-        which the record then does."""
-        ino = self._next_ino
-        if not 0 <= mtime <= MAX_FIELD or size > MAX_FIELD or len(name) >= 1024 or name == TRAILER_NAME \
-                or ino > MAX_FIELD:
-            return False
-        parent, _, base = name.rpartition("/")
-        top = self._stack[-1]
-        names = top[1]
-        if top[0] != parent or base in names:
-            self._place(name, False)                # implied parents; a duplicate is refused
-            ino = self._next_ino
-        else:
-            names[base] = False
-        self._next_ino = ino + 1
-        arc_name = name.encode()                    # the walk checked it is UTF-8
-        namesize = len(arc_name) + 1
-        # Every value is in range (checked above, or 32 bits from lstat): the format alone.
-        head = HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0) + \
-            arc_name + NAME_END[(NEWC_HEADER_BYTES + namesize) & 3]
-        offset = self._offset
-        pending = self._pending
-        pending.append((name, offset, ino, 1, mode, size, head, path if size else None, b""))   # path: a WalkedFile
-        self._offset = offset + len(head) + size + (-size & 3)
-        self._plain += 1
-        self._data_bytes += size
-        if len(pending) >= self.window_entries:
-            self._flush()
-        return True
+    def _gather_buffer(self) -> bytearray:
+        """The sink's gathered buffer, for :func:`~.walk.stream_tree` to append entries to
+        (the sink opened first; a failure removes the output)."""
+        sink = self._sink
+        if sink is None:
+            self._guarded(self._open_sink)
+            sink = self._sink
+            assert sink is not None
+        return sink.buf
+
+    def _emit_gathered(self) -> None:
+        """Pass the gathered buffer on (written, or to the compressor); a failure removes the output."""
+        try:
+            if self._out is not None and self.compress is None:
+                self._out.check_fits(self._offset)
+            assert self._sink is not None
+            self._sink.flush()
+        except BaseException as e:
+            self._fail(e)
+            raise
+
+    def _read_again(self, path: str, size: int) -> bytes:
+        """A walked file whose read did not give the ``size`` bytes its fstat said, read again
+        by its source: its bytes, or (the output removed) the error naming it."""
+        try:
+            data = WalkedFile(path, size).read_all(SMALL_FILE_BYTES)
+            if len(data) != size:
+                raise SysExportError(f"{path}: expected {size} bytes, the source gave {len(data)}")
+        except BaseException as e:
+            self._fail(e)
+            raise
+        return data
 
     def _add_info(self, info: FileInfo) -> None:
         """The hot path (100,000 times for a large tree): the common cases inline, the rest
@@ -424,7 +428,7 @@ class CPIO(Lifecycle):
         types = dict(self._types)
         if self._plain:
             types[S_IFREG] = types.get(S_IFREG, 0) + self._plain
-        pending = tuple(e if type(e) is CPIOEntry else _entry_of_row(e) for e in self._pending)
+        pending = tuple(self._pending)
         plan = CPIOPlan(pending + (trailer,), self._count + self._plain, self._offset + len(head), self._data_bytes,
                         self._streamed, streamed_bytes, self._linked, self._links.forgotten, self.compress,
                         tuple((TYPE_NAMES.get(k, "other"), n) for k, n in sorted(types.items())))
@@ -499,14 +503,6 @@ class CPIO(Lifecycle):
         if self._finalizer is not None:
             self._finalizer.detach()
         out.__exit__(None, None, None)
-
-
-def _entry_of_row(row: tuple[Any, ...]) -> CPIOEntry:
-    """A hot-path row (its source a host path) as the CPIOEntry a plan holds."""
-    source = row[7]
-    if type(source) is str:
-        row = row[:7] + (WalkedFile(source, row[5]),) + row[8:]
-    return new_entry(CPIOEntry, row)
 
 
 def _abandon(out: Output, sinks: list[Sink]) -> None:
