@@ -26,10 +26,11 @@ from ..extent import align_up
 from ..tree import Node
 from . import rockridge
 from .hierarchy import child_records, dot_records
+from ._structs import DIRECTORY_RECORD_HEAD_SHARED
 from .layout import (_NM_HEAD_BYTES, _NM_PREFIX, _PX_BYTES, _PX_SERIAL_BYTES, _RR_BYTES, _TF_BYTES,
-                     DIRECTORY_RECORD_FIXED_BYTES, DIRECTORY_RECORD_HEAD, K_FILE, MAX_RECORD_BYTES,
-                     RR_FROM_PAYLOAD, SECTOR_BYTES, USER_FLAGS, DirOut, Payload, PlainPrefix, Rec, _dir_datetime_s,
-                     general_record, lay_record, plain_prefix, single_section_max)
+                     DIRECTORY_RECORD_FIXED_BYTES, K_FILE, MAX_RECORD_BYTES, RR_FROM_PAYLOAD, SECTOR_BYTES,
+                     USER_FLAGS, DirOut, Payload, Rec, _dir_datetime_s, general_record, lay_record, plain_prefix,
+                     single_section_max)
 
 _PAD = (b"\x00", b"")
 """The padding byte after an identifier of even length (ECMA-119 9.1.12), by length % 2."""
@@ -157,11 +158,13 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
     children = _children(d)
     one_section = single_section_max()
     head, max_record, nm_max = DIRECTORY_RECORD_FIXED_BYTES, MAX_RECORD_BYTES, rockridge.NM_NAME_MAX_BYTES
-    pack = DIRECTORY_RECORD_HEAD.pack
+    pack = DIRECTORY_RECORD_HEAD_SHARED.pack
     serial = version == rockridge.RRIP_112
     both32 = rockridge._both32
     floor = math.floor
-    prefixes: dict[tuple[int, ...], PlainPrefix] = {}
+    prefixes: dict[tuple[int, ...], tuple[bytes, bytes, int]] = {}
+    shared: dict[tuple[int, int], bytes] = {}
+    hit = _ODD
     lens = d.ident_lens
     blob = d.idents
     at = 0
@@ -188,31 +191,11 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         m = info.mtime
         if m is None:
             m = default_time
-        su = b""
-        if rock:
-            name = entry.encode("utf-8", "surrogateescape")
-            a = info.atime
-            c = info.ctime
-            try:    # TF keeps whole seconds (rockridge._seconds); non-finite: rrip_entries() reports it
-                key: tuple[int, ...] | None = (info.mode, p.nlink, info.uid, info.gid, floor(m),
-                                               floor(m if a is None else a), floor(m if c is None else c))
-            except (ValueError, OverflowError):
-                key = None
-            hit = prefixes.get(key) if key is not None else None
-            if hit is None:
-                hit = plain_prefix(_file_rec(node, ident, p), rr_mod, version, default_time)
-                if key is not None:
-                    prefixes[key] = hit
-            rr_head, tf, odd = hit
-            if odd or not name or len(name) > nm_max or b"/" in name or b"\0" in name:
-                su = general_su(_file_rec(node, ident, p), rr_mod, version, default_time)
-            elif serial:
-                su = b"".join((rr_head, both32(p.inode), _NM_PREFIX, bytes((_NM_HEAD_BYTES + len(name), 1, 0)),
-                               name, tf))
-            else:
-                su = b"".join((rr_head, _NM_PREFIX, bytes((_NM_HEAD_BYTES + len(name), 1, 0)), name, tf))
-            if len(su) > max_record - (head + li + (1 - li % 2)):
-                raise InternalError(f"{info.name}: continuation area changed size after allocation")
+        flags = info.ISO9660_flags & USER_FLAGS
+        im = int(m)
+        tail = shared.get((im, flags))
+        if tail is None:
+            tail = shared[im, flags] = _dir_datetime_s(im) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01"
         if p.size_bytes == 0:
             lba = length = 0
         else:
@@ -220,7 +203,34 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
                 raise InternalError(f"{info.name}: no extent")
             lba = p.offset // sector
             length = p.size_bytes
-        rec_len = head + li + (1 - li % 2) + len(su)
+        base = head + li + (1 - li % 2)
+        if rock:
+            name = entry.encode("utf-8", "surrogateescape")
+            nl = len(name)
+            a = info.atime
+            c = info.ctime
+            try:    # TF keeps whole seconds (rockridge._seconds); non-finite: rrip_entries() reports it
+                key: tuple[int, ...] | None = (info.mode, p.nlink, info.uid, info.gid, floor(m),
+                                               floor(m if a is None else a), floor(m if c is None else c))
+            except (ValueError, OverflowError):
+                key = None
+            got = prefixes.get(key) if key is not None else None
+            if got is None:
+                got = _shared_entries(_file_rec(node, ident, p), rr_mod, version, default_time)
+                if key is not None:
+                    prefixes[key] = got
+            hit = got
+            if hit[2] < 0 or not nl or nl > nm_max or b"/" in name or b"\0" in name:
+                su = general_su(_file_rec(node, ident, p), rr_mod, version, default_time)
+                su_len = len(su)
+                hit = _ODD
+            else:
+                su_len = hit[2] + nl
+            if su_len > max_record - base:
+                raise InternalError(f"{info.name}: continuation area changed size after allocation")
+            rec_len = base + su_len
+        else:
+            rec_len = base
         odd_len = rec_len % 2
         rec_len += odd_len
         if rec_len > 255:
@@ -228,12 +238,20 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         if pos % sector + rec_len > sector:     # ECMA-119 6.8.1.1, as planned
             put(_ZEROS[:sector - pos % sector])
             pos = align_up(pos, sector)
-        put(pack(rec_len, 0, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"),
-                 _dir_datetime_s(int(m)), info.ISO9660_flags & USER_FLAGS, 0, 0, 1, b"\x00\x01", li))
+        put(pack(rec_len, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"), tail, li))
         put(ident)
-        put(_PAD[li % 2])
-        if su:
-            put(su)
+        if not li % 2:
+            put(b"\x00")
+        if rock:
+            if hit is _ODD:
+                put(su)
+            else:
+                put(hit[0])
+                if serial:
+                    put(both32(p.inode))
+                put(_NM_HEADS[nl])
+                put(name)
+                put(hit[1])
         if odd_len:
             put(b"\x00")
         pos += rec_len
@@ -245,6 +263,27 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         raise InternalError(f"{d.info.name or '/'}: directory records take {pos} bytes, its extent {size}")
     put(bytes(size - pos))
     return b"".join(pieces)
+
+
+_NM_HEADS = [_NM_PREFIX + bytes((_NM_HEAD_BYTES + n, 1, 0)) for n in range(rockridge.NM_NAME_MAX_BYTES + 1)]
+"""The head of a plain file's one NM entry (RRIP 1.12 4.1.4: LEN, version 1, flags 0), by name length."""
+
+
+_ODD = (b"", b"", -1)
+"""What :func:`_shared_entries` gives for entries that are not [RR], PX, NM, TF."""
+
+
+def _shared_entries(rec: Rec, rr_mod: ModuleType | None, version: str,
+                    default_time: float) -> tuple[bytes, bytes, int]:
+    """What a plain file's Rock Ridge entries share with every file of the same mode, links,
+    owner and whole-second times (:func:`.layout.plain_prefix`): the entries before NM
+    ([RR], PX less its serial number), TF, and their length with the serial number and
+    NM's head; :data:`_ODD` when the entries are not those (then each is built in full)."""
+    rr_head, tf, odd = plain_prefix(rec, rr_mod, version, default_time)
+    if odd:
+        return _ODD
+    serial = 8 if version == rockridge.RRIP_112 else 0
+    return rr_head, tf, len(rr_head) + serial + _NM_HEAD_BYTES + len(tf)
 
 
 def _file_rec(node: Node, ident: bytes, p: Payload) -> Rec:
