@@ -131,7 +131,8 @@ def test_sync_option_fsyncs_the_image_then_its_directory(tmp_path, command):
 
 def test_library_sync_and_durable(tmp_path):
     """``Output(sync=True)``, a writer's finish() inside ``durable()``, and ``sync=False``
-    winning over ``durable()``: only the first two fsync."""
+    winning over ``durable()``: only the first two fsync; a caller's file handle is written
+    in place, fsynced when durable."""
     tree = make_tree(tmp_path / "tree")
     script = f"""
 import os
@@ -150,6 +151,14 @@ with durable():
 iso = ISO9660({str(tmp_path / 'plain.iso')!r})
 iso.add_tree({str(tree)!r})
 iso.finish()
+with open({str(tmp_path / 'handle.iso')!r}, "wb") as f:
+    iso = ISO9660(filehandle=f)
+    iso.add_tree({str(tree)!r})
+    iso.finish()
+    with durable():
+        iso = ISO9660(filehandle=f)
+        iso.add_tree({str(tree)!r})
+        iso.finish()
 """
     lines = traced(tmp_path, [sys.executable, "-c", script])
     renames = [line for line in lines if line.startswith("rename")]
@@ -161,10 +170,14 @@ iso.finish()
         assert lines[i - 2].startswith("fsync(") or lines[i - 1].startswith("fsync("), lines
         assert lines[i + 1].startswith("fsync(") and f"<{tmp_path}>" in lines[i + 1], lines
     last_durable = next(k for k, line in enumerate(lines) if '"durable.iso"' in line and line.startswith("rename"))
-    assert sync_lines(lines[last_durable + 2:]) == [], lines
+    # A caller's file handle: in place, fsynced at the end only inside durable().
+    after = sync_lines(lines[last_durable + 2:])
+    handle = re.escape(f"{tmp_path}/handle.iso")
+    assert len(after) == 1 and re.fullmatch(rf"fsync\(\d+<{handle}>\) = 0", after[0]), lines
     assert (tmp_path / "raw.img").read_bytes()[:3] == b"raw"
     assert_lists(tmp_path / "durable.iso", "iso")
     assert_lists(tmp_path / "plain.iso", "iso")
+    assert_lists(tmp_path / "handle.iso", "iso")
 
 
 def test_stream_outputs(tmp_path):
