@@ -123,6 +123,10 @@ LFN_ENTRY = Struct(
     "LDIR_Name3" / Bytes(4),        # 28  units 12-13
 )
 
+LFN_AND_DIR_ENTRY = Struct(*LFN_ENTRY.subcons, *DIR_ENTRY.subcons)
+"""One long-name entry followed by its short entry: the pair a name of at most 13 UTF-16
+units takes (most names), written as one."""
+
 # --- FAT tables (fatgen103 "FAT Data Structure") ---------------------------------------------
 # FAT12 packs two 12-bit entries into three bytes, little-endian: entry n in the low 12 bits.
 FAT12_PAIR = ByteSwapped(BitStruct("odd" / BitsInteger(12), "even" / BitsInteger(12)))
@@ -147,6 +151,7 @@ EOC_MIN = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}   # fatgen103: an entry at lea
 # --- Precompiled equivalents for hot paths ----------------------------------------------------
 DIR_ENTRY_FAST = struct.Struct("<11sBBBHHHHHHHI")   # DIR_ENTRY, field for field
 LFN_ENTRY_FAST = struct.Struct("<B10sBBB12sH4s")    # LFN_ENTRY, field for field
+LFN_AND_DIR_ENTRY_FAST = struct.Struct("<B10sBBB12sH4s11sBBBHHHHHHHI")   # LFN_AND_DIR_ENTRY, field for field
 
 # Attribute bits (fatgen103 "FAT 32 Byte Directory Entry Structure")
 ATTR_READ_ONLY = 0x01
@@ -184,7 +189,7 @@ def _fat_codec(fat_type: int) -> "FastCodec[list[int]]":
         return [dict(even=values[i], odd=values[i + 1]) for i in range(0, len(values), 2)]
 
     def encode(values: list[int]) -> bytes:
-        from .writer import FAT32_TYPECODE, pack_fat
+        from .table import FAT32_TYPECODE, pack_fat
         return pack_fat(array(FAT32_TYPECODE if fat_type == 32 else "H", values), fat_type)
 
     def decode(data: bytes) -> object:
@@ -193,13 +198,15 @@ def _fat_codec(fat_type: int) -> "FastCodec[list[int]]":
         values = list(_unpack_fat(data, fat_type, int(len(data) / per_entry)))
         return construct_obj(values)
 
-    return FastCodec(f"FAT{fat_type} table: writer.pack_fat, reader._unpack_fat", declaration, sample,
+    return FastCodec(f"FAT{fat_type} table: table.pack_fat, reader._unpack_fat", declaration, sample,
                      construct_obj, encode, decode, decodes_any_bytes=fat_type != 32)
 
 
 FAST_CODECS = (
     struct_twin("DIR_ENTRY: DIR_ENTRY_FAST (writer packs, reader unpacks)", DIR_ENTRY, DIR_ENTRY_FAST),
     struct_twin("LFN_ENTRY: LFN_ENTRY_FAST (names.lfn_entries packs, reader unpacks)", LFN_ENTRY, LFN_ENTRY_FAST),
+    struct_twin("LFN_AND_DIR_ENTRY: LFN_AND_DIR_ENTRY_FAST (entries.directory_bytes packs)", LFN_AND_DIR_ENTRY,
+                LFN_AND_DIR_ENTRY_FAST),
     _fat_codec(12),
     _fat_codec(16),
     _fat_codec(32),

@@ -5,6 +5,7 @@ References: fatgen103 "FAT Long Directory Entries", "Name Limits and Character S
 """
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 import zlib
@@ -24,6 +25,8 @@ _UPPER_TABLE: dict[str, str] = {}
 # ASCII fast path of basis_name(): what is not a short-name character, dot or space becomes '_'.
 _ASCII_TO_SHORT = str.maketrans({chr(i): "_" for i in range(128)
                                  if chr(i) not in SHORT_CHARS and chr(i) not in ". "})
+_ASCII_TO_SHORT_BYTES = bytes(b if chr(b) in SHORT_CHARS or chr(b) in ". " else ord("_") for b in range(128)) + b"_" * 128
+"""The same as a bytes.translate table (a str.translate by dict looks each character up in Python)."""
 _BAD_CHAR_RE = re.compile("[\x00-\x1f" + re.escape("".join(sorted(FORBIDDEN_CHARS))) + "]")
 
 
@@ -60,6 +63,15 @@ def check_long_name(name: str, where: str) -> bytes:
         raise InvalidInputError(f"{where}: FAT long names hold at most {MAX_LFN_UNITS} UTF-16 units, "
                                 f"found {len(units) // 2}")
     return units
+
+
+def check_name(name: str, where: str) -> None:
+    """:func:`check_long_name` without its result: an ASCII name (most) is checked without
+    encoding it (its UTF-16 length is its length)."""
+    if name.isascii() and len(name) <= MAX_LFN_UNITS and _BAD_CHAR_RE.search(name) is None \
+            and name[-1:] not in (".", " "):
+        return
+    check_long_name(name, where)
 
 
 def _split(name: str) -> tuple[str, str] | None:
@@ -148,23 +160,165 @@ def _basis_of_folded(upper: str) -> tuple[str, str, bool]:
 
 
 def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> list[tuple[bytes, int, bool]]:
-    """Short names for all entries of one directory.  ``fixed`` maps an index to a
-    caller-given short name.  Returns for each name (short name, NT case flags, needs
-    long-name entries).
+    """Short names for all entries of one directory: for each name (short name, NT case
+    flags, needs long-name entries).  The tuple form of :func:`short_names`."""
+    shorts, ntres, lfn = short_names(names, fixed, where)
+    return [(shorts[i], ntres[i], bool(lfn[i])) for i in range(len(names))]
+
+
+def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) -> tuple[list[bytes], bytes, bytes]:
+    """Short names for all entries of one directory (``names`` sorted, distinct as FAT
+    compares them).  ``fixed`` maps an index to a caller-given short name.  Returns the
+    11-byte short names, the NT case flags and, per entry, 1 where it needs long-name
+    entries (0 for a name that is itself 8.3).
 
     A reader looks a name up by comparing it, ignoring case, with every entry's long name
     and short name (Linux vfat, mtools, Windows); the first match wins.  So no short name
     may equal another entry's short name or another entry's long name, compared as FAT
     compares (:func:`fold`).  Every long name is reserved for its own entry before any
     short name is chosen: a generated name skips them, a ``FAT_shortname`` that equals
-    another entry's name is an error.
+    another entry's name is an error.  Names are then taken in order; an exact 8.3 name
+    takes only its own folded long name, already reserved, so it changes nothing for the
+    others and is handled in the same single pass (what makes one pass equal the
+    fatgen103 order "given names, exact names, generated names").
     """
-    result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
-    # Folded name -> the entry it belongs to: every long name, then every short name chosen.
-    taken: dict[str, int] = {}
-    folded = [fold(name) for name in names]
-    for i, key in enumerate(folded):
-        taken.setdefault(key, i)
+    n = len(names)
+    folded = [name.upper() if name.isascii() else fold(name) for name in names]
+    taken: dict[str, int] = dict(zip(folded, range(n)))
+    if len(taken) != n:                 # equal folds (not from add(): it refuses them): first wins
+        taken = {}
+        for i, key in enumerate(folded):
+            taken.setdefault(key, i)
+    shorts: list[bytes] = [b""] * n
+    ntres = bytearray(n)
+    lfn = bytearray(n)
+    if fixed:
+        _take_fixed(names, folded, fixed, taken, shorts, lfn, where)
+    tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all taken (taken only grows)
+    clean = _CLEAN_NAME_RE.fullmatch
+    for i, up in enumerate(folded):
+        if fixed and i in fixed:
+            continue
+        name = names[i]
+        m = clean(up) if name.isascii() else None
+        if m is not None:               # short-name characters and at most one inner dot (most names)
+            base, ext = m.group(1), m.group(2) or ""
+            if len(base) <= 8 and len(ext) <= 3:
+                flags = 0 if up == name else _case_flags(name)
+                if flags >= 0:          # itself 8.3: its own short name, no long name
+                    shorts[i] = (base.ljust(8) + ext.ljust(3)).encode("ascii")
+                    ntres[i] = flags
+                    continue
+                lossy = False
+            else:
+                lossy = True            # (not lossy, but too long: a tail all the same)
+        else:
+            base, ext, lossy = _basis_parts(up)
+        if not lossy and taken.get(up, i) == i:     # mixed case, else 8.3: upper-cased, if free
+            short = up
+            dotted = "." + ext if ext else ""
+        else:
+            base, ext = base[:8], ext[:3]
+            dotted = "." + ext if ext else ""
+            if (base, ext) in tails_taken:
+                short = _hashed(name, base[:2], dotted, taken)
+            else:
+                short = _tailed(name, base, ext, dotted, taken, tails_taken)
+        taken[short] = i
+        # ASCII only (generated names map every other character to '_'): never a first byte 0xE5.
+        shorts[i] = (short[:len(short) - len(dotted)].ljust(8) + ext.ljust(3)).encode("ascii")
+        lfn[i] = 1
+    return shorts, bytes(ntres), bytes(lfn)
+
+
+_SHORT_CLASS = "[" + re.escape("".join(sorted(SHORT_CHARS))) + "]"
+_EXACT_SHORT_RE = re.compile(f"{_SHORT_CLASS}{{1,8}}(?:\\.{_SHORT_CLASS}{{1,3}})?")
+"""A folded name that is itself 8.3: 1-8 short-name characters, optionally a dot and 1-3 more."""
+_CLEAN_NAME_RE = re.compile(f"({_SHORT_CLASS}+)(?:\\.({_SHORT_CLASS}+))?")
+"""A folded name of short-name characters only, with at most one dot, not first or last:
+its basis (fatgen103) is itself, split at the dot, nothing lost."""
+
+
+def _basis_parts(up: str) -> tuple[str, str, bool]:
+    """fatgen103 basis of a folded name: (base, ext, lossy or not exactly the name), base
+    and extension not yet cut to 8 and 3 characters (see _basis_of_folded)."""
+    if up.isascii():                # (also a name whose other characters fold to ASCII: long s, dotless i)
+        joined = up.encode("ascii").translate(_ASCII_TO_SHORT_BYTES).decode("ascii")
+        lossy = joined != up
+    else:
+        joined, lossy = _non_ascii_basis(up)
+    s = joined.replace(" ", "").lstrip(".")
+    dot = s.rfind(".")
+    if dot >= 0:
+        base, ext = s[:dot].replace(".", ""), s[dot + 1:]
+    else:
+        base, ext = s, ""
+    if not base:
+        base, lossy = "_", True
+    dotted = "." + ext if ext else ""
+    return base, ext, lossy or len(base) > 8 or len(ext) > 3 or base + dotted != up
+
+
+def _case_flags(name: str) -> int:
+    """NT case flags of an ASCII 8.3 name whose base and extension are each one case
+    (lower base 0x08, lower extension 0x10); -1 for a mixed-case part (needs a long name)."""
+    flags = 0
+    base, _, ext = name.partition(".")
+    for part, flag in ((base, NTRES_LOWER_BASE), (ext, NTRES_LOWER_EXT)):
+        if part != part.upper():
+            if part != part.lower():
+                return -1
+            flags |= flag
+    return flags
+
+
+def _non_ascii_basis(upper: str) -> tuple[str, bool]:
+    """A folded non-ASCII name with every character a short name cannot hold as '_'."""
+    converted = []
+    lossy = False
+    for c in upper:
+        if c in SHORT_CHARS or c in (".", " "):
+            converted.append(c)
+        else:
+            converted.append("_")
+            lossy = True
+    return "".join(converted), lossy
+
+
+def _tailed(name: str, base: str, ext: str, dotted: str, taken: dict[str, int],
+            tails_taken: set[tuple[str, str]]) -> str:
+    """fatgen103 numeric tails: BASE~1 .. BASE~4, then (as Windows NT) two characters of
+    the base, four hex digits of a CRC of the long name and ~1, the first not taken."""
+    if (base, ext) not in tails_taken:
+        for n in range(1, TAIL_LIMIT + 1):
+            tail = f"~{n}"
+            cand = base[:8 - len(tail)] + tail + dotted
+            if cand not in taken:
+                return cand
+        tails_taken.add((base, ext))
+    return _hashed(name, base[:2], dotted, taken)
+
+
+def _hashed(name: str, prefix: str, dotted: str, taken: dict[str, int]) -> str:
+    """The hashed tail: ``prefix`` (two characters of the base), four hex digits of the
+    CRC-32 of the long name's UTF-16LE units (counted up while taken), ~1."""
+    h = zlib.crc32(_utf16(name)[0])
+    while True:
+        cand = prefix + _HEX2[h >> 8 & 0xFF] + _HEX2[h & 0xFF] + "~1" + dotted
+        if cand not in taken:
+            return cand
+        h += 1
+
+
+_HEX2 = tuple(f"{i:02X}" for i in range(256))
+_utf16 = codecs.utf_16_le_encode
+"""str -> UTF-16LE bytes: the codec function itself, without str.encode's lookup by name."""
+
+
+def _take_fixed(names: list[str], folded: list[str], fixed: dict[int, bytes], taken: dict[str, int],
+                shorts: list[bytes], lfn: bytearray, where: str) -> None:
+    """Reserve the caller-given short names; one that equals another entry's long name or
+    given short name (compared as FAT compares) is an InvalidInputError."""
     for i, given in fixed.items():
         shown = _short_display(given)
         owner = taken.setdefault(shown, i)
@@ -175,44 +329,26 @@ def make_short_names(names: list[str], fixed: dict[int, bytes], where: str) -> l
             raise InvalidInputError(f"{where}/{names[i]}: FAT_shortname {shown!r} equals the name of "
                                     f"{names[owner]!r} in the same directory (FAT compares names ignoring "
                                     "case; a reader would open the wrong file)")
-        result[i] = (given, 0, shown != names[i])
+        shorts[i] = given
+        lfn[i] = shown != names[i]
+
+
+def lfn_counts(names: list[str]) -> bytes:
+    """For each name, how many long-name entries it needs (fatgen103 "FAT Long Directory
+    Entries": one per 13 UTF-16 units), 0 for a name that is itself 8.3 (:func:`short_names`
+    gives such a name no long name).  A caller-given short name is not looked at here."""
+    out = bytearray(len(names))
+    exact = _EXACT_SHORT_RE.fullmatch
     for i, name in enumerate(names):
-        if result[i] is not None:
-            continue
-        exact = exact_short_name(name)
-        if exact is not None:
-            # Its own folded name, which no FAT_shortname took (checked above).
-            result[i] = (exact[0], exact[1], False)
-    tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all taken (taken only grows)
-    for i, name in enumerate(names):
-        if result[i] is not None:
-            continue
-        base, ext, needs_tail = _basis_of_folded(folded[i])
-        short: str | None = None
-        if not needs_tail:
-            cand = base + "." + ext if ext else base
-            if taken.get(cand, i) == i:
-                short = cand
-        if short is None and (base, ext) not in tails_taken:
-            for n in range(1, TAIL_LIMIT + 1):
-                tail = f"~{n}"
-                cand = base[:8 - len(tail)] + tail + ("." + ext if ext else "")
-                if cand not in taken:
-                    short = cand
-                    break
-            else:
-                tails_taken.add((base, ext))
-        if short is None:
-            h = zlib.crc32(name.encode("utf-16-le"))
-            while True:
-                cand = f"{base[:2]}{h & 0xFFFF:04X}~1" + ("." + ext if ext else "")
-                if cand not in taken:
-                    short = cand
-                    break
-                h += 1
-        taken[short] = i
-        result[i] = (pack_short(short.partition(".")[0], ext), 0, True)    # no dot in base or ext
-    return [r for r in result if r is not None]     # every entry has one by now
+        if name.isascii():
+            if len(name) <= 12:
+                up = name.upper()
+                if exact(up) is not None and (up == name or _case_flags(name) >= 0):
+                    continue
+            out[i] = (len(name) + LFN_UNITS_PER_ENTRY - 1) // LFN_UNITS_PER_ENTRY
+        else:
+            out[i] = -(-len(name.encode("utf-16-le")) // (2 * LFN_UNITS_PER_ENTRY))
+    return bytes(out)
 
 
 def _short_display(short: bytes) -> str:
@@ -262,13 +398,20 @@ _ROTATE_RIGHT = tuple(((s & 1) << 7) | (s >> 1) for s in range(256))
 """Each byte rotated right by one bit (ChkSum's step, looked up: one per long name written)."""
 
 
-def lfn_checksum(short: bytes) -> int:
-    """fatgen103 ChkSum(): rotate right and add, over the 11 bytes of the short name."""
-    s = 0
-    ror = _ROTATE_RIGHT
-    for b in short:
-        s = (ror[s] + b) & 0xFF
-    return s
+def lfn_checksum(short: bytes, ror: tuple[int, ...] = _ROTATE_RIGHT) -> int:
+    """fatgen103 ChkSum(): rotate right and add, over the 11 bytes of the short name
+    (unrolled: a loop over the bytes costs four times as much, once per long name written)."""
+    n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10 = short
+    s = (ror[n0] + n1) & 0xFF
+    s = (ror[s] + n2) & 0xFF
+    s = (ror[s] + n3) & 0xFF
+    s = (ror[s] + n4) & 0xFF
+    s = (ror[s] + n5) & 0xFF
+    s = (ror[s] + n6) & 0xFF
+    s = (ror[s] + n7) & 0xFF
+    s = (ror[s] + n8) & 0xFF
+    s = (ror[s] + n9) & 0xFF
+    return (ror[s] + n10) & 0xFF
 
 
 def lfn_entries(units: bytes, short: bytes) -> bytes:
