@@ -260,7 +260,7 @@ def _text_key(ident: bytes) -> IsoKey:
     return name.decode("ascii"), ext.decode("ascii"), version
 
 
-_JOLIET_CHANGED = re.compile("[\x00-\x1f*/:;?\\\ud800-\udfff\U00010000-\U0010ffff]")
+_JOLIET_CHANGED = re.compile("[\x00-\x1f" + re.escape("".join(sorted(JOLIET_FORBIDDEN))) + "\ud800-\udfff\U00010000-\U0010ffff]")
 """A character joliet_candidate() replaces."""
 
 
