@@ -341,7 +341,7 @@ def is_pseudo(st: os.stat_result) -> bool:
     content), or it lives on /proc, /sys or a kin of theirs (:data:`PSEUDO_FILE_SYSTEMS`)."""
     if st.st_size == 0:
         return True
-    from .output import fs_type
+    from .targetio import fs_type
     return fs_type(st.st_dev) in PSEUDO_FILE_SYSTEMS
 
 

@@ -39,7 +39,8 @@ byte range first, the cheapest correct way: on a regular file by punching a hole
 below the file's old end (bytes past it read as zeros); on a block device with the
 ``BLKZEROOUT`` ioctl (the kernel uses the device's write-zeroes or discard when it has
 them, else writes zero pages itself), else written zeros.  Bytes outside the image's range
-are never touched.  Then every byte of the range is either written or zero.
+are never touched.  Then every byte of the range is either written or zero.  (The system
+calls for devices, zeroing and copying out are in :mod:`sysexport.targetio`.)
 
 Durability.  A build ends when the kernel has the image, not when the disk has it: like
 ``cp``, ``tar``, ``genisoimage`` and ``mksquashfs``, a regular file is left in the page
@@ -60,7 +61,6 @@ errno; a source that cannot be read raises :class:`~sysexport.errors.SourceError
 """
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
@@ -68,34 +68,19 @@ import re
 import secrets
 import signal
 import stat
-import struct
 import sys
 import tempfile
 import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import FrameType, TracebackType
-from typing import IO, Any, Callable, Iterator, Union
+from typing import IO, Any, Iterator, Union
 
 from .errors import InternalError, InvalidInputError, OutputError, SysExportError
+from .targetio import (ZERO_METHODS, block_in_use, block_size, copy_to_fd, copy_to_object, fs_type, is_partition,
+                       reread_partitions, write_zeros, zero_block, zero_file)
 
 NEW, INPLACE, STREAM, NULL = "new", "inplace", "stream", "null"
-
-ZERO_CHUNK_BYTES = 4 << 20
-"""Zeros are written (where nothing cheaper works) in chunks of this size."""
-ZEROOUT_CHUNK_BYTES = 256 << 20
-"""BLKZEROOUT is issued per this many bytes, so that a signal is seen between calls."""
-COPY_CHUNK_BYTES = 1 << 30
-"""Most bytes one sendfile() call copies to a stream."""
-
-# <linux/fs.h>, <linux/falloc.h>
-BLKZEROOUT = 0x127F                 # _IO(0x12, 127), arg: uint64_t range[2] = {start, length}
-BLKGETSIZE64 = 0x80081272           # _IOR(0x12, 114, size_t)
-BLKSSZGET = 0x1268                  # _IO(0x12, 104): logical block size
-BLKRRPART = 0x125F                  # _IO(0x12, 95): re-read the partition table
-FALLOC_FL_KEEP_SIZE = 0x01
-FALLOC_FL_PUNCH_HOLE = 0x02
-FALLOC_FL_ZERO_RANGE = 0x10
 
 _MEM_MAJOR = 1
 """Linux's memory character devices: 1:3 /dev/null, 1:5 /dev/zero, 1:7 /dev/full, and
@@ -244,7 +229,7 @@ class Output:
                                       "namespace, or held by another program or device): the kernel refused "
                                       "an exclusive open (EBUSY)", path=path, errno=e.errno) from e
                 raise _oserror(e, f"{path}: cannot open the block device for writing") from e
-            self._whole_disk_path = path if not _is_partition(st.st_rdev) else None
+            self._whole_disk_path = path if not is_partition(st.st_rdev) else None
             self._open_fd(fd, os.fstat(fd))
             return
         fd = self._own(_open_out(path, os.O_WRONLY))     # a FIFO blocks here until a reader opens it
@@ -317,7 +302,7 @@ class Output:
             return
         if stat.S_ISBLK(mode):
             self.kind, self.fd, self._block = INPLACE, fd, True
-            self.capacity = _block_size(fd)
+            self.capacity = block_size(fd)
             return
         if stat.S_ISREG(mode):
             self.kind, self.fd = INPLACE, fd
@@ -394,7 +379,7 @@ class Output:
         return fd
 
     def _check_block_free(self, rdev: int, where: str) -> None:
-        reason = _block_in_use(rdev)
+        reason = block_in_use(rdev)
         if reason:
             raise OutputError(f"{where}: refusing to write to block device {os.major(rdev)}:{os.minor(rdev)}: "
                               f"{reason}; unmount it (or release it) first", path=where, errno=errno.EBUSY)
@@ -425,13 +410,13 @@ class Output:
                     os.ftruncate(self.fd, end)
                 return
             if self._block:
-                _zero_block(self.fd, start, size_bytes)
+                zero_block(self.fd, start, size_bytes)
             elif self._char:
-                _write_zeros(self.fd, start, size_bytes)
+                write_zeros(self.fd, start, size_bytes)
             else:
                 below = self._zero_below if self._zero_below is not None else end
                 if start < below:
-                    _zero_file(self.fd, start, min(end, below) - start)
+                    zero_file(self.fd, start, min(end, below) - start)
                 if os.fstat(self.fd).st_size < end:
                     os.ftruncate(self.fd, end)
         except OSError as e:
@@ -525,9 +510,9 @@ class Output:
         """Copy the finished temporary file to the stream (or the Python object)."""
         size = os.fstat(self.fd).st_size
         if self._dest_obj is not None:
-            _copy_to_object(self.fd, self._dest_obj, size, self._ranges, self.sequential, self.describe())
+            copy_to_object(self.fd, self._dest_obj, size, self._ranges, self.sequential, self.describe())
         else:
-            _copy_to_fd(self.fd, self._dest_fd, size)
+            copy_to_fd(self.fd, self._dest_fd, size)
 
     def _close_all(self, success: bool) -> None:
         try:
@@ -541,7 +526,7 @@ class Output:
                     pass
             self._own_fds.clear()
             if success and self._whole_disk_path is not None:
-                _reread_partitions(self._whole_disk_path)
+                reread_partitions(self._whole_disk_path)
         finally:
             if self._guarded:
                 self._guarded = False
@@ -741,329 +726,6 @@ def _type_name(mode: int) -> str:
     return f"mode {mode:#o}"
 
 
-# -- block devices ---------------------------------------------------------------------------
-def _block_size(fd: int) -> int:
-    """A block device's size in bytes (BLKGETSIZE64; the descriptor's position is kept)."""
-    try:
-        return int(struct.unpack("Q", fcntl.ioctl(fd, BLKGETSIZE64, bytes(8)))[0])
-    except OSError:
-        pos = os.lseek(fd, 0, os.SEEK_CUR)
-        size = os.lseek(fd, 0, os.SEEK_END)
-        os.lseek(fd, pos, os.SEEK_SET)
-        return size
-
-
-def _sys_block(rdev: int) -> str:
-    return f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}"
-
-
-def _is_partition(rdev: int) -> bool:
-    return os.path.exists(os.path.join(_sys_block(rdev), "partition"))
-
-
-def _block_in_use(rdev: int) -> str | None:
-    """Why the block device ``rdev`` must not be written, or None: it (or one of its
-    partitions) is mounted, in use as swap, or held by another device (device-mapper,
-    RAID, bcache: /sys/class/block/NAME/holders)."""
-    try:
-        sysdir = os.path.realpath(_sys_block(rdev))
-    except OSError:
-        return None
-    if not os.path.isdir(sysdir):
-        return None
-    devices = [(rdev, os.path.basename(sysdir), sysdir)]
-    try:
-        for entry in sorted(os.scandir(sysdir), key=lambda e: e.name):
-            if entry.is_dir(follow_symlinks=False) and os.path.exists(os.path.join(entry.path, "partition")):
-                with open(os.path.join(entry.path, "dev")) as f:
-                    major, minor = f.read().strip().split(":")
-                devices.append((os.makedev(int(major), int(minor)), entry.name, entry.path))
-    except (OSError, ValueError):
-        pass
-    mounts = _mounts()
-    swaps = _swaps()
-    for dev, name, path in devices:
-        what = f"{name}" if dev == rdev else f"its partition {name}"
-        for mdev, point in mounts:
-            if mdev == dev:
-                return f"{what} is mounted on {point}"
-        if dev in swaps:
-            return f"{what} is in use as swap"
-        try:
-            holders = sorted(os.listdir(os.path.join(path, "holders")))
-        except OSError:
-            holders = []
-        if holders:
-            return f"{what} is held by {', '.join(holders)} (device-mapper, RAID or another stacked device)"
-    return None
-
-
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mounts() -> list[tuple[int, str]]:
-    """(device number, mount point) of every mount in this namespace: the number of the
-    mounted file system (field 3 of /proc/self/mountinfo) and of its source device."""
-    found: list[tuple[int, str]] = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 5 or " - " not in line:
-            continue
-        point = _unescape(fields[4])
-        try:
-            major, minor = fields[2].split(":")
-            found.append((os.makedev(int(major), int(minor)), point))
-        except ValueError:
-            pass
-        after = line.split(" - ", 1)[1].split()
-        if len(after) >= 2 and after[1].startswith("/dev/"):
-            try:
-                st = os.stat(_unescape(after[1]))
-                if stat.S_ISBLK(st.st_mode):
-                    found.append((st.st_rdev, point))
-            except OSError:
-                pass
-    return found
-
-
-def fs_type(dev: int) -> str | None:
-    """The file system type of the mount whose device number is ``dev`` (from
-    /proc/self/mountinfo; remembered per device number), or None."""
-    if dev in _fs_types:
-        return _fs_types[dev]
-    found = None
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) > 2 and " - " in line and fields[2] == f"{os.major(dev)}:{os.minor(dev)}":
-                    found = line.split(" - ", 1)[1].split()[0]
-                    break
-    except (OSError, IndexError):
-        pass
-    if found is not None:
-        _fs_types[dev] = found
-    return found
-
-
-_fs_types: dict[int, str] = {}
-
-
-def _swaps() -> set[int]:
-    found: set[int] = set()
-    try:
-        with open("/proc/swaps", encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:
-        return found
-    for line in lines:
-        if line.split():
-            try:
-                st = os.stat(_unescape(line.split()[0]))
-                if stat.S_ISBLK(st.st_mode):
-                    found.add(st.st_rdev)
-            except OSError:
-                pass
-    return found
-
-
-def _reread_partitions(path: str) -> None:
-    """Ask the kernel to read the new partition table of a whole disk (as partprobe does),
-    so that its partitions appear; best effort (a loop device without partition scanning
-    says EINVAL)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        fcntl.ioctl(fd, BLKRRPART)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# -- zeroing ---------------------------------------------------------------------------------
-_zeros = b""
-
-
-def _zero_buffer() -> bytes:
-    global _zeros
-    if not _zeros:
-        _zeros = bytes(ZERO_CHUNK_BYTES)
-    return _zeros
-
-
-def _write_zeros(fd: int, start: int, length: int) -> None:
-    zeros = memoryview(_zero_buffer())
-    pos, end = start, start + length
-    while pos < end:
-        n = os.pwrite(fd, zeros[:min(end - pos, len(zeros))], pos)
-        if n <= 0:
-            raise OSError(errno.EIO, "short write while zeroing")
-        pos += n
-
-
-_fallocate: Callable[..., int] | None = None
-_fallocate_looked_up = False
-
-
-def _libc_fallocate() -> Callable[..., int] | None:
-    global _fallocate, _fallocate_looked_up
-    if not _fallocate_looked_up:
-        _fallocate_looked_up = True
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            func = libc.fallocate64 if hasattr(libc, "fallocate64") else libc.fallocate
-            func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-            func.restype = ctypes.c_int
-            _fallocate = func
-        except (OSError, AttributeError):
-            _fallocate = None
-    return _fallocate
-
-
-ZERO_METHODS: dict[str, int] = {}
-"""How many ranges were zeroed each way (punch-hole, zero-range, blkzeroout, write): for
-tests and measurements."""
-
-
-def _count(method: str) -> None:
-    ZERO_METHODS[method] = ZERO_METHODS.get(method, 0) + 1
-
-
-def _zero_file(fd: int, start: int, length: int) -> None:
-    """Make bytes start .. start+length of a regular file read as zeros, without changing
-    its size: punch a hole, else zero the range, else write zeros."""
-    if length <= 0:
-        return
-    func = _libc_fallocate()
-    if func is not None:
-        for method, flags in (("punch-hole", FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE),
-                              ("zero-range", FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)):
-            if func(fd, flags, start, length) == 0:
-                _count(method)
-                return
-            err = ctypes.get_errno()
-            if err not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENODEV):
-                raise OSError(err, os.strerror(err))
-    _count("write")
-    _write_zeros(fd, start, length)
-
-
-def _zero_block(fd: int, start: int, length: int) -> None:
-    """Zero bytes start .. start+length of a block device: BLKZEROOUT on the part aligned to
-    512 bytes (the ioctl's unit), written zeros for the rest or where the ioctl fails."""
-    if length <= 0:
-        return
-    end = start + length
-    first = -(-start // 512) * 512
-    last = end // 512 * 512
-    if last - first < 512:
-        _count("write")
-        _write_zeros(fd, start, length)
-        return
-    if first > start:
-        _write_zeros(fd, start, first - start)
-    if end > last:
-        _write_zeros(fd, last, end - last)
-    pos = first
-    while pos < last:
-        n = min(ZEROOUT_CHUNK_BYTES, last - pos)
-        try:
-            fcntl.ioctl(fd, BLKZEROOUT, struct.pack("QQ", pos, n))
-        except OSError as e:
-            if e.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS):
-                raise
-            _count("write")
-            _write_zeros(fd, pos, last - pos)
-            return
-        pos += n
-    _count("blkzeroout")
-
-
-# -- streams ---------------------------------------------------------------------------------
-def _copy_to_fd(src: int, dst: int, size: int) -> None:
-    """Copy bytes 0 .. size of src to dst in order (sendfile; read and write where the
-    kernel cannot, e.g. to a file opened for appending)."""
-    offset = 0
-    use_sendfile = True
-    while offset < size:
-        want = min(COPY_CHUNK_BYTES, size - offset)
-        if use_sendfile:
-            try:
-                n = os.sendfile(dst, src, offset, want)
-            except BlockingIOError:
-                _wait_writable(dst)
-                continue
-            except OSError as e:
-                if e.errno in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF) and offset == 0:
-                    use_sendfile = False
-                    continue
-                raise
-            if n == 0:
-                raise OSError(errno.EIO, "the output accepted no more bytes")
-            offset += n
-            continue
-        chunk = memoryview(os.pread(src, min(want, ZERO_CHUNK_BYTES), offset))
-        if not chunk:
-            raise InternalError("output: the temporary file ended early")
-        while chunk:
-            try:
-                n = os.write(dst, chunk)
-            except BlockingIOError:
-                _wait_writable(dst)
-                continue
-            chunk = chunk[n:]
-            offset += n
-
-
-def _wait_writable(fd: int) -> None:
-    import select
-    select.select([], [fd], [])
-
-
-def _copy_to_object(src: int, dest: Any, size: int, ranges: list[tuple[int, int]], sequential: bool,
-                    where: str) -> None:
-    """Copy the image to a Python file object: each prepared range at its own offset when
-    the object seeks (bytes outside them untouched), else everything from 0 in order."""
-    seekable = False
-    if not sequential:
-        try:
-            seekable = bool(dest.seekable()) if hasattr(dest, "seekable") else hasattr(dest, "seek")
-        except (OSError, ValueError):
-            seekable = False
-    spans = sorted(ranges) if (seekable and ranges) else [(0, size)]
-    try:
-        for start, length in spans:
-            if seekable:
-                dest.seek(start)
-            pos, end = start, min(start + length, size)
-            while pos < end:
-                chunk = os.pread(src, min(ZERO_CHUNK_BYTES, end - pos), pos)
-                if not chunk:
-                    raise InternalError("output: the temporary file ended early")
-                dest.write(chunk)
-                pos += len(chunk)
-            if seekable and start + length > size:
-                dest.write(bytes(start + length - size))
-        flush = getattr(dest, "flush", None)
-        if callable(flush):
-            flush()
-    except (OSError, ValueError) as e:
-        if isinstance(e, OSError):
-            raise
-        raise OutputError(f"{where}: cannot write the image to the file object: {e}", path=where) from e
-
-
-
-
 def is_stdout(path: str) -> bool:
     """Whether the CLI's ``-o PATH`` is standard output (``-``, /dev/stdout, or the very file
     stdout is): its messages then go to stderr."""
@@ -1075,6 +737,9 @@ def is_stdout(path: str) -> bool:
         return False
     return (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
 
+
+_block_in_use = block_in_use
+"""The name sysexport.image imports (a device's reason to refuse writing)."""
 
 __all__ = ["Output", "SYNC", "durable", "output_target", "is_stdout", "NEW", "INPLACE", "STREAM", "NULL",
            "ZERO_METHODS"]
