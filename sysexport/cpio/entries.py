@@ -11,14 +11,13 @@ from typing import NamedTuple, Sequence
 
 from ..data import SMALL_FILE_BYTES, DataSource, report_progress
 from ..errors import SysExportError
+from ._plainstructs import NAME_END
 from ._structs import pad_bytes
 from .sink import GATHER_BYTES, Sink
 
 TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",
               0o010000: "fifo", 0o140000: "socket"}
 """The kinds of :attr:`CPIOPlan.types`, by the type bits of c_mode."""
-NAME_END = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")
-"""The name's NUL and the padding after it, by (header + c_namesize) % 4 (N_ALIGN)."""
 DATA_PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
 """The padding after data, by its size % 4."""
 new_entry = tuple.__new__

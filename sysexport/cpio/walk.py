@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Callable
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo, tree_top_stat
-from ._structs import HEADER_FORMAT, MAX_FIELD, TRAILER_NAME
-from .entries import DATA_PAD, NAME_END
+from ._plainstructs import PLAIN_FORMATS
+from ._structs import MAX_FIELD, TRAILER_NAME
+from .entries import DATA_PAD
 from .sink import GATHER_BYTES
 
 if TYPE_CHECKING:
@@ -123,8 +124,8 @@ def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[
     os_open, fstat, read, close = os.open, os.fstat, os.read, os.close
     flags = PLAIN_FLAGS | NOATIME
     buf = None
-    gather_bytes = GATHER_BYTES
-    plain = data_bytes = unreported = 0
+    gather_bytes, formats, data_pad = GATHER_BYTES, PLAIN_FORMATS, DATA_PAD
+    plain = data_bytes = reported = 0
     try:
         while stack:
             host, rel, it, others = stack[-1]
@@ -190,32 +191,34 @@ def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[
                     w._flush()                          # what came before (directories) first
                 if buf is None:
                     buf = w._gather_buffer()
-                uid, gid = (0, 0) if root_owner else (fst.st_uid, fst.st_gid)
                 if mode_map is not None:
                     mode = mode_map(mode)
                 arc_name = child.encode()               # UTF-8, checked above
                 namesize = len(arc_name) + 1
                 # Every value is in range (checked above, or 32 bits from fstat): the format alone.
-                buf += HEADER_FORMAT % (ino, mode, uid, gid, 1, int(mtime), size, 0, 0, 0, 0, namesize, 0)
-                buf += arc_name
-                buf += NAME_END[(namesize + 2) & 3]     # (110 + namesize) % 4
-                buf += data
-                buf += DATA_PAD[size & 3]
+                if root_owner:
+                    buf += formats[(namesize + 2) & 3] % (ino, mode, 0, 0, int(mtime), size, namesize, arc_name)
+                else:
+                    buf += formats[(namesize + 2) & 3] % (ino, mode, fst.st_uid, fst.st_gid, int(mtime), size,
+                                                          namesize, arc_name)
+                if size:
+                    buf += data
+                    if size & 3:
+                        buf += data_pad[size & 3]
                 w._offset += 110 + namesize + ((2 - namesize) & 3) + size + (-size & 3)
                 plain += 1
                 data_bytes += size
-                unreported += size
                 if len(buf) >= gather_bytes:
                     w._emit_gathered()
-                    report_progress(unreported)
-                    unreported = 0
+                    report_progress(data_bytes - reported)
+                    reported = data_bytes
             else:
                 stack.pop()
     finally:
         w._plain += plain
         w._streamed += plain
         w._data_bytes += data_bytes
-        report_progress(unreported)
+        report_progress(data_bytes - reported)
 
 
 def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nlink: int) -> FileInfo:

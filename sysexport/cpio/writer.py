@@ -43,7 +43,7 @@ from ..errors import CallOrderError, InvalidInputError, SysExportError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
 from ..tree import Node
-from ..writer import FINISHED, Lifecycle
+from ..writer import FINISHED, Lifecycle, gc_paused
 from ._structs import MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
 from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
@@ -191,7 +191,8 @@ class CPIO(Lifecycle):
         self._require_open("add_tree()")
         if self._preload is not None:
             self._stream_preload()
-        stream_tree(self, host_dir, dest, prune=prune, root_owner=root_owner, mode_map=mode_map)
+        with gc_paused():                   # a directory's records are all it makes
+            stream_tree(self, host_dir, dest, prune=prune, root_owner=root_owner, mode_map=mode_map)
 
     def _gather_buffer(self) -> bytearray:
         """The sink's gathered buffer, for :func:`~.walk.stream_tree` to append entries to
