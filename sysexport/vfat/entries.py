@@ -122,7 +122,7 @@ def _child_entries(d: Node, st: DirState, times: EntryTimes, out: list[bytes]) -
         if at is None:                              # no atime: mtime's date
             adate = wdate
         else:
-            day = int(min(max(at, FAT_TIME_MIN), FAT_TIME_MAX)) // 86400
+            day = int(at if FAT_TIME_MIN <= at <= FAT_TIME_MAX else min(max(at, FAT_TIME_MIN), FAT_TIME_MAX)) // 86400
             adate = day_dates.get(day, -1)
             if adate < 0:
                 adate = day_dates[day] = times.of(day * 86400)[0]

@@ -75,6 +75,7 @@ def write_data(fd: int, plan: VFATPlan, zeroed: bool) -> None:
     batch = _Batch(fd)
     max_gap = BATCH_GAP_BYTES if zeroed else 0
     opener = _Opener()
+    flags = _OPEN_FLAGS | opener.noatime
     try:
         for d in plan.dirs:
             st = dir_state(d)
@@ -97,7 +98,21 @@ def write_data(fd: int, plan: VFATPlan, zeroed: bool) -> None:
                 if end == batch.at or not 0 <= at - end <= max_gap or end - batch.at >= BATCH_BYTES:
                     batch.start(at)
                 pos = at - batch.at
-                _read_into(source, size, batch.view[pos:pos + size + 1], opener)
+                into = batch.view[pos:pos + size + 1]
+                try:                    # _read_into(), inlined for the common case
+                    src = os.open(source.path, flags)
+                except OSError:
+                    _read_into(source, size, into, opener)
+                    flags = _OPEN_FLAGS | opener.noatime
+                else:
+                    try:
+                        n = os.readv(src, [into])
+                    except OSError:
+                        n = -1
+                    finally:
+                        os.close(src)
+                    if n != size:
+                        _read_into(source, size, into, opener)
                 batch.end = at + size
                 batch.reported += size
         batch.flush()

@@ -196,6 +196,7 @@ def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) ->
         _take_fixed(names, folded, fixed, taken, shorts, lfn, where)
     tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all taken (taken only grows)
     clean = _CLEAN_NAME_RE.fullmatch
+    crc32, utf16, hex2 = zlib.crc32, _utf16, _HEX2
     for i, up in enumerate(folded):
         if fixed and i in fixed:
             continue
@@ -215,18 +216,23 @@ def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) ->
         else:
             base, ext, lossy = _basis_parts(up)
         if not lossy and taken.get(up, i) == i:     # mixed case, else 8.3: upper-cased, if free
-            short = up
-            dotted = "." + ext if ext else ""
+            short, stem = up, base
         else:
             base, ext = base[:8], ext[:3]
             dotted = "." + ext if ext else ""
-            if (base, ext) in tails_taken:
-                short = _hashed(name, base[:2], dotted, taken)
-            else:
-                short = _tailed(name, base, ext, dotted, taken, tails_taken)
+            stem = _tailed(base, ext, dotted, taken, tails_taken) if (base, ext) not in tails_taken else ""
+            if not stem:                # hashed: two characters of the base, 4 hex digits of the CRC-32 of
+                h = crc32(utf16(name)[0])   # the long name's UTF-16 units (counted up while taken), ~1
+                prefix = base[:2]
+                while True:
+                    stem = prefix + hex2[h >> 8 & 0xFF] + hex2[h & 0xFF] + "~1"
+                    if stem + dotted not in taken:
+                        break
+                    h += 1
+            short = stem + dotted
         taken[short] = i
         # ASCII only (generated names map every other character to '_'): never a first byte 0xE5.
-        shorts[i] = (short[:len(short) - len(dotted)].ljust(8) + ext.ljust(3)).encode("ascii")
+        shorts[i] = (stem.ljust(8) + ext.ljust(3)).encode("ascii")
         lfn[i] = 1
     return shorts, bytes(ntres), bytes(lfn)
 
@@ -285,32 +291,20 @@ def _non_ascii_basis(upper: str) -> tuple[str, bool]:
     return "".join(converted), lossy
 
 
-def _tailed(name: str, base: str, ext: str, dotted: str, taken: dict[str, int],
-            tails_taken: set[tuple[str, str]]) -> str:
-    """fatgen103 numeric tails: BASE~1 .. BASE~4, then (as Windows NT) two characters of
-    the base, four hex digits of a CRC of the long name and ~1, the first not taken."""
-    if (base, ext) not in tails_taken:
-        for n in range(1, TAIL_LIMIT + 1):
-            tail = f"~{n}"
-            cand = base[:8 - len(tail)] + tail + dotted
-            if cand not in taken:
-                return cand
-        tails_taken.add((base, ext))
-    return _hashed(name, base[:2], dotted, taken)
-
-
-def _hashed(name: str, prefix: str, dotted: str, taken: dict[str, int]) -> str:
-    """The hashed tail: ``prefix`` (two characters of the base), four hex digits of the
-    CRC-32 of the long name's UTF-16LE units (counted up while taken), ~1."""
-    h = zlib.crc32(_utf16(name)[0])
-    while True:
-        cand = prefix + _HEX2[h >> 8 & 0xFF] + _HEX2[h & 0xFF] + "~1" + dotted
-        if cand not in taken:
-            return cand
-        h += 1
+def _tailed(base: str, ext: str, dotted: str, taken: dict[str, int], tails_taken: set[tuple[str, str]]) -> str:
+    """fatgen103 numeric tails: the base (without the extension) of the first of BASE~1 ..
+    BASE~4 not taken; "" when all are (then remembered in ``tails_taken``, and the caller
+    takes a hashed tail, as Windows NT does)."""
+    for n in range(1, TAIL_LIMIT + 1):
+        stem = base[:6] + f"~{n}"
+        if stem + dotted not in taken:
+            return stem
+    tails_taken.add((base, ext))
+    return ""
 
 
 _HEX2 = tuple(f"{i:02X}" for i in range(256))
+"""Two hex digits of each byte value (a hashed tail's four digits: two lookups, no formatting)."""
 _utf16 = codecs.utf_16_le_encode
 """str -> UTF-16LE bytes: the codec function itself, without str.encode's lookup by name."""
 
