@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from sysexport.errors import InvalidInputError
 from sysexport.vfat.names import (SHORT_CHARS, basis_name, check_label, check_long_name, exact_short_name, fold,
-                                  label_from, make_short_names, parse_short_name)
+                                  label_from, lfn_counts, make_short_names, parse_short_name, short_names)
 
 
 @pytest.mark.parametrize("name,short,flags", [
@@ -211,6 +211,83 @@ def test_short_names_never_equal_another_name(directory):
             base = base.lower() if flags & 0x08 else base
             ext = ext.lower() if flags & 0x10 else ext
             assert base + ("." + ext if ext else "") == names[i]
+
+
+def three_pass_short_names(names: list[str], fixed: dict[int, bytes]) -> list[tuple[bytes, int, bool]]:
+    """fatgen103's order spelled out, as the writer did it before issue 16: every long name
+    reserved, then the given short names, then the names that are 8.3 themselves, then
+    basis names with ~1..~4, or two characters, four hex digits of the CRC and ~1."""
+    result: list[tuple[bytes, int, bool] | None] = [None] * len(names)
+    taken: dict[str, int] = {}
+    for i, name in enumerate(names):
+        taken.setdefault(fold(name), i)
+    for i, given in fixed.items():
+        shown_name = shown(given)
+        if taken.setdefault(shown_name, i) != i:
+            raise InvalidInputError(f"{names[i]}: FAT_shortname {shown_name!r} is taken")
+        result[i] = (given, 0, shown_name != names[i])
+    for i, name in enumerate(names):
+        if result[i] is None and exact_short_name(name) is not None:
+            short, flags = exact_short_name(name)
+            result[i] = (short, flags, False)
+    full: set[tuple[str, str]] = set()
+    for i, name in enumerate(names):
+        if result[i] is not None:
+            continue
+        base, ext, needs_tail = basis_name(name)
+        dotted = "." + ext if ext else ""
+        pick = base + dotted if not needs_tail and taken.get(base + dotted, i) == i else None
+        if pick is None and (base, ext) not in full:
+            pick = next((c for c in (f"{base[:6]}~{n}{dotted}" for n in range(1, 5)) if c not in taken), None)
+            if pick is None:
+                full.add((base, ext))
+        h = zlib.crc32(name.encode("utf-16-le"))
+        while pick is None:
+            cand = f"{base[:2]}{h & 0xFFFF:04X}~1{dotted}"
+            pick = cand if cand not in taken else None
+            h += 1
+        taken[pick] = i
+        result[i] = (pick.partition(".")[0].ljust(8).encode() + ext.ljust(3).encode(), 0, True)
+    return [r for r in result if r is not None]
+
+
+@settings(max_examples=400, deadline=None)
+@given(directories())
+def test_one_pass_short_names_equal_the_three_pass_rules(directory):
+    """short_names() takes the names in one pass (an exact 8.3 name only takes its own,
+    already reserved, long name): the same names as the three passes, and lfn_counts()
+    (what plan() counts entries with) says which need long names exactly as it does."""
+    names, fixed_text = directory
+    fixed = {i: parse_short_name(s, "") for i, s in fixed_text.items()}
+    if fixed_collision(names, fixed_text):
+        with pytest.raises(InvalidInputError):
+            three_pass_short_names(names, fixed)
+        with pytest.raises(InvalidInputError, match="FAT_shortname"):
+            short_names(names, fixed, "")
+        return
+    want = three_pass_short_names(names, fixed)
+    assert make_short_names(names, fixed, "") == want
+    counts = lfn_counts(names)
+    for i, (name, (_short, _flags, needs_lfn)) in enumerate(zip(names, want)):
+        if i not in fixed:
+            assert bool(counts[i]) == needs_lfn, name
+            assert counts[i] == (-(-len(name.encode("utf-16-le")) // 26) if needs_lfn else 0)
+
+
+def test_one_pass_short_names_of_a_large_directory():
+    """1,000 names of one basis: ~1..~4, then hashed tails, the same as the three passes."""
+    names = sorted(f"file{i:05d}.txt" for i in range(1000)) + ["zz.TXT"]
+    assert make_short_names(names, {}, "") == three_pass_short_names(names, {})
+
+
+@pytest.mark.parametrize("name,shared", [("\u017f.txt", "s.txt"), ("\u0131x", "IX"), ("\u212a", "k")])
+def test_names_folding_to_ascii_are_never_8_3(name, shared):
+    """A name with a character that folds to ASCII (long s, dotless i; the Kelvin sign does
+    not fold) is not itself 8.3: it keeps its long name; one that folds to an ASCII name
+    clashes with it (compared as FAT compares)."""
+    (short, flags, needs_lfn), = make_short_names([name], {}, "")
+    assert needs_lfn and flags == 0 and lfn_counts([name]) == b"\x01"
+    assert (fold(name) == fold(shared)) == (name != "\u212a")
 
 
 # --- labels -----------------------------------------------------------------------------------
