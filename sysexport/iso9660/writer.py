@@ -479,17 +479,19 @@ class ISO9660(Lifecycle):
         image cannot hold, recording nothing: :meth:`add` calls it, and a coordinator that
         adds one record to several writers (the hybrid) calls it before adding anywhere."""
         where = info.name or "/"
-        if info.is_file and info.size >= FOUR_GIB and self.interchange_level < 3:
+        mode = info.mode & 0o170000                 # info.is_file, is_device, inlined (100,000 times)
+        is_file = mode == stat.S_IFREG
+        if is_file and info.size >= FOUR_GIB and self._level < 3:
             raise InvalidInputError(f"{where}: {info.size} bytes needs multi-extent records, which "
-                                    f"interchange level {self.interchange_level} forbids (ECMA-119 10.3)")
+                                    f"interchange level {self._level} forbids (ECMA-119 10.3)")
         if info.ISO9660_shortname is not None:
             if not info.name:
                 raise InvalidInputError("/: the root directory has no name, so no ISO9660_shortname")
-            _names.check_iso_override(where, info.ISO9660_shortname, info.is_dir, self.interchange_level)
+            _names.check_iso_override(where, info.ISO9660_shortname, info.is_dir, self._level)
         if info.ISO9660_flags & ~_lay.USER_FLAGS:
             raise InvalidInputError(f"{where}: ISO9660_flags {info.ISO9660_flags:#x}: only FLAG_HIDDEN and "
                                     "FLAG_ASSOCIATED may be set by the caller (ECMA-119 9.1.6)")
-        if info.is_device and self.rock_ridge is not None:
+        if (mode == stat.S_IFCHR or mode == stat.S_IFBLK) and self._rock_ridge is not None:
             check_pn_device(where, info.rdev_major, info.rdev_minor)
         if info.device_offset is not None:
             if info.device_offset % SECTOR_BYTES or info.device_offset < SYSTEM_AREA_BYTES:
@@ -497,9 +499,9 @@ class ISO9660(Lifecycle):
                                         f"2048 past the system area ({SYSTEM_AREA_BYTES})")
             if placed_later:
                 raise InvalidInputError(f"{where}: a file is either placed at device_offset or placed later")
-        if placed_later and not info.is_file:
+        if placed_later and not is_file:
             raise InvalidInputError(f"{where}: only regular files can be placed later")
-        if self.rock_ridge is None:
+        if self._rock_ridge is None:
             _hier.check_without_rock_ridge(info)      # plan() checks again: rock_ridge may change
 
     def add_tree(self, host_dir: str | os.PathLike, dest: str = "") -> None:
@@ -818,9 +820,11 @@ class ISO9660(Lifecycle):
         ``hidden_from`` "iso9660" and "joliet") is still stored, as xorriso stores a file
         hidden by ``-hide`` and ``-hide-joliet``: an El Torito entry may name it, and
         lookup() tells where it is.  Nodes are numbered parents first, siblings sorted by
-        name (:meth:`Tree.walk`'s order)."""
+        name (:meth:`Tree.walk`'s order); a file keeps its number only where it is recorded
+        (the PX serial number of RRIP 1.12), which saves an int object a file otherwise."""
         payloads: list[Payload] = []
         by_key: dict[tuple[int, int], Payload] = {}
+        serials = self.rock_ridge == "1.12"     # only RRIP 1.12's PX records a file serial number
         inode = 1
         dirs: list[tuple[Node, NodeState]] = []
         stack = [self.tree.root]
@@ -836,7 +840,8 @@ class ISO9660(Lifecycle):
                 if not later and info._extra is not None:
                     later = bool(info.extra_value("placed_later"))
                 if p is None:
-                    p = Payload(info, info.size, None, later and info.size > 0, info.device_offset is not None, inode)
+                    p = Payload(info, info.size, None, later and info.size > 0, info.device_offset is not None,
+                                inode if serials else 0)
                     inode += 1
                     payloads.append(p)
                     if key is not None:
