@@ -511,3 +511,19 @@ def test_a_remaster_reads_its_source_in_one_process(tmp_path, sde, monkeypatch):
     (tmp_path / "x").mkdir()
     run(["bsdtar", "-xf", str(tmp_path / "new.img"), "-C", str(tmp_path / "x")])
     assert tree_digest(tmp_path / "x") == tree_digest(tree)
+
+
+def test_cli_build_takes_the_fork_path(tmp_path, sde, monkeypatch):
+    """``sysexport build``'s sources (its own walk of the host tree) are all safe to read
+    in a child: the build forks (a new source type that is not would silently lose the
+    second core; this says so)."""
+    from sysexport import cli
+    monkeypatch.delenv(ENV, raising=False)
+    tree = make_tree(tmp_path / "tree", small=30, seed=6)
+    before = parallel.last_child
+    try:
+        cli.main(["build", str(tree), "-o", str(tmp_path / "b.img"), "-q"])
+    except SystemExit as e:
+        assert not e.code, e
+    assert parallel.last_child is not before and parallel.last_child is not None
+    assert os.WIFEXITED(parallel.last_child.status) and os.WEXITSTATUS(parallel.last_child.status) == 0
