@@ -24,8 +24,8 @@ def validate_compress(value: object) -> str | None:
     """``compress``: None or one of :data:`COMPRESSIONS` (zstd only with the zstandard module)."""
     if value is not None and (not isinstance(value, str) or value not in COMPRESSIONS):
         raise InvalidInputError(f"CPIO compress: must be None or one of {', '.join(COMPRESSIONS)}, found {value!r}")
-    from .sink import zstd_module
-    if value == "zstd" and zstd_module is None:
+    from .sink import zstd
+    if value == "zstd" and zstd() is None:
         raise InvalidInputError("CPIO compress: 'zstd' needs the Python module 'zstandard' "
                                 "(pip install zstandard, or Debian's python3-zstandard)")
     return value

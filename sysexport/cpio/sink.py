@@ -17,9 +17,7 @@ when it is garbage collected, into whatever file has taken the descriptor's numb
 """
 from __future__ import annotations
 
-import gzip
 import importlib
-import lzma
 import os
 import queue
 import threading
@@ -49,7 +47,23 @@ def _load_zstd() -> ModuleType | None:
         return None
 
 
-zstd_module = _load_zstd()
+zstd_module: ModuleType | None
+"""The ``zstandard`` module or None, imported when first asked for (:func:`zstd`): an
+uncompressed or gzip archive does not pay for importing it (issue 16)."""
+
+
+def zstd() -> ModuleType | None:
+    """:data:`zstd_module`, imported now if it was not yet (a test may set it to None)."""
+    g = globals()
+    if "zstd_module" not in g:
+        g["zstd_module"] = _load_zstd()
+    return cast("ModuleType | None", g["zstd_module"])
+
+
+def __getattr__(name: str) -> object:
+    if name == "zstd_module":
+        return zstd()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Writable(Protocol):
@@ -60,15 +74,18 @@ def compressor(compress: str, fileobj: IO[bytes] | FdWriter) -> tuple[_Writable,
     """(writable, close) where writable compresses into fileobj; close ends the stream and
     leaves fileobj open."""
     if compress == "gzip":
+        import gzip
         # mtime=0 and an empty name keep the gzip header (RFC 1952 2.3) deterministic.
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, compresslevel=GZIP_LEVEL, mtime=0)
         return gz, gz.close
     if compress == "xz":
+        import lzma
         # The kernel's xz unpacker takes CRC32 or no check, not xz's default CRC64.
         xzc = lzma.LZMAFile(cast(IO[bytes], fileobj), mode="wb", format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=XZ_PRESET)
         return xzc, xzc.close
-    if compress == "zstd" and zstd_module is not None:
-        zw = zstd_module.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(fileobj, closefd=False)
+    zstandard = zstd() if compress == "zstd" else None
+    if zstandard is not None:
+        zw = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(fileobj, closefd=False)
         return zw, zw.close
     raise InvalidInputError(f"CPIO: cannot compress with {compress!r} here")
 
@@ -161,23 +178,43 @@ class Sink:
 
 class FdSink(Sink):
     """Into a descriptor: ``sparse`` (a fresh file of ours, from byte 0: pwrite at offsets,
-    data by the kernel, zeros left as holes) or in order from its position."""
+    data by the kernel, zeros left as holes) or in order from its position.  With
+    ``background``, gathered chunks are written by a thread of their own
+    (:class:`BackgroundWrites`): copying a MiB into the page cache takes as long as
+    gathering a few hundred small files, and the second core can do it meanwhile."""
 
-    def __init__(self, fd: int, *, sparse: bool) -> None:
+    def __init__(self, fd: int, *, sparse: bool, background: bool = False) -> None:
         super().__init__()
         self.fd = fd
         self.sparse = sparse
+        self._background = BackgroundWrites(self._write_at) if background else None
 
     def _emit(self, data: bytes | bytearray) -> None:
+        if self._background is not None:
+            self._background.put(bytes(data) if isinstance(data, bytearray) else data, self.emitted)
+        else:
+            self._write_at(data, self.emitted)
+
+    def _write_at(self, data: bytes | bytearray, offset: int) -> None:
         if self.sparse:
-            pwrite_all(self.fd, data, self.emitted)     # a fresh file, from byte 0
+            pwrite_all(self.fd, data, offset)           # a fresh file, from byte 0
             return
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
 
     def _emit_gathered(self, buf: bytearray) -> None:
-        self._emit(buf)                             # written before the buffer is reused
+        self._emit(buf)                             # written (or copied) before the buffer is reused
+
+    def close(self) -> None:
+        self.flush()
+        if self._background is not None:
+            self._background.close()
+
+    def abort(self) -> None:
+        super().abort()
+        if self._background is not None:
+            self._background.abort()
 
     def _copy(self, source: DataSource) -> None:
         source.write_to(self.fd, self.emitted)
@@ -190,6 +227,68 @@ class FdSink(Sink):
         self.flush()
         _copy_fd_range(src_fd, self.fd, self.emitted, size, "the spooled archive")
         self.emitted += size
+
+
+class BackgroundWrites:
+    """Writes done in order by a thread of their own, fed through a bounded queue
+    (:data:`PIPELINE_CHUNKS` chunks): ``write(data, offset)`` runs there, its error is
+    raised in the writer's thread at the next :meth:`put` or at :meth:`close`.  After
+    :meth:`abort` returns nothing more is written (a write in progress finishes first: one
+    lock), so the caller may then close the descriptor."""
+
+    def __init__(self, write: Callable[[bytes, int], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(PIPELINE_CHUNKS)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._open = True
+        self._orphaned = False          # aborted from the thread itself (a collection there)
+        self._done = threading.Event()  # the thread's last act (see CompressSink._stop)
+        self._thread = threading.Thread(target=self._run, name="sysexport-cpio-write", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        q = self._queue
+        try:
+            while not self._orphaned:
+                item = q.get()
+                if item is None:
+                    break
+                with self._lock:
+                    if self._open:
+                        self._write(*item)
+        except BaseException as e:      # handed to the writer's thread
+            self._error = e
+            while q.get() is not None:  # keep the writer from blocking on a full queue
+                pass
+        finally:
+            self._done.set()
+
+    def put(self, data: bytes, offset: int) -> None:
+        """Write ``data`` at ``offset`` (in order after everything put before)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((data, offset))
+
+    def close(self) -> None:
+        """Everything put is written; the thread has ended."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Nothing more is written; the thread has ended (or will at its next chunk)."""
+        with self._lock:
+            self._open = False
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread is threading.current_thread():
+            self._orphaned = True
+        elif not self._done.is_set():
+            self._queue.put(None)
+            self._done.wait()
+            self._thread.join()
 
 
 class FdWriter:
@@ -316,5 +415,5 @@ class CompressSink(Sink):
         self._gate.shut()
 
 
-__all__ = ["Sink", "FdSink", "FdWriter", "StreamSink", "CompressSink", "compressor", "zstd_module", "GATHER_BYTES",
+__all__ = ["Sink", "FdSink", "BackgroundWrites", "FdWriter", "StreamSink", "CompressSink", "compressor", "zstd_module", "GATHER_BYTES",
            "PIPELINE_CHUNKS", "GZIP_LEVEL", "XZ_PRESET", "ZSTD_LEVEL"]

@@ -384,7 +384,7 @@ class CPIO(Lifecycle):
         else:
             # Holes only in a fresh file of ours; anything else (a caller's file from its
             # position, a device, a pipe) gets every byte in order, so nothing old shows.
-            self._sink = FdSink(out.fd, sparse=out.fresh)
+            self._sink = FdSink(out.fd, sparse=out.fresh, background=True)
         sinks.append(self._sink)
         return self._sink
 
