@@ -2,10 +2,11 @@
 
 A file's content is described by a :class:`DataSource`; nothing is read when a file is
 added.  At write time :meth:`DataSource.write_to` streams it into the output file at a
-given byte offset in large chunks, using ``os.copy_file_range`` where the kernel has it,
-skipping the holes of a sparse source and all-zero chunks (the output reads as zeros
-there: a fresh file, or a range :meth:`sysexport.output.Output.prepare` zeroed), and
-failing loudly on a short read (docs/architecture.md, "The rooms": data sources).
+given byte offset in large chunks, by the kernel where it can (long runs spliced through a
+pipe of 1 MiB, sysexport/splicing.py; the rest with ``os.copy_file_range``), skipping the
+holes of a sparse source and all-zero chunks (the output reads as zeros there: a fresh
+file, or a range :meth:`sysexport.output.Output.prepare` zeroed), and failing loudly on a
+short read (docs/architecture.md, "The rooms": data sources).
 
 A ``data_path`` must be a regular file: a FIFO, a socket, a character or block device is
 refused when it is added (``InvalidInputError``: "not a regular file").  A file whose size
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Union, cast
 
 from .errors import InvalidInputError, SourceError
+from .splicing import SPLICE_MIN_BYTES, SplicePipe
 
 CHUNK_BYTES = 4 * 1024 * 1024
 """Size of one copy step: large enough to amortise syscalls, small enough to stay flat in memory."""
@@ -469,44 +471,58 @@ _HAVE_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
 
 def _copy_fd_range(src_fd: int, out_fd: int, out_offset: int, length: int, name: str,
                    src_offset: int = 0) -> None:
-    """Copy ``length`` bytes of src_fd (from src_offset) to out_fd at out_offset, keeping holes."""
+    """Copy ``length`` bytes of src_fd (from src_offset) to out_fd at out_offset, keeping holes:
+    a long run of data spliced through a pipe of our own (sysexport/splicing.py), the rest
+    with copy_file_range, and pread and pwrite where the kernel can do neither."""
     global _HAVE_COPY_FILE_RANGE
     use_cfr = _HAVE_COPY_FILE_RANGE
     src_size = os.fstat(src_fd).st_size
     if src_size < src_offset + length:
         raise SourceError(f"{name}: short read: expected {length} bytes, the file has {src_size - src_offset}",
                           path=name)
-    passed = src_offset                 # reported to the progress callback up to here
-    for seg_start, seg_len in _data_segments(src_fd, src_offset, length):
-        report_progress(seg_start - passed)     # the hole before this segment
-        passed = seg_start + seg_len
-        dst = out_offset + (seg_start - src_offset)
-        done = 0
-        while done < seg_len:
-            want = min(seg_len - done, CHUNK_BYTES)
-            n = 0
-            if use_cfr:
-                try:
-                    n = os.copy_file_range(src_fd, out_fd, want, seg_start + done, dst + done)
-                except OSError as e:
-                    # Not possible between these two files: read and write from now on.  Any
-                    # other error (EIO, ENOSPC): this chunk again with pread and pwrite, so
-                    # that the error names its side (the source, or the output).
-                    if e.errno in _NO_COPY_FILE_RANGE:
-                        use_cfr = False
-                        if e.errno == errno.ENOSYS:
-                            _HAVE_COPY_FILE_RANGE = False
-                    n = 0
-            if n == 0:
-                chunk = _pread(src_fd, min(want, CHUNK_BYTES), seg_start + done, name)
-                if not chunk:
-                    raise SourceError(f"{name}: short read at offset {seg_start + done}: file shrank while copying",
-                                      path=name)
-                pwrite_all(out_fd, chunk, dst + done)
-                n = len(chunk)
-            done += n
-            report_progress(n)
-    report_progress(src_offset + length - passed)   # a hole at the end
+    pipe = SplicePipe.for_output(out_fd) if length >= SPLICE_MIN_BYTES else None
+    try:
+        passed = src_offset                 # reported to the progress callback up to here
+        for seg_start, seg_len in _data_segments(src_fd, src_offset, length):
+            report_progress(seg_start - passed)     # the hole before this segment
+            passed = seg_start + seg_len
+            dst = out_offset + (seg_start - src_offset)
+            done = 0
+            if pipe is not None and seg_len >= SPLICE_MIN_BYTES:
+                done = pipe.copy(src_fd, out_fd, seg_start, dst, seg_len, name,
+                                 lambda e, at: _source_error(e, name, f"cannot read at offset {at}"),
+                                 report_progress)           # 0: not possible between these files
+                if not done:
+                    pipe.close()
+                    pipe = None
+            while done < seg_len:
+                want = min(seg_len - done, CHUNK_BYTES)
+                n = 0
+                if use_cfr:
+                    try:
+                        n = os.copy_file_range(src_fd, out_fd, want, seg_start + done, dst + done)
+                    except OSError as e:
+                        # Not possible between these two files: read and write from now on.  Any
+                        # other error (EIO, ENOSPC): this chunk again with pread and pwrite, so
+                        # that the error names its side (the source, or the output).
+                        if e.errno in _NO_COPY_FILE_RANGE:
+                            use_cfr = False
+                            if e.errno == errno.ENOSYS:
+                                _HAVE_COPY_FILE_RANGE = False
+                        n = 0
+                if n == 0:
+                    chunk = _pread(src_fd, min(want, CHUNK_BYTES), seg_start + done, name)
+                    if not chunk:
+                        raise SourceError(f"{name}: short read at offset {seg_start + done}: file shrank while "
+                                          "copying", path=name)
+                    pwrite_all(out_fd, chunk, dst + done)
+                    n = len(chunk)
+                done += n
+                report_progress(n)
+        report_progress(src_offset + length - passed)   # a hole at the end
+    finally:
+        if pipe is not None:
+            pipe.close()
 
 
 _NO_COPY_FILE_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM,
