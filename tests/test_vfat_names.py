@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from sysexport.errors import InvalidInputError
 from sysexport.vfat.names import (SHORT_CHARS, basis_name, check_label, check_long_name, exact_short_name, fold,
-                                  label_from, lfn_counts, make_short_names, parse_short_name, short_names)
+                                  label_from, lfn_checksums, lfn_counts, make_short_names, parse_short_name,
+                                  short_names)
 
 
 @pytest.mark.parametrize("name,short,flags", [
@@ -288,6 +289,22 @@ def test_names_folding_to_ascii_are_never_8_3(name, shared):
     (short, flags, needs_lfn), = make_short_names([name], {}, "")
     assert needs_lfn and flags == 0 and lfn_counts([name]) == b"\x01"
     assert (fold(name) == fold(shared)) == (name != "\u212a")
+
+
+@pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 1000])
+def test_checksums_of_a_directory_at_once(count):
+    """lfn_checksums() (all names at once from 64 on) equals fatgen103's ChkSum() loop
+    (rotate right, add) name by name, and the reader's own checksum."""
+    from sysexport.vfat.reader import lfn_checksum as reader_checksum
+    rng = random.Random(count)
+    shorts = [rng.randbytes(11) for _ in range(count)] + [b"\xff" * 11, bytes(11)][:count]
+
+    def chksum(short):
+        s = 0
+        for b in short:
+            s = ((s & 1) * 0x80 + (s >> 1) + b) & 0xFF
+        return s
+    assert lfn_checksums(shorts) == bytes(chksum(x) for x in shorts) == bytes(reader_checksum(x) for x in shorts)
 
 
 # --- labels -----------------------------------------------------------------------------------

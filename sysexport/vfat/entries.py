@@ -16,7 +16,7 @@ from ..errors import InternalError
 from ..tree import Node
 from ._structs import (ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID, DIR_ENTRY_FAST, DOT_NAME,
                        DOTDOT_NAME, LFN_AND_DIR_ENTRY_FAST, LFN_LAST_FLAG, LFN_UNITS_PER_ENTRY)
-from .names import _utf16, lfn_checksum, lfn_entries, short_names
+from .names import _utf16, lfn_checksums, lfn_entries, short_names
 from .plan import DirState, dir_state
 
 FAT_TIME_MIN = calendar.timegm((1980, 1, 1, 0, 0, 0))
@@ -97,6 +97,7 @@ def _child_entries(d: Node, st: DirState, times: EntryTimes, out: list[bytes]) -
     shorts, ntres, has_lfn = short_names(names, st.fixed, d.path or "")
     if has_lfn != st.lfn.translate(_HAS_LFN):
         raise InternalError(f"{d.path or '/'}: long names planned and written differ")
+    csums = lfn_checksums(shorts)
     pack = DIR_ENTRY_FAST.pack
     pack2 = LFN_AND_DIR_ENTRY_FAST.pack
     lfn = st.lfn
@@ -135,12 +136,12 @@ def _child_entries(d: Node, st: DirState, times: EntryTimes, out: list[bytes]) -
         if n == 1:
             units = _utf16(names[i])[0]
             units += _LFN_PAD[len(units) >> 1]
-            out.append(pack2(LFN_LAST_FLAG | 1, units[0:10], ATTR_LONG_NAME, 0, lfn_checksum(short),
+            out.append(pack2(LFN_LAST_FLAG | 1, units[0:10], ATTR_LONG_NAME, 0, csums[i],
                              units[10:22], 0, units[22:26],
                              short, attr, ntres[i], tenth, wtime, wdate, adate, first >> 16,
                              wtime, wdate, first & 0xFFFF, size))
             continue
         if n:
-            out.append(lfn_entries(_utf16(names[i])[0], short))
+            out.append(lfn_entries(_utf16(names[i])[0], short, csums[i]))
         out.append(pack(short, attr, ntres[i], tenth, wtime, wdate, adate, first >> 16,
                         wtime, wdate, first & 0xFFFF, size))
