@@ -3,13 +3,13 @@ uses it for every run of source data of :data:`SPLICE_MIN_BYTES` or more).
 
 Why not copy_file_range alone: between two files of one file system (ext4 here) the kernel
 copies by splicing through a pipe of its own, 16 pages long, so the output is written 64 KiB
-at a time, and where the image puts a file at an offset that is not a multiple of 64 KiB
-(almost always: ISO sectors are 2 KiB, FAT clusters 2-4 KiB) every step is split across
-the page cache's folios of the output.  Measured here (Linux 6.18, ext4, 10 x 100 MiB
-copied to the offsets of the hybrid's layout, paired runs at load 4-6): 0.34-0.45 s of CPU
-with copy_file_range, 0.25-0.35 s spliced 1 MiB a step from offsets that are multiples of
-1 MiB in the source, 0.41-0.54 s when the steps were instead aligned to the output; the
-whole ``sysexport build`` of those files 0.54-0.69 s of CPU before, 0.48-0.59 s after.
+a step.  Measured here (Linux 6.18, ext4, 10 x 100 MiB copied to the offsets of the
+hybrid's layout, which are multiples of 4 KiB but not of 64 KiB; paired runs at load 4-6):
+0.34-0.45 s of CPU with copy_file_range, 0.25-0.35 s spliced 1 MiB a step from source
+offsets that are multiples of 1 MiB; copy_file_range at offsets that are multiples of
+64 KiB took 0.27-0.35 s, and 1 MiB steps aligned to the output instead of the source
+0.41-0.54 s (so the steps end at multiples of 1 MiB in the source).  The whole
+``sysexport build`` of those files: 0.54-0.69 s of CPU before, 0.48-0.59 s after.
 
 The pipe only holds references to the source's page-cache pages: nothing is copied into this
 process, and memory does not grow with the file.  Whatever splice cannot do between two
@@ -84,7 +84,9 @@ class SplicePipe:
         done = unreported = 0
         while done < length:
             try:
-                n = os.splice(src_fd, self.write_fd, min(SPLICE_PIPE_BYTES, length - done), offset_src=src_pos + done)
+                at = src_pos + done             # steps end at multiples of the step in the source
+                n = os.splice(src_fd, self.write_fd, min(SPLICE_PIPE_BYTES - at % SPLICE_PIPE_BYTES, length - done),
+                              offset_src=at)
             except OSError as e:
                 if done == 0 and e.errno in _NO_SPLICE:
                     return 0

@@ -96,13 +96,17 @@ def test_spliced_files_read_back_and_holes_stay_holes(tmp_path, sde):
 
 
 def test_long_runs_are_spliced_short_ones_copied(tmp_path):
-    """strace: a 5 MiB file goes by splice through one pipe of 1 MiB, 1 MiB a step; a file
-    just below the threshold by copy_file_range."""
+    """strace: a 5 MiB file goes by splice through a pipe of 1 MiB, 1 MiB a step; a file just
+    below the threshold by copy_file_range; a run of data after a hole in steps that end at
+    multiples of 1 MiB."""
     need("strace")
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "long.bin").write_bytes(random_bytes(5 * MIB, 7))
     (tree / "short.bin").write_bytes(random_bytes(SPLICE_MIN_BYTES - 1, 8))
+    with open(tree / "sparse.bin", "wb") as f:         # a hole, then 3 MiB from an odd offset
+        f.seek(MIB + 4096)
+        f.write(random_bytes(3 * MIB, 9))
     log = tmp_path / "strace.log"
     script = (f"from sysexport import ISO9660\niso = ISO9660({str(tmp_path / 'x.iso')!r})\n"
               f"iso.add_tree({str(tree)!r})\niso.finish()\n")
@@ -115,6 +119,10 @@ def test_long_runs_are_spliced_short_ones_copied(tmp_path):
     assert re.search(r"F_SETPIPE_SZ, 1048576\) = 1048576", text)
     assert re.search(r"copy_file_range\(\d+<[^>]*/short\.bin>", text), text[-3000:]
     assert not re.search(r"copy_file_range\(\d+<[^>]*/long\.bin>", text)
+    # From an odd offset the steps end at multiples of 1 MiB of the source.
+    steps = re.findall(r"splice\(\d+<[^>]*/sparse\.bin>, \[(\d+)\], \d+<pipe:\[\d+\]>, NULL, (\d+), 0\) = (\d+)", text)
+    assert [(int(a), int(n)) for a, n, _ in steps] == \
+        [(MIB + 4096, MIB - 4096), (2 * MIB, MIB), (3 * MIB, MIB), (4 * MIB, 4096)], steps
 
 
 def test_a_source_that_shrinks_while_spliced_fails_the_build(tmp_path, sde):
