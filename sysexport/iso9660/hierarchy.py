@@ -1,8 +1,10 @@
 """The two directory hierarchies of an ISO 9660 image: ISO 9660 (with Rock Ridge) and Joliet.
 
 Both are built from the writer's tree into :class:`~.layout.DirOut` values in path table
-order (ECMA-119 6.9.1), each with a ``build`` that makes its records when they are sized
-and again when they are written (:mod:`.layout`).
+order (ECMA-119 6.9.1), in one pass per directory: its children named (both name rules
+are in :mod:`.names`) and put in record order, their identifiers kept with the directory.
+Records are not kept: :mod:`.dirbytes` sizes and builds them from that, and
+:func:`records_of` makes them one by one for whoever needs them (lookup()).
 
 Deep directories.  ECMA-119 6.8.2.1 allows eight levels (the root is the first):
 

@@ -3,9 +3,12 @@
 ECMA-119 6.8 (directories, records never crossing a logical sector), 6.9 and 9.4 (path
 tables), 9.1 (directory record), 9.3 (record order), 6.5.1 (file sections).  The two
 hierarchies (ISO 9660 with Rock Ridge, and Joliet) are built by :mod:`.hierarchy` into the
-:class:`DirOut` and :class:`Rec` values declared here.  Record sizes are computed before
-allocation (Rock Ridge entry lengths do not depend on the block numbers they carry); bytes
-are built after allocation.  Records and path table records are packed by the
+:class:`DirOut` values declared here, with the writer's per-entry state (:class:`Payload`,
+:class:`NodeState`).  Record sizes are computed before allocation (Rock Ridge entry lengths
+do not depend on the block numbers they carry); bytes are built after allocation, by
+:mod:`.dirbytes` for whole directories and here (:func:`lay_record`,
+:func:`general_record`) for one :class:`Rec` of any kind.  Records and path table records
+are packed by the
 ``struct.Struct`` declared beside their construct declarations (``_structs.FAST_CODECS``
 lists these packers; tests/test_fastcodecs.py checks them).
 """
@@ -17,7 +20,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Callable, cast
+from typing import cast
 
 from ..errors import InternalError
 from ..extent import Extent, align_up

@@ -20,17 +20,14 @@ import dataclasses
 import hashlib
 import os
 import stat
-import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, BinaryIO, Iterator
 
 from construct import Container
 
 from ..errors import CallOrderError, InternalError, InvalidInputError, LayoutError
 from ..extent import Allocator, Extent, align_up, check_no_overlap
-from ..fileinfo import FileInfo, check_time, normalize_name, source_date_epoch, to_fileinfo, walk_host_fileinfo
+from ..fileinfo import FileInfo, check_time, source_date_epoch, to_fileinfo, walk_host_fileinfo
 from ..identity import BuildIdentity, content_digest, sde_is_set
 from ..output import Output
 from ..tree import Node, Tree
@@ -41,12 +38,17 @@ from . import entries as _entries
 from . import hierarchy as _hier
 from . import layout as _lay
 from . import names as _names
+from . import nodes as _nodes
+from .checks import (LINUX_MAJOR_MAX, LINUX_MINOR_MAX, LONG_ID_CHARS, MAX_PADDING_BYTES,  # noqa: F401
+                     SYSTEM_ID_CHARS, check_pn_device, linux_pn_view, validate_boot_catalog_path, validate_flag,
+                     validate_identifier, validate_padding_bytes)
 from ._structs import (SECTOR_BYTES, SYSTEM_AREA_BYTES, VD_TYPE_PRIMARY, VD_TYPE_SUPPLEMENTARY,
                        BootRecordDescriptor, TerminatorDescriptor, VolumeDescriptor)
 from ._structs import FIRST_DESCRIPTOR_LBA as PVD_LBA
 from .eltorito import BootEntry
 from .enums import (EL_TORITO_ID, FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_HIDDEN, FLAG_MULTI_EXTENT,  # noqa: F401
                     FLAG_PROTECTION, FLAG_RECORD, JOLIET_ESCAPE_LEVEL3)
+from .isoplan import ISOPlan, Located, PathTable, RecordPlace, _extent  # noqa: F401  (RecordPlace: importable here)
 from .layout import NodeState, Payload
 
 __all__ = ["ISO9660", "ISOPlan", "FLAG_HIDDEN", "FLAG_DIRECTORY", "FLAG_ASSOCIATED", "FLAG_RECORD", "FLAG_PROTECTION",
@@ -58,180 +60,6 @@ DEFAULT_PADDING_BYTES = 300 * 1024
 xorriso does: GRUB's El Torito loader (cdboot) reads whole chunks and fails on a medium
 that ends right after its core image (measured under SeaBIOS)."""
 EXTRA_KEYS = frozenset({"placed_later"})
-
-
-SYSTEM_ID_CHARS = 32
-"""System Identifier: 32 bytes (ECMA-119 8.4.5); Joliet's copy holds 16 UCS-2 characters."""
-LONG_ID_CHARS = 128
-"""Volume set, publisher, data preparer, application identifiers: 128 bytes (8.4.13-8.4.16);
-Joliet's copies hold 64 UCS-2 characters."""
-MAX_PADDING_BYTES = (1 << 32) * SECTOR_BYTES
-"""Volume Space Size is 32 bits of 2048-byte sectors."""
-LINUX_MAJOR_MAX = (1 << 12) - 1
-LINUX_MINOR_MAX = (1 << 20) - 1
-"""Linux keeps a device number in a 32-bit dev_t, 12 bits of major and 20 of minor (MKDEV)."""
-
-
-def validate_identifier(field: str, value: object, size: int) -> str:
-    """A volume descriptor text field: a str whose primary-descriptor form (upper case,
-    accents dropped, ECMA-119 7.4 a-characters, anything else '_') fits ``size`` bytes, with
-    no control characters and only characters of the Basic Multilingual Plane (Joliet's
-    UCS-2 copy keeps case and accents, and holds the first ``size // 2`` characters)."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"ISO9660 {field}: expected a str, found {value!r}")
-    for i, ch in enumerate(value):
-        code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF or code > 0xFFFF:
-            raise InvalidInputError(f"ISO9660 {field} {value!r}: character {ch!r} at {i} cannot be recorded "
-                                    "(control characters and characters outside UCS-2 are not allowed)")
-    pvd = value if value.isascii() else "".join(
-        ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch))
-    if len(pvd) > size:
-        raise InvalidInputError(f"ISO9660 {field} {value!r}: {len(pvd)} characters, the volume descriptor's "
-                                f"field holds {size} (ECMA-119 8.4)")
-    return value
-
-
-def validate_flag(field: str, value: object) -> bool:
-    """An on/off attribute: True or False."""
-    if not isinstance(value, bool):
-        raise InvalidInputError(f"ISO9660 {field}: expected True or False, found {value!r}")
-    return value
-
-
-def validate_boot_catalog_path(value: object) -> str:
-    """The catalog's name in the trees: a path of the image (checked as file-info names are),
-    not the root."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"ISO9660 boot_catalog_path: expected a str, found {value!r}")
-    try:
-        name = normalize_name(value)
-    except InvalidInputError as e:
-        raise InvalidInputError(f"ISO9660 boot_catalog_path: {e}") from None
-    if not name:
-        raise InvalidInputError(f"ISO9660 boot_catalog_path {value!r}: names the root; give a file name "
-                                "(or set boot_catalog_hidden)")
-    return value
-
-
-def validate_padding_bytes(value: object) -> int:
-    """Zero bytes after the last file: 0 .. the most a 32-bit Volume Space Size holds."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PADDING_BYTES:
-        raise InvalidInputError(f"ISO9660 padding_bytes: expected an integer 0..{MAX_PADDING_BYTES}, found {value!r}")
-    return value
-
-
-def linux_pn_view(major: int, minor: int) -> tuple[int, int]:
-    """The device Linux isofs makes of the PN entry written for (major, minor) (glibc's
-    makedev split in two 32-bit halves; fs/isofs/rock.c, MKDEV into a 32-bit dev_t)."""
-    dev = ((major & 0x00000FFF) << 8) | ((major & 0xFFFFF000) << 32) | (minor & 0xFF) | ((minor & 0xFFFFFF00) << 12)
-    high, low = (dev >> 32) & 0xFFFFFFFF, dev & 0xFFFFFFFF
-    if low & ~0xFF and high == 0:
-        ma, mi = low >> 8, low & 0xFF
-    else:
-        ma, mi = high, low
-    kdev = ((ma << 20) | mi) & 0xFFFFFFFF
-    return kdev >> 20, kdev & LINUX_MINOR_MAX
-
-
-def check_pn_device(where: str, major: int, minor: int) -> None:
-    """Refuse a device number Linux cannot represent (major >= 2**12 or minor >= 2**20),
-    saying what Linux isofs would read from its Rock Ridge PN entry instead."""
-    if major > LINUX_MAJOR_MAX or minor > LINUX_MINOR_MAX:
-        seen = linux_pn_view(major, minor)
-        raise InvalidInputError(
-            f"{where}: device ({major}, {minor}) does not fit Linux's 32-bit dev_t (major 0..{LINUX_MAJOR_MAX}, "
-            f"minor 0..{LINUX_MINOR_MAX}); Linux would read its Rock Ridge PN entry as device {seen}")
-
-
-@dataclass(frozen=True, slots=True)
-class RecordPlace:
-    """One directory record that names an entry, in one namespace (what a caller who
-    patches or checks an image's bytes needs; pycdlib's force_consistency view).
-
-    ``namespace``: "iso9660" (the record carries the Rock Ridge entries), "joliet" or
-    "fat"; ``identifier``: the name as recorded (``NAME.EXT;1``, the Joliet name, FAT's
-    long name); ``record_offset``/``record_bytes``: the record's device offset and length
-    (a FAT entry's long-name entries included); ``extent``: the bytes the record points at
-    (device offset and data length; None for an empty file).  A file of 4 GiB or more has
-    one record per section."""
-
-    namespace: str
-    identifier: str
-    record_offset: int
-    record_bytes: int
-    extent: Extent | None
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """What lookup() returns: where a file's (or directory's) bytes are on the device,
-    and (``records``) every directory record that names it, namespace by namespace."""
-
-    device_offset: int | None
-    size_bytes: int
-    records: tuple[RecordPlace, ...] = ()
-
-    def record(self, namespace: str) -> RecordPlace:
-        """The (first) record of ``namespace``; InvalidInputError when none names it."""
-        for r in self.records:
-            if r.namespace == namespace:
-                return r
-        raise InvalidInputError(f"no record names this entry in {namespace!r} (it is hidden from it, "
-                                "or the image has no such tree)")
-
-
-PathTable = tuple[tuple[_lay.DirOut, ...], int, Extent, Extent]
-"""(directories in path table order, table size in bytes, L table extent, M table extent)."""
-
-
-@dataclass(frozen=True, eq=False)
-class ISOPlan:
-    """The complete layout of an ISO 9660 image (what :meth:`ISO9660.plan` returns).
-
-    ``end_bytes`` is the end of everything the ISO placed itself; ``volume_size_bytes`` the
-    Volume Space Size the descriptors record (ECMA-119 8.4.8): ``end_bytes`` until
-    :meth:`ISO9660.place` or :meth:`ISO9660.finish` says otherwise.  ``reserved_extent`` is
-    the gap after the volume descriptors that is never written (the hybrid puts its
-    512-byte GPT entry array there).  ``complete`` is False while files added with
-    ``placed_later=True`` (or catalog entries given no extent) wait for :meth:`ISO9660.place`.
-
-    The directory hierarchies and payloads it refers to belong to this plan; a later
-    ``plan()`` of the same writer makes new ones (and this plan is then stale).
-    """
-
-    generation: int
-    end_bytes: int
-    volume_size_bytes: int
-    reserved_extent: Extent
-    descriptors: Extent
-    catalog: Extent | None
-    iso_dirs: tuple[_lay.DirOut, ...]
-    joliet_dirs: tuple[_lay.DirOut, ...]
-    tables: tuple[PathTable, ...]
-    owned: tuple[tuple[Payload, bytes | None], ...]
-    waiting: tuple[Payload, ...]
-    boot_extents: tuple[Extent | None, ...]
-    boot_own: tuple[Extent | None, ...]
-    rr_mod: ModuleType | None
-    extents: tuple[Extent, ...]
-    centiseconds: int = 0
-    """The centiseconds of the volume dates (the UUID blkid shows): from the content
-    digest when reproducible, else random."""
-    content_digest: bytes | None = None
-    """Digest of everything added (reproducible builds only), for a coordinator's identifiers."""
-
-    @property
-    def complete(self) -> bool:
-        """True when every file and catalog entry has its bytes placed."""
-        return (all(p.offset >= 0 for p in self.waiting)
-                and all(e is not None for e in self.boot_extents))
-
-
-def _extent(d: _lay.DirOut) -> Extent:
-    if d.extent is None:
-        raise InternalError(f"{d.info.name or '/'}: directory without an extent after plan()")
-    return d.extent
 
 
 class ISO9660(Lifecycle):
@@ -812,60 +640,8 @@ class ISO9660(Lifecycle):
         return rockridge
 
     def _prepare_nodes(self) -> list[Payload]:
-        """Fresh per-node state: payloads (one per hard-link group), inode numbers, link counts.
-
-        A regular file's state (``Node.w``) is its payload, shared by its hard links; every
-        other node gets a :class:`NodeState`.  A payload's link count (Rock Ridge PX) counts
-        the names the ISO 9660 tree shows.  A group no tree names (every member
-        ``hidden_from`` "iso9660" and "joliet") is still stored, as xorriso stores a file
-        hidden by ``-hide`` and ``-hide-joliet``: an El Torito entry may name it, and
-        lookup() tells where it is.  Nodes are numbered parents first, siblings sorted by
-        name (:meth:`Tree.walk`'s order); a file keeps its number only where it is recorded
-        (the PX serial number of RRIP 1.12), which saves an int object a file otherwise."""
-        payloads: list[Payload] = []
-        by_key: dict[tuple[int, int], Payload] = {}
-        serials = self.rock_ridge == "1.12"     # only RRIP 1.12's PX records a file serial number
-        inode = 1
-        dirs: list[tuple[Node, NodeState]] = []
-        stack = [self.tree.root]
-        while stack:
-            node = stack.pop()
-            old = node.w
-            later = old.placed_later if old is not None else False
-            info = node.info
-            children = node.children
-            if info.mode & 0o170000 == stat.S_IFREG:        # info.is_file, inlined (100,000 times)
-                key = (info.dev, info.ino) if info.ino is not None and info.dev is not None else None
-                p = by_key.get(key) if key is not None else None
-                if not later and info._extra is not None:
-                    later = bool(info.extra_value("placed_later"))
-                if p is None:
-                    p = Payload(info, info.size, None, later and info.size > 0, info.device_offset is not None,
-                                inode if serials else 0)
-                    inode += 1
-                    payloads.append(p)
-                    if key is not None:
-                        by_key[key] = p
-                elif info.size != p.size_bytes:
-                    raise InvalidInputError(f"{info.name}: hard link of {p.info.name} with another size "
-                                            f"({info.size} != {p.size_bytes})")
-                elif later and info.size > 0:
-                    p.placed_later = True           # a link of a file a coordinator places
-                if "iso9660" not in info.hidden_from:
-                    p.nlink += 1
-                node.w = p
-            else:
-                st = node.w = NodeState(inode=inode, placed_later=later)
-                inode += 1
-                if children is not None:
-                    dirs.append((node, st))
-            if children:
-                stack.extend([children[k] for k in sorted(children, reverse=True)])
-        for node, st in dirs:
-            children = node.children or {}
-            st.nlink = 2 + sum(1 for c in children.values()
-                               if c.children is not None and "iso9660" not in c.info.hidden_from)
-        self._next_inode = inode
+        """Fresh per-node state (:func:`.nodes.prepare_nodes`)."""
+        payloads, self._next_inode = _nodes.prepare_nodes(self.tree, self.rock_ridge)
         return payloads
 
     def _add_catalog_node(self) -> None:
