@@ -42,7 +42,6 @@ from ..data import SMALL_FILE_BYTES, DataSource
 from ..errors import CallOrderError, InvalidInputError, SysExportError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
-from ..tree import Node
 from ..writer import FINISHED, Lifecycle, gc_paused
 from ._structs import MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
@@ -52,6 +51,7 @@ from .sink import GZIP_LEVEL, XZ_PRESET, ZSTD_LEVEL, CompressSink, FdSink, FdWri
 from .walk import WalkedFile, stream_tree
 
 if TYPE_CHECKING:
+    from ..tree import Node
     from .remaster import Preload
 
 WINDOW_ENTRIES = 1024
@@ -178,6 +178,7 @@ class CPIO(Lifecycle):
         self._require_open("add()")
         info = to_fileinfo(spec)
         self._add_info(info)
+        from ..tree import Node               # not imported for add_tree alone (the command line)
         return Node(info, None)
 
     def add_tree(self, host_dir: HostPath, dest: str = "", *, prune: Callable[[str], bool] | None = None,
