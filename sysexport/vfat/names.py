@@ -203,7 +203,7 @@ def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) ->
         name = names[i]
         m = clean(up) if name.isascii() else None
         if m is not None:               # short-name characters and at most one inner dot (most names)
-            base, ext = m.group(1), m.group(2) or ""
+            base, ext = m.groups("")
             if len(base) <= 8 and len(ext) <= 3:
                 flags = 0 if up == name else _case_flags(name)
                 if flags >= 0:          # itself 8.3: its own short name, no long name
@@ -226,10 +226,12 @@ def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) ->
                 prefix = base[:2]
                 while True:
                     stem = prefix + hex2[h >> 8 & 0xFF] + hex2[h & 0xFF] + "~1"
-                    if stem + dotted not in taken:
+                    short = stem + dotted
+                    if short not in taken:
                         break
                     h += 1
-            short = stem + dotted
+            else:
+                short = stem + dotted
         taken[short] = i
         # ASCII only (generated names map every other character to '_'): never a first byte 0xE5.
         shorts[i] = (stem.ljust(8) + ext.ljust(3)).encode("ascii")
