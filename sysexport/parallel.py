@@ -9,8 +9,8 @@ offsets) while this process writes the other, and both cores work.
 :func:`run_beside` does it; :func:`fork_refusal` says when it must not:
 
 * ``os.fork`` is missing, or the environment variable :data:`WRITE_PROCESSES_ENV` is ``0``;
-* another thread runs (a lock it holds would stay held in the child forever): a library
-  caller with threads of its own gets the thread path;
+* another thread runs, a Python thread or a C library's (a lock it holds would stay held
+  in the child forever): a library caller with threads of its own gets the thread path;
 * this process is itself a forked child (of ours or of the caller's);
 * a data source reads through a file position the two processes would share (a Python
   file object's ``seek`` and ``read``: each process's buffer would be wrong about the
@@ -110,12 +110,22 @@ def fork_refusal(sources: Iterable[DataSource | None] = ()) -> str | None:
         return "os.fork is not available"
     if _forked_child:
         return "this process is a forked child"
-    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread() \
+            or _os_threads() > 1:
         return "other threads are running"
     for source in sources:
         if source is not None and not _own_position(source):
             return f"{source.describe()} is read through a shared file position"
     return None
+
+
+def _os_threads() -> int:
+    """The threads of this process the kernel knows (a C library's too: Python's count misses
+    them), or 1 where /proc cannot say."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
 
 
 def _own_position(source: DataSource) -> bool:
@@ -135,7 +145,10 @@ def run_beside(child_work: Callable[[], None], parent_work: Callable[[], None], 
     hook = PROGRESS.get()
     libc_prctl = _prctl()
     parent_pid = os.getpid()
-    read_fd, write_fd = os.pipe()
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:                         # EMFILE, ENFILE: the caller does it in one process
+        return False
     guard = _SignalGuard()
     # Blocked across the fork: a signal now is taken by the parent once the guard knows the
     # child (and kills it), or by the child once its handlers are the defaults.

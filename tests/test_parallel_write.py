@@ -36,6 +36,16 @@ REG = stat.S_IFREG | 0o644
 ENV = "SYSEXPORT_WRITE_PROCESSES"
 
 
+@pytest.fixture(autouse=True)
+def runner_threads_ignored(monkeypatch):
+    """pytest-xdist's execnet keeps an I/O thread of its own in each worker (a raw
+    ``_thread``, outside ``threading``'s count, seen in /proc/self/task): the test runner's,
+    which neither the child nor the image touch.  The check still sees every thread
+    started after this point."""
+    runner = set(os.listdir("/proc/self/task")) - {str(threading.get_native_id())}
+    monkeypatch.setattr(parallel, "_os_threads", lambda: len(set(os.listdir("/proc/self/task")) - runner))
+
+
 def children() -> set[int]:
     """The pids of this process's children (every thread's), from /proc."""
     found: set[int] = set()
@@ -154,6 +164,27 @@ def test_fork_refusal_reasons(tmp_path, monkeypatch):
     finally:
         stop.set()
         t.join()
+    import _thread
+    held = _thread.allocate_lock()
+    held.acquire()
+    left = _thread.allocate_lock()
+    left.acquire()
+
+    def raw() -> None:                                  # a C library's thread, as Python sees it: not at all
+        held.acquire()
+        left.release()
+
+    _thread.start_new_thread(raw, ())
+    try:
+        assert threading.active_count() == 1
+        assert parallel.fork_refusal() == "other threads are running"
+    finally:
+        held.release()
+        left.acquire()
+    deadline = time.monotonic() + 10
+    while parallel.fork_refusal() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)                                # the raw thread has ended
+    assert parallel.fork_refusal() is None
     with open(tmp_path / "f", "wb+") as f:
         f.write(b"x" * 10)
         assert "shared file position" in (parallel.fork_refusal([FileObjData(f, 10)]) or "")
