@@ -27,13 +27,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from binascii import hexlify
 from stat import S_IFDIR, S_IFREG
 from typing import TYPE_CHECKING, Callable
 
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo, tree_top_stat
-from ._plainstructs import PLAIN_FORMATS
+from ._plainstructs import MAGIC_BYTES, NAME_END, PLAIN_HEADER
 from ._structs import MAX_FIELD, TRAILER_NAME
 from .entries import DATA_PAD
 from .sink import GATHER_BYTES
@@ -124,7 +125,8 @@ def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[
     os_open, fstat, read, close = os.open, os.fstat, os.read, os.close
     flags = PLAIN_FLAGS | NOATIME
     buf = None
-    gather_bytes, formats, data_pad = GATHER_BYTES, PLAIN_FORMATS, DATA_PAD
+    gather_bytes, pack, name_end, data_pad = GATHER_BYTES, PLAIN_HEADER.pack, NAME_END, DATA_PAD
+    m0, m1, m2 = MAGIC_BYTES                # 07 07 01: hex is the magic 070701
     plain = data_bytes = reported = 0
     try:
         while stack:
@@ -195,12 +197,14 @@ def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[
                     mode = mode_map(mode)
                 arc_name = child.encode()               # UTF-8, checked above
                 namesize = len(arc_name) + 1
-                # Every value is in range (checked above, or 32 bits from fstat): the format alone.
+                # Every value is in range (checked above, or 32 bits from fstat): packed as it is.
                 if root_owner:
-                    buf += formats[(namesize + 2) & 3] % (ino, mode, 0, 0, int(mtime), size, namesize, arc_name)
+                    buf += hexlify(pack(m0, m1, m2, ino, mode, 0, 0, 1, int(mtime), size, namesize)).upper()
                 else:
-                    buf += formats[(namesize + 2) & 3] % (ino, mode, fst.st_uid, fst.st_gid, int(mtime), size,
-                                                          namesize, arc_name)
+                    buf += hexlify(pack(m0, m1, m2, ino, mode, fst.st_uid, fst.st_gid, 1, int(mtime), size,
+                                        namesize)).upper()
+                buf += arc_name
+                buf += name_end[(namesize + 2) & 3]     # (110 + namesize) % 4
                 if size:
                     buf += data
                     if size & 3:
