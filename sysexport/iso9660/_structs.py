@@ -68,9 +68,10 @@ DirDatetime = Struct(
 # _fastread.py parses), the big-endian halves of the both-endian fields and the date as bytes.
 DIRECTORY_RECORD_HEAD = struct.Struct("<BBI4sI4s7sBBBH2sB")
 DIRECTORY_RECORD_FIXED_BYTES = DIRECTORY_RECORD_HEAD.size
-DIRECTORY_RECORD_HEAD_SHARED = struct.Struct("<BxI4sI4s14sB")
-"""The same 33 bytes with BP 19-32 (recording date, flags, unit size, gap size, volume
-sequence number), which many records share, given as one 14-byte field (dirbytes.py)."""
+DIRECTORY_RECORD_MIDDLE = struct.Struct("<I4sI4s14s")
+"""BP 3-32 of a record: extent and data length (both-endian, the big-endian halves given as
+bytes), then BP 19-32 (recording date, flags, unit size, gap size, volume sequence number),
+which many records share, as one 14-byte field (dirbytes.py: the same in both trees)."""
 """33: the fixed part of a directory record, up to the file identifier (ECMA-119 9.1)."""
 MAX_RECORD_BYTES = 254
 """9.1.1: a record holds at most 255 bytes, and its length is even (9.1.12, 9.1.13)."""

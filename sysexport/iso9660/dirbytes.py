@@ -19,6 +19,7 @@ ECMA-119 6.8.1.1 (no record crosses a logical sector), 9.1 (the directory record
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 from ..errors import InternalError
@@ -26,10 +27,10 @@ from ..extent import align_up
 from ..tree import Node
 from . import rockridge
 from .hierarchy import child_records, dot_records
-from ._structs import DIRECTORY_RECORD_HEAD_SHARED
+from ._structs import DIRECTORY_RECORD_MIDDLE
 from .layout import (_NM_HEAD_BYTES, _NM_PREFIX, _PX_BYTES, _PX_SERIAL_BYTES, _RR_BYTES, _TF_BYTES,
                      DIRECTORY_RECORD_FIXED_BYTES, K_FILE, MAX_RECORD_BYTES, RR_FROM_PAYLOAD, SECTOR_BYTES,
-                     USER_FLAGS, DirOut, Payload, Rec, _dir_datetime_s, general_record, lay_record, plain_prefix,
+                     USER_FLAGS, DirOut, NodeState, Payload, Rec, _dir_datetime_s, general_record, lay_record, plain_prefix,
                      single_section_max)
 
 _PAD = (b"\x00", b"")
@@ -128,16 +129,61 @@ def size_directory(d: DirOut, rr_mod: ModuleType | None, version: str, default_t
     return align_up(max(pos, 1), SECTOR_BYTES)
 
 
+class _SystemUse:
+    """The Rock Ridge system use fields of one directory's plain files, made as pieces of
+    the directory's join: the entries files of the same mode, links, owner and whole-second
+    times share (:func:`_shared_entries`) are made once, the NM entry and (RRIP 1.12) the
+    serial number per file."""
+
+    __slots__ = ("rr_mod", "version", "default_time", "serial", "prefixes")
+
+    def __init__(self, rr_mod: ModuleType | None, version: str, default_time: float) -> None:
+        self.rr_mod = rr_mod
+        self.version = version
+        self.default_time = default_time
+        self.serial = version == rockridge.RRIP_112
+        self.prefixes: dict[tuple[int, ...], tuple[bytes, bytes, int]] = {}
+
+    def pieces(self, node: Node, name_text: str, ident: bytes, p: Payload, m: float) -> tuple[list[bytes], int]:
+        """(the pieces of the file's system use field, their length in bytes)."""
+        info = node.info
+        name = name_text.encode("utf-8", "surrogateescape")
+        nl = len(name)
+        a = info.atime
+        c = info.ctime
+        floor = math.floor
+        try:    # TF keeps whole seconds (rockridge._seconds); non-finite: rrip_entries() reports it
+            key: tuple[int, ...] | None = (info.mode, p.nlink, info.uid, info.gid, floor(m),
+                                           floor(m if a is None else a), floor(m if c is None else c))
+        except (ValueError, OverflowError):
+            key = None
+        hit = self.prefixes.get(key) if key is not None else None
+        if hit is None:
+            hit = _shared_entries(_file_rec(node, ident, p), self.rr_mod, self.version, self.default_time)
+            if key is not None:
+                self.prefixes[key] = hit
+        if hit[2] < 0 or not nl or nl > rockridge.NM_NAME_MAX_BYTES or b"/" in name or b"\0" in name:
+            su = general_su(_file_rec(node, ident, p), self.rr_mod, self.version, self.default_time)
+            return [su], len(su)
+        if self.serial:
+            return [hit[0], rockridge._both32(p.inode), _NM_HEADS[nl], name, hit[1]], hit[2] + nl
+        return [hit[0], _NM_HEADS[nl], name, hit[1]], hit[2] + nl
+
+
 def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_time: float,
-                    continuation: dict[int, bytes]) -> bytes:
+                    continuation: dict[int, bytes], middles: dict[str, bytes] | None = None) -> bytes:
     """The final bytes of one directory extent, as :func:`size_directory` planned them (an
-    InternalError if not); continuation areas are added to ``continuation``."""
+    InternalError if not); continuation areas are added to ``continuation``.
+
+    ``middles``: bytes 3-32 of each plain file's record (extent, data length, date, flags,
+    volume sequence number: the same in both trees), by child key; an ISO 9660 directory
+    fills it, the Joliet directory of the same tree node takes from it
+    (:func:`directories_bytes`)."""
     rock = rr_mod is not None and not d.joliet
     size = d.placed_extent.size_bytes
     pieces: list[bytes] = []
     put = pieces.append
-    pos = 0
-    index = 0
+    pos = index = at = 0
     conts = d.conts or {}
     sector = SECTOR_BYTES
 
@@ -157,17 +203,13 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         index += 1
     children = _children(d)
     one_section = single_section_max()
-    head, max_record, nm_max = DIRECTORY_RECORD_FIXED_BYTES, MAX_RECORD_BYTES, rockridge.NM_NAME_MAX_BYTES
-    pack = DIRECTORY_RECORD_HEAD_SHARED.pack
-    serial = version == rockridge.RRIP_112
-    both32 = rockridge._both32
-    floor = math.floor
-    prefixes: dict[tuple[int, ...], tuple[bytes, bytes, int]] = {}
+    head, max_record = DIRECTORY_RECORD_FIXED_BYTES, MAX_RECORD_BYTES
+    middle = DIRECTORY_RECORD_MIDDLE.pack
+    system_use = _SystemUse(rr_mod, version, default_time) if rock else None
+    take = middles.get if middles is not None and d.joliet else None
+    keep = middles if middles is not None and not d.joliet else None
     shared: dict[tuple[int, int], bytes] = {}
-    hit = _ODD
-    lens = d.ident_lens
-    blob = d.idents
-    at = 0
+    lens, blob = d.ident_lens, d.idents
     for j, entry in enumerate(d.entries):
         if lens is None:
             ident = entry.encode("utf-16-be")  # type: ignore[union-attr]
@@ -191,69 +233,47 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         m = info.mtime
         if m is None:
             m = default_time
-        flags = info.ISO9660_flags & USER_FLAGS
-        im = int(m)
-        tail = shared.get((im, flags))
-        if tail is None:
-            tail = shared[im, flags] = _dir_datetime_s(im) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01"
-        if p.size_bytes == 0:
-            lba = length = 0
-        else:
-            if p.offset < 0:
+        mid = take(entry) if take is not None else None
+        if mid is None:
+            flags = info.ISO9660_flags & USER_FLAGS
+            im = int(m)
+            tail = shared.get((im, flags))
+            if tail is None:
+                tail = shared[im, flags] = _dir_datetime_s(im) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01"
+            if p.size_bytes == 0:
+                lba = length = 0
+            elif p.offset < 0:
                 raise InternalError(f"{info.name}: no extent")
-            lba = p.offset // sector
-            length = p.size_bytes
-        base = head + li + (1 - li % 2)
-        if rock:
-            name = entry.encode("utf-8", "surrogateescape")
-            nl = len(name)
-            a = info.atime
-            c = info.ctime
-            try:    # TF keeps whole seconds (rockridge._seconds); non-finite: rrip_entries() reports it
-                key: tuple[int, ...] | None = (info.mode, p.nlink, info.uid, info.gid, floor(m),
-                                               floor(m if a is None else a), floor(m if c is None else c))
-            except (ValueError, OverflowError):
-                key = None
-            got = prefixes.get(key) if key is not None else None
-            if got is None:
-                got = _shared_entries(_file_rec(node, ident, p), rr_mod, version, default_time)
-                if key is not None:
-                    prefixes[key] = got
-            hit = got
-            if hit[2] < 0 or not nl or nl > nm_max or b"/" in name or b"\0" in name:
-                su = general_su(_file_rec(node, ident, p), rr_mod, version, default_time)
-                su_len = len(su)
-                hit = _ODD
             else:
-                su_len = hit[2] + nl
+                lba = p.offset // sector
+                length = p.size_bytes
+            mid = middle(lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"), tail)
+            if keep is not None:
+                keep[entry] = mid
+        base = head + li + (1 - li % 2)
+        su: list[bytes] = []
+        su_len = 0
+        rec_len = base
+        if system_use is not None:
+            su, su_len = system_use.pieces(node, entry, ident, p, m)
             if su_len > max_record - base:
                 raise InternalError(f"{info.name}: continuation area changed size after allocation")
-            rec_len = base + su_len
-        else:
-            rec_len = base
-        odd_len = rec_len % 2
-        rec_len += odd_len
+            rec_len += su_len + su_len % 2
         if rec_len > 255:
             raise InternalError(f"directory record of {rec_len} bytes for {ident!r}")
         if pos % sector + rec_len > sector:     # ECMA-119 6.8.1.1, as planned
             put(_ZEROS[:sector - pos % sector])
             pos = align_up(pos, sector)
-        put(pack(rec_len, lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"), tail, li))
+        put(_RECORD_LENGTHS[rec_len])
+        put(mid)
+        put(_ID_LENGTHS[li])
         put(ident)
         if not li % 2:
             put(b"\x00")
-        if rock:
-            if hit is _ODD:
-                put(su)
-            else:
-                put(hit[0])
-                if serial:
-                    put(both32(p.inode))
-                put(_NM_HEADS[nl])
-                put(name)
-                put(hit[1])
-        if odd_len:
-            put(b"\x00")
+        if su:
+            pieces += su
+            if su_len % 2:
+                put(b"\x00")
         pos += rec_len
         index += 1
     if pos != d.used_bytes:
@@ -265,6 +285,10 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
     return b"".join(pieces)
 
 
+_RECORD_LENGTHS = [bytes((n, 0)) for n in range(256)]
+"""BP 1-2 of a record: its length and an extended attribute record length of 0 (ECMA-119 9.1.1-9.1.2)."""
+_ID_LENGTHS = [bytes((n,)) for n in range(256)]
+"""BP 33: the length of the file identifier (ECMA-119 9.1.10)."""
 _NM_HEADS = [_NM_PREFIX + bytes((_NM_HEAD_BYTES + n, 1, 0)) for n in range(rockridge.NM_NAME_MAX_BYTES + 1)]
 """The head of a plain file's one NM entry (RRIP 1.12 4.1.4: LEN, version 1, flags 0), by name length."""
 
@@ -284,6 +308,26 @@ def _shared_entries(rec: Rec, rr_mod: ModuleType | None, version: str,
         return _ODD
     serial = 8 if version == rockridge.RRIP_112 else 0
     return rr_head, tf, len(rr_head) + serial + _NM_HEAD_BYTES + len(tf)
+
+
+def directories_bytes(iso_dirs: Sequence[DirOut], joliet_dirs: Sequence[DirOut], rr_mod: ModuleType | None,
+                      version: str, default_time: float, continuation: dict[int, bytes]) -> Iterator[tuple[DirOut, bytes]]:
+    """Every directory of both trees with its bytes (:func:`directory_bytes`), each Joliet
+    directory right after the ISO 9660 directory of the same tree node, whose files'
+    record middles it takes (the order they are written in does not change the image)."""
+    waiting = {id(jd) for jd in joliet_dirs}
+    done: set[int] = set()
+    for d in iso_dirs:
+        middles: dict[str, bytes] = {}
+        yield d, directory_bytes(d, rr_mod, version, default_time, continuation, middles)
+        state = d.node.w if d.node is not None else None
+        jd = state.joliet_dir if isinstance(state, NodeState) else None
+        if jd is not None and id(jd) in waiting:
+            done.add(id(jd))
+            yield jd, directory_bytes(jd, rr_mod, version, default_time, continuation, middles)
+    for jd in joliet_dirs:
+        if id(jd) not in done:
+            yield jd, directory_bytes(jd, rr_mod, version, default_time, continuation)
 
 
 def _file_rec(node: Node, ident: bytes, p: Payload) -> Rec:
