@@ -164,13 +164,14 @@ def add_sources(img: ISO9660Hybrid, opts: ImageOptions) -> None:
     """Every source's entries, filtered and normalised; a file FAT cannot hold that is not
     ISO-only is refused with the option that fixes it."""
     from .writer import gc_paused
+    add, fat_max = img.add, FAT_MAX_FILE_BYTES
     with gc_paused():                   # 100,000 entries: the collector would rescan them all
         for info in opts.selection.entries(opts.sources):
-            if info.is_file and info.size > FAT_MAX_FILE_BYTES and info.hybrid_target != "iso":
+            if info.size > fat_max and info.is_file and info.hybrid_target != "iso":
                 raise InvalidInputError(f"{info.name}: {info.size:,} bytes is more than FAT can hold (4 GiB - 1); "
                                         f"give --iso-only '{info.basename}' (or a GLOB matching it) to store it "
                                         "in the ISO only")
-            img.add(info)
+            add(info)
 
 
 def add_boot_entries(img: ISO9660Hybrid, opts: ImageOptions) -> None:

@@ -9,15 +9,17 @@ docs/architecture.md.
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 import stat
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import Callable, Iterator, Mapping, Sequence, Union
 
-from .data import DataSource, TreeFileData, make_source
+from .data import TreeFileData, make_source
 from .errors import InvalidInputError
+from .filerecord import (DEFAULT_DIR_PERM, DEFAULT_FILE_PERM, DEFAULT_SYMLINK_PERM, FileInfo, host_record,
+                         implied_directory, set_field)
 
 NAME_MAX_BYTES = 255
 """Linux NAME_MAX: the bytes of one name component (UTF-8)."""
@@ -30,9 +32,6 @@ TIME_MAX = 253402300799
 """9999-12-31T23:59:59Z: the latest time a record may carry."""
 U32_MAX = 0xFFFFFFFF
 U64_MAX = (1 << 64) - 1
-DEFAULT_FILE_PERM = 0o644
-DEFAULT_DIR_PERM = 0o755
-DEFAULT_SYMLINK_PERM = 0o777
 
 # Keys of Sys::Export's file-info hash (stat fields, content, and writer-specific keys).
 COMMON_KEYS = frozenset({
@@ -141,136 +140,6 @@ def check_utf8_name(name: str, host_path: str | None = None) -> None:
         what = f"host name {raw!r}" if host_path is not None else f"character {name[e.start]!r} at {e.start}"
         raise InvalidInputError(f"{name.encode('utf-8', 'backslashreplace').decode('ascii')}: name is not valid "
                                 f"UTF-8 ({what}); rename it or give the name as UTF-8") from None
-
-
-@dataclass(slots=True, eq=False)
-class FileInfo:
-    """One entry of a file system: the normalised form of a file-info mapping.
-
-    ``mode`` holds the type bits and the permissions.  ``source`` is where a regular
-    file's bytes come from (None for an empty file); a symlink's target is ``target``.
-    Times are seconds since the epoch (None: the writer's ``default_time``).
-    """
-
-    name: str
-    mode: int
-    size: int = 0
-    source: DataSource | None = None
-    target: bytes | None = None
-    mtime: float | None = None
-    atime: float | None = None
-    ctime: float | None = None
-    uid: int = 0
-    gid: int = 0
-    rdev_major: int = 0
-    rdev_minor: int = 0
-    dev: int | None = None
-    ino: int | None = None
-    nlink: int | None = None
-    FAT_shortname: str | None = None
-    FAT_flags: int = 0
-    ISO9660_shortname: str | None = None
-    ISO9660_flags: int = 0
-    device_offset: int | None = None
-    device_align: int | None = None
-    hybrid_target: str = "both"
-    hidden_from: frozenset[str] = frozenset()
-    joliet_name: str | None = None
-    implicit: bool = False
-    _extra: dict[str, object] | None = field(default=None, repr=False)
-
-    @property
-    def extra(self) -> dict[str, object]:
-        """Writer-specific keys (``extra_keys`` of :func:`to_fileinfo`).  The dict is stored
-        only once a key is set, so that the common record without any costs no memory."""
-        d = self._extra
-        if d is None:
-            return _PendingExtra(self)
-        return d
-
-    def extra_value(self, key: str) -> object:
-        """``extra.get(key)`` without making the empty mapping (the hot paths ask of every
-        file whether it carries a key that almost none carries)."""
-        d = self._extra
-        return None if d is None else d.get(key)
-
-    def visible_in(self, namespace: str) -> bool:
-        """False when ``hidden_from`` names ``namespace`` (one of :data:`NAMESPACES`)."""
-        return namespace not in self.hidden_from
-
-    @property
-    def file_type(self) -> int:
-        return stat.S_IFMT(self.mode)
-
-    @property
-    def is_dir(self) -> bool:
-        return self.mode & 0o170000 == stat.S_IFDIR      # stat.S_ISDIR, inlined (hot)
-
-    @property
-    def is_file(self) -> bool:
-        return self.mode & 0o170000 == stat.S_IFREG      # stat.S_ISREG, inlined (hot)
-
-    @property
-    def is_symlink(self) -> bool:
-        return stat.S_ISLNK(self.mode)
-
-    @property
-    def is_device(self) -> bool:
-        return stat.S_ISCHR(self.mode) or stat.S_ISBLK(self.mode)
-
-    @property
-    def permissions(self) -> int:
-        return stat.S_IMODE(self.mode)
-
-    @property
-    def basename(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
-
-    @property
-    def parent_name(self) -> str:
-        return self.name.rsplit("/", 1)[0] if "/" in self.name else ""
-
-    @property
-    def link_key(self) -> tuple[int, int] | None:
-        """Identity shared by hard links of one file ((dev, ino)), or None."""
-        if self.dev is None or self.ino is None or self.is_dir:
-            return None
-        return (self.dev, self.ino)
-
-
-class _PendingExtra(dict[str, object]):
-    """The empty ``extra`` of a FileInfo that has none yet: it attaches itself to the
-    record when something is stored in it."""
-
-    __slots__ = ("_owner",)
-
-    def __init__(self, owner: FileInfo) -> None:
-        super().__init__()
-        self._owner: FileInfo | None = owner
-
-    def _attach(self) -> None:
-        owner = self._owner
-        if owner is not None:
-            if owner._extra is None:
-                owner._extra = self
-            self._owner = None
-
-    def __setitem__(self, key: str, value: object) -> None:
-        self._attach()
-        super().__setitem__(key, value)
-
-    def setdefault(self, key: str, default: object = None) -> object:
-        self._attach()
-        return super().setdefault(key, default)
-
-    def update(self, *args: Any, **kw: object) -> None:  # dict.update's overloads, passed on
-        self._attach()
-        super().update(*args, **kw)
-
-
-def implied_directory(name: str) -> FileInfo:
-    """A directory created because a path needs it; it behaves like an explicit one."""
-    return FileInfo(name=name, mode=stat.S_IFDIR | DEFAULT_DIR_PERM, implicit=True)
 
 
 def _int_field(where: str, key: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
@@ -422,15 +291,17 @@ def _new_record(d: Mapping[str, object]) -> FileInfo:
 
 def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_keys: frozenset[str]) -> None:
     """The stat fields, writer-specific keys and ``extra_keys`` of ``d``, each checked."""
+    # set_field: a rare field given its default stays unset (no per-record __dict__).
     for key in _U32_KEYS:
         if d.get(key) is not None:
-            setattr(info, key, _int_field(where, key, d[key], 0, U32_MAX))
+            set_field(info, key, _int_field(where, key, d[key], 0, U32_MAX))
     if d.get("rdev") is not None and "rdev_major" not in d:
         rdev = _int_field(where, "rdev", d["rdev"], 0, U64_MAX)     # a 64-bit dev_t (glibc)
-        info.rdev_major, info.rdev_minor = os.major(rdev), os.minor(rdev)
+        set_field(info, "rdev_major", os.major(rdev))
+        set_field(info, "rdev_minor", os.minor(rdev))
     for key in _COUNT_KEYS:
         if d.get(key) is not None:
-            setattr(info, key, _int_field(where, key, d[key], 0, U64_MAX))
+            set_field(info, key, _int_field(where, key, d[key], 0, U64_MAX))
     for key in _TIME_KEYS:
         setattr(info, key, _time_field(where, key, d.get(key)))
     for key in _NAME_KEYS:
@@ -438,7 +309,7 @@ def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_k
         if value is not None:
             if not isinstance(value, str):
                 raise InvalidInputError(f"{where}: {key} must be a str, found {value!r}")
-            setattr(info, key, value)
+            set_field(info, key, value)
     if d.get("device_offset") is not None:
         info.device_offset = _int_field(where, "device_offset", d["device_offset"])
     if d.get("device_align") is not None:
@@ -449,9 +320,9 @@ def _set_attributes(info: FileInfo, d: Mapping[str, object], where: str, extra_k
     target = d.get("hybrid_target", "both")
     if not isinstance(target, str) or target not in HYBRID_TARGETS:
         raise InvalidInputError(f"{where}: hybrid_target must be 'both', 'iso' or 'esp', found {target!r}")
-    info.hybrid_target = target
+    set_field(info, "hybrid_target", target)
     if d.get("hidden_from") is not None:
-        info.hidden_from = check_hidden_from(where, d["hidden_from"])
+        set_field(info, "hidden_from", check_hidden_from(where, d["hidden_from"]))
     if d.get("joliet_name") is not None:
         info.joliet_name = check_joliet_name(where, d["joliet_name"])
     for k in extra_keys:
@@ -572,47 +443,71 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "", *,
 
     The same records as ``to_fileinfo(m) for m in walk_host_tree(...)``, made without the
     intermediate mapping and without a second stat of every file (lstat already gave the
-    size), which matters for trees of 100,000 files.
+    size), which matters for trees of 100,000 files: the walk of :func:`_walk_lstat` and
+    the records of regular files and directories in one loop (no generator between them).
     """
     if isinstance(os.fspath(host_dir), bytes):
         for mapping in walk_host_tree(host_dir, dest, prune=prune):
             yield to_fileinfo(mapping)
         return
-    s_ifmt = stat.S_IFMT
-    root = os.fspath(host_dir).rstrip("/")
-    skip = len(normalize_name(dest))
-    skip += bool(skip)
+    top = os.fspath(host_dir)
+    root = top.rstrip("/")
+    dest = normalize_name(dest)
+    skip = len(dest) + bool(dest)       # the entry's name less dest/ is its path below root
     limit = sde_limit()
-    # Equal modes and small sizes share one int object: each lstat makes new ones, 64
-    # bytes a file that 100,000 files held to the end of the build.
+    # Equal modes, owners and small sizes share one int object: each lstat makes new ones,
+    # 28 bytes each that 100,000 files held to the end of the build.
     ints: dict[int, int] = {}
-    for path, name, st in _walk_lstat(host_dir, dest, prune):
-        mode = ints.setdefault(st.st_mode, st.st_mode)
-        kind = s_ifmt(mode)
-        # No atime (see _info_from_stat); equal times share one float object (memory).
-        mtime: float = st.st_mtime
-        atime = None
-        ctime: float = st.st_ctime
-        if limit is not None:               # SOURCE_DATE_EPOCH clamps (see sde_limit)
-            if mtime > limit:
-                mtime = limit
-            if ctime > limit:
-                ctime = limit
-        if ctime == mtime:
-            ctime = mtime
-        if kind == stat.S_IFREG:
+    st = tree_top_stat(top)
+    yield to_fileinfo(_info_from_stat(top, dest, st))
+    stack = [(top, dest)]
+    while stack:
+        path, rel = stack.pop()
+        subdirs: list[tuple[str, str]] = []
+        prefix = f"{rel}/" if rel else ""
+        for entry in _sorted_listing(path):
+            name = prefix + entry.name
+            if prune is not None and prune(name):
+                continue
+            if not entry.name.isascii():
+                check_utf8_name(name, entry.path)      # a host name that is not UTF-8
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as e:
+                raise InvalidInputError(f"{entry.path}: cannot stat: {e.strerror}") from e
+            mode = ints.setdefault(st.st_mode, st.st_mode)
+            kind = mode & 0o170000
+            if kind != 0o100000 and kind != 0o040000:          # S_IFREG, S_IFDIR
+                yield to_fileinfo(_info_from_stat(entry.path, name, st))
+                continue
+            # No atime (see _info_from_stat); equal times share one object (memory).
+            mtime: float = st.st_mtime
+            ctime: float = st.st_ctime
+            if limit is not None:               # SOURCE_DATE_EPOCH clamps (see sde_limit)
+                if mtime > limit:
+                    mtime = limit
+                if ctime > limit:
+                    ctime = limit
+            if ctime == mtime:
+                ctime = mtime
+            uid, gid = st.st_uid, st.st_gid
+            if uid > 256:                       # CPython shares the ints up to 256 itself
+                uid = ints.setdefault(uid, uid)
+            if gid > 256:
+                gid = ints.setdefault(gid, gid)
+            if kind == 0o040000:
+                yield host_record(name, entry.name, mode, 0, None, mtime, ctime, uid, gid)
+                subdirs.append((entry.path, name))
+                continue
             size = st.st_size
             if size < SHARED_SIZE_LIMIT:
                 size = ints.setdefault(size, size)
-            info = FileInfo(name, mode, size, TreeFileData(root, name[skip:] if skip else name, size), None,
-                            mtime, atime, ctime, st.st_uid, st.st_gid)
+            info = host_record(name, entry.name, mode, size, TreeFileData(root, name[skip:] if skip else name, size),
+                               mtime, ctime, uid, gid)
             if st.st_nlink > 1:
                 info.dev, info.ino, info.nlink = st.st_dev, st.st_ino, st.st_nlink
             yield info
-        elif kind == stat.S_IFDIR:
-            yield FileInfo(name, mode, 0, None, None, mtime, atime, ctime, st.st_uid, st.st_gid)
-        else:
-            yield to_fileinfo(_info_from_stat(path, name, st))
+        stack.extend(reversed(subdirs))
 
 
 def tree_top_stat(top: str) -> os.stat_result:
@@ -640,14 +535,9 @@ def _walk_lstat(host_dir: HostPath, dest: str,
     s_isdir = stat.S_ISDIR
     while stack:
         path, rel = stack.pop()
-        try:
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
         subdirs: list[tuple[str, str]] = []
         prefix = f"{rel}/" if rel else ""
-        for entry in entries:
+        for entry in _sorted_listing(path):
             child_rel = prefix + entry.name
             if prune is not None and prune(child_rel):
                 continue
@@ -661,6 +551,18 @@ def _walk_lstat(host_dir: HostPath, dest: str,
             if s_isdir(est.st_mode):
                 subdirs.append((entry.path, child_rel))
         stack.extend(reversed(subdirs))
+
+
+def _sorted_listing(path: str) -> list[os.DirEntry[str]]:
+    """The entries of the host directory ``path``, sorted by name (code point order)."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=_entry_name)
+    except OSError as e:
+        raise InvalidInputError(f"{path}: cannot list directory: {e.strerror}") from e
+
+
+_entry_name = operator.attrgetter("name")
 
 
 def _info_from_stat(path: str, name: str, st: os.stat_result) -> dict[str, object]:

@@ -50,7 +50,7 @@ from .partition.mbr import BOOT_CODE_MAX_BYTES, MBR
 from .tree import Node, subtree
 from .vfat.names import check_label, label_from
 from .vfat.writer import VFAT, VFATPlan
-from .writer import Lifecycle, gc_paused
+from .writer import OPEN, Lifecycle, gc_paused
 
 FOUR_GIB = 1 << 32
 GPT_ARRAY_BYTES = ENTRY_ARRAY_MIN_BYTES
@@ -326,11 +326,32 @@ class ISO9660Hybrid(Lifecycle):
         fifos and sockets go to the ISO only; a file of 4 GiB or more must be marked
         ``hybrid_target="iso"`` (FAT cannot hold it).
         """
-        self._require_open("add()")
-        info = to_fileinfo(spec, **overrides)
+        if self._stage != OPEN:
+            self._require_open("add()")
+        info = spec if spec.__class__ is FileInfo and not overrides else to_fileinfo(spec, **overrides)
+        fmt = info.mode & 0o170000
+        if fmt == 0o100000 and info.hybrid_target == "both" and 0 < info.size < FOUR_GIB \
+                and not info.hidden_from and info.joliet_name is None:
+            # The common case, a file of 1 byte to 4 GiB - 1 for both file systems, not
+            # hidden, without a Joliet name: the rules below, decided for it.  Checked by
+            # the ISO (placed later), recorded by the ESP on a 2 KiB device boundary, then
+            # by the ISO, and remembered as stored once.
+            iso = self.iso
+            iso.check_entry(info, True)
+            if self._iso_only_added:
+                self._check_iso_tree_takes(info, info.name or "/")
+            align = info.device_align
+            if align is None or align < SHARED_FILE_ALIGN:
+                info.device_align = SHARED_FILE_ALIGN       # see below: one FileInfo for both writers
+            fat_node = self.esp.add(info)
+            iso_node = iso.add_checked(info, True)
+            if fat_node is not None:
+                self._add_shared(fat_node, iso_node)
+            self._files += 1
+            self.total_data_bytes += info.size
+            return info
         where = info.name or "/"
         target = self._target_of(info, where)
-        fmt = info.mode & 0o170000
         is_file = fmt == stat.S_IFREG
         is_dir = fmt == stat.S_IFDIR
         if not (is_file or is_dir):
@@ -343,9 +364,10 @@ class ISO9660Hybrid(Lifecycle):
                                     "mark it hybrid_target='iso' to store it in the ISO only")
         fat_node = None
         shared = target == "both" and is_file and info.size > 0
+        placed_later = shared or bool(info.extra_value("placed_later"))
         if target in ("both", "iso"):
             # What the ISO would refuse, refused before the ESP records anything.
-            self.iso.check_entry(info, placed_later=shared or bool(info.extra_value("placed_later")))
+            self.iso.check_entry(info, placed_later=placed_later)
             if target == "both" and self._iso_only_added:
                 self._check_iso_tree_takes(info, where)
             elif target == "iso":
@@ -357,7 +379,7 @@ class ISO9660Hybrid(Lifecycle):
                 info.device_align = SHARED_FILE_ALIGN
             fat_node = self.esp.add(info)
         if target in ("both", "iso"):
-            iso_node = self.iso.add_checked(info, shared or bool(info.extra_value("placed_later")))
+            iso_node = self.iso.add_checked(info, placed_later)
             if shared and fat_node is not None:
                 self._add_shared(fat_node, iso_node)
         if not is_dir:

@@ -11,6 +11,7 @@ walk yields, so no file data is read and memory does not grow with file sizes.
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
@@ -143,14 +144,22 @@ class Selection:
     def entries(self, sources: Iterable[Source]) -> Iterator[FileInfo]:
         """FileInfo records of every source, in order, filtered and normalised; an entry
         below an excluded (or ISO-only) directory is excluded (ISO-only) with it."""
-        iso_dirs: set[str] = set()
         exclude = self.exclude
 
         def excluded(name: str) -> bool:      # an excluded directory is not even read
             return any(p.matches(name) for p in exclude)
 
-        for source in sources:
-            for info in walk_host_fileinfo(source.host_dir, source.dest, prune=excluded if exclude else None):
+        prune = excluded if exclude else None
+        walks = (walk_host_fileinfo(source.host_dir, source.dest, prune=prune) for source in sources)
+        if not (self.iso_only or self.iso_only_paths or self.rational) and self.owner == "keep":
+            return itertools.chain.from_iterable(walks)     # nothing to mark or rewrite: as walked
+        return self._marked(walks)
+
+    def _marked(self, walks: Iterable[Iterator[FileInfo]]) -> Iterator[FileInfo]:
+        """The walks' records with ISO-only entries marked and owners and modes rewritten."""
+        iso_dirs: set[str] = set()
+        for walk in walks:
+            for info in walk:
                 name = info.name
                 if name and (name in self.iso_only_paths or _below(name, iso_dirs)
                              or any(p.matches(name) for p in self.iso_only)):

@@ -28,6 +28,9 @@ else:
 # (PEP 696 default, Any) leaves ``w`` unchecked, as before S existed.
 
 
+_new = object.__new__
+
+
 class Node(Generic[S]):
     """One entry of the tree: its FileInfo, its parent, (for directories) its children, and
     ``w``, the owning writer's state of it (None until the writer sets it)."""
@@ -37,7 +40,7 @@ class Node(Generic[S]):
     def __init__(self, info: FileInfo, parent: Node[S] | None) -> None:
         self.info = info
         self.parent = parent
-        self.children: dict[str, Node[S]] | None = {} if info.is_dir else None
+        self.children: dict[str, Node[S]] | None = {} if info.mode & 0o170000 == 0o040000 else None  # is_dir
         # None is an S: a tree's type argument admits None (see S).  No cast: this runs
         # once per entry, 100,000 times for a large tree.
         self.w: S = None  # type: ignore[assignment]
@@ -95,37 +98,52 @@ class Tree(Generic[S]):
 
     def add(self, info: FileInfo) -> Node[S]:
         """Insert ``info``; returns its node.  Raises InvalidInputError on a conflict."""
-        where = info.name or "/"
-        if not info.name:
+        name = info.name
+        if not name:
             # The root may be given again (several add_tree() calls): its attributes follow
             # the last explicit entry.
-            info.implicit = False
+            if info.implicit:
+                info.implicit = False
             self.root.info = info
             return self.root
-        parent_name, _, base = info.name.rpartition("/")
-        # Names shared by several trees (a hybrid's ISO and ESP) are stored once.
-        base = sys.intern(base)
+        # The key is the record's basename, interned: one string for every tree holding
+        # it (a hybrid's ISO and ESP).  The parent's name is what precedes it.
+        base = info.basename
+        parent_name = name[:len(name) - len(base) - 1] if len(name) > len(base) else ""
         last = self._last_parent
         if last is not None and last[0] == parent_name:
             _, node, children = last    # entries usually come directory by directory
         else:
-            node, children = self._parent_node(parent_name, where)
+            node, children = self._parent_node(parent_name, name)
             self._last_parent = (parent_name, node, children)
         existing = children.get(base)
         if existing is not None:
-            if existing.info.is_dir and info.is_dir:
-                # A directory given again (overlaid trees) merges: the last attributes win.
-                existing.info = info
-                return existing
-            if existing.info.is_dir and not info.is_dir:
-                raise InvalidInputError(f"{where}: a directory already exists there; "
-                                        f"cannot replace it with mode {info.mode:#o}")
-            raise InvalidInputError(f"{where}: this path was added twice")
-        if self._check_child:
+            return self._again(existing, info)
+        if self._check_child is not None:
             self._check_child(node, info)
-        new = children[base] = Node(info, node)
+        # Node(info, node), without the constructor's call through the type (a third of
+        # this method's cost; twice for every file of a hybrid).
+        new: Node[S] = _new(Node)
+        new.info = info
+        new.parent = node
+        new.children = {} if info.mode & 0o170000 == 0o040000 else None     # is_dir
+        new.w = None  # type: ignore[assignment]
+        children[base] = new
         self.count += 1
         return new
+
+    @staticmethod
+    def _again(existing: Node[S], info: FileInfo) -> Node[S]:
+        """A path added a second time: a directory given again (overlaid trees) merges, the
+        last attributes winning; anything else is an InvalidInputError."""
+        where = info.name
+        if existing.info.is_dir and info.is_dir:
+            existing.info = info
+            return existing
+        if existing.info.is_dir and not info.is_dir:
+            raise InvalidInputError(f"{where}: a directory already exists there; "
+                                    f"cannot replace it with mode {info.mode:#o}")
+        raise InvalidInputError(f"{where}: this path was added twice")
 
     def _parent_node(self, parent_name: str, where: str) -> tuple[Node[S], dict[str, Node[S]]]:
         """The directory node of ``parent_name`` and its children, implied directories
