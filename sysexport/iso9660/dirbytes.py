@@ -19,7 +19,7 @@ ECMA-119 6.8.1.1 (no record crosses a logical sector), 9.1 (the directory record
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 
 from ..errors import InternalError
@@ -191,12 +191,7 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
         c = conts.get(index)
         if c is not None:
             rec.cont_len, rec.cont_offset = c
-        data = general_record(rec, rr_mod, version, default_time, continuation)
-        if pos % sector + len(data) > sector:     # ECMA-119 6.8.1.1, as planned
-            put(_ZEROS[:sector - pos % sector])
-            pos = align_up(pos, sector)
-        put(data)
-        return pos + len(data)
+        return _put(put, general_record(rec, rr_mod, version, default_time, continuation), pos)
 
     for rec in dot_records(d, rock):
         pos = general(rec, pos)
@@ -204,7 +199,6 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
     children = _children(d)
     one_section = single_section_max()
     head, max_record = DIRECTORY_RECORD_FIXED_BYTES, MAX_RECORD_BYTES
-    middle = DIRECTORY_RECORD_MIDDLE.pack
     system_use = _SystemUse(rr_mod, version, default_time) if rock else None
     take = middles.get if middles is not None and d.joliet else None
     keep = middles if middles is not None and not d.joliet else None
@@ -235,19 +229,7 @@ def directory_bytes(d: DirOut, rr_mod: ModuleType | None, version: str, default_
             m = default_time
         mid = take(entry) if take is not None else None
         if mid is None:
-            flags = info.ISO9660_flags & USER_FLAGS
-            im = int(m)
-            tail = shared.get((im, flags))
-            if tail is None:
-                tail = shared[im, flags] = _dir_datetime_s(im) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01"
-            if p.size_bytes == 0:
-                lba = length = 0
-            elif p.offset < 0:
-                raise InternalError(f"{info.name}: no extent")
-            else:
-                lba = p.offset // sector
-                length = p.size_bytes
-            mid = middle(lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"), tail)
+            mid = _middle(p, info.ISO9660_flags & USER_FLAGS, m, shared)
             if keep is not None:
                 keep[entry] = mid
         base = head + li + (1 - li % 2)
@@ -308,6 +290,37 @@ def _shared_entries(rec: Rec, rr_mod: ModuleType | None, version: str,
         return _ODD
     serial = 8 if version == rockridge.RRIP_112 else 0
     return rr_head, tf, len(rr_head) + serial + _NM_HEAD_BYTES + len(tf)
+
+
+def _put(put: Callable[[bytes], None], data: bytes, pos: int) -> int:
+    """Put a record at ``pos``, or at the next sector when it would cross one (ECMA-119
+    6.8.1.1, as planned); returns the position after it."""
+    room = SECTOR_BYTES - pos % SECTOR_BYTES
+    if len(data) > room:
+        put(_ZEROS[:room])
+        pos += room
+    put(data)
+    return pos + len(data)
+
+
+def _middle(p: Payload, flags: int, mtime: float, shared: dict[tuple[int, int], bytes]) -> bytes:
+    """BP 3-32 of a plain file's record (``_structs.DIRECTORY_RECORD_MIDDLE``); ``shared``
+    holds the recording date, flags and volume sequence number by (seconds, flags)."""
+    seconds = int(mtime)
+    tail = shared.get((seconds, flags))
+    if tail is None:
+        tail = shared[seconds, flags] = _dir_datetime_s(seconds) + bytes((flags, 0, 0)) + b"\x01\x00\x00\x01"
+    if p.size_bytes == 0:
+        lba = length = 0
+    elif p.offset < 0:
+        raise InternalError(f"{p.info.name}: no extent")
+    else:
+        lba = p.offset // SECTOR_BYTES
+        length = p.size_bytes
+    return _MIDDLE(lba, lba.to_bytes(4, "big"), length, length.to_bytes(4, "big"), tail)
+
+
+_MIDDLE = DIRECTORY_RECORD_MIDDLE.pack
 
 
 def directories_bytes(iso_dirs: Sequence[DirOut], joliet_dirs: Sequence[DirOut], rr_mod: ModuleType | None,
