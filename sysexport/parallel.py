@@ -44,6 +44,7 @@ import os
 import pickle
 import signal
 import struct
+import sys
 import threading
 import time
 import traceback
@@ -129,11 +130,32 @@ def _os_threads() -> int:
 
 
 def _own_position(source: DataSource) -> bool:
-    """True when reading ``source`` in a forked child disturbs nothing the parent reads:
-    a host path (opened by each reader), bytes, or an in-memory file object."""
+    """True when reading ``source`` in a forked child disturbs nothing the parent reads: a
+    host path (each reader opens it), bytes, an in-memory file object, or an open file read
+    only at explicit offsets (``copy_file_range``, ``splice``, ``pread``: a file object with
+    a descriptor, and a remaster's extents of its source image).  A source read with
+    ``seek`` and ``read`` (a remaster's zisofs file, a file object without a descriptor)
+    is not: the child's seeks would move the kernel's offset under the parent's buffer."""
     if isinstance(source, (PathData, BytesData)):
         return True
-    return isinstance(source, FileObjData) and isinstance(source.fileobj, io.BytesIO)
+    if isinstance(source, FileObjData):
+        return isinstance(source.fileobj, io.BytesIO) or _has_descriptor(source.fileobj)
+    remaster = sys.modules.get("sysexport.remaster.data")      # loaded when it made the source
+    if remaster is not None:
+        if isinstance(source, remaster.ExtentsData):            # FileObjData parts on its image
+            return _has_descriptor(source.image)
+        if isinstance(source, remaster.HostFileData):
+            return _own_position(source.inner)
+    return False
+
+
+def _has_descriptor(fileobj: object) -> bool:
+    """FileObjData.write_to copies by offsets exactly when its file object has a descriptor."""
+    try:
+        fd = fileobj.fileno()               # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return isinstance(fd, int) and fd >= 0
 
 
 def run_beside(child_work: Callable[[], None], parent_work: Callable[[], None], what: str) -> bool:

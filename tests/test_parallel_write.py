@@ -185,10 +185,26 @@ def test_fork_refusal_reasons(tmp_path, monkeypatch):
     while parallel.fork_refusal() is not None and time.monotonic() < deadline:
         time.sleep(0.01)                                # the raw thread has ended
     assert parallel.fork_refusal() is None
+    import io
+    from sysexport.remaster.data import ViewFileData
     with open(tmp_path / "f", "wb+") as f:
         f.write(b"x" * 10)
-        assert "shared file position" in (parallel.fork_refusal([FileObjData(f, 10)]) or "")
-    import io
+        assert parallel.fork_refusal([FileObjData(f, 10)]) is None       # copied at offsets
+
+        class Reader:                                   # seek and read only: no descriptor
+            name = "a reader"
+
+            def seek(self, pos):
+                return f.seek(pos)
+
+            def read(self, n):
+                return f.read(n)
+
+        assert parallel.fork_refusal([FileObjData(Reader(), 10)]) == "a reader is read through a shared file position"
+
+        class View:
+            name = "iso9660"
+        assert "shared file position" in (parallel.fork_refusal([ViewFileData(View(), "/z.txt", 3)]) or "")
     assert parallel.fork_refusal([FileObjData(io.BytesIO(b"abc"), 3)]) is None
     # In a forked child (the caller's own fork): never again.
     r, w = os.pipe()
@@ -522,26 +538,30 @@ def test_a_handlers_exit_while_waiting_kills_the_child_first(tmp_path, sde):
         occupant.close()
 
 
-def test_a_remaster_reads_its_source_in_one_process(tmp_path, sde, monkeypatch):
-    """A remaster's files are extents of the source image's open file: the ESP is written
-    by the thread (no fork: the source's file position would be shared), with the same
-    files as the source, read back by bsdtar."""
-    need("bsdtar")
+def test_a_remaster_forks_too(tmp_path, sde, monkeypatch):
+    """A remaster's files are extents of the source image's open file, copied at explicit
+    offsets: the ESP is written by a child as well, the image byte-identical to the thread
+    path's, its files those of the source (bsdtar, and mtools on the ESP)."""
+    need("bsdtar", "mcopy")
     tree = make_tree(tmp_path / "tree", small=20)
     src = tmp_path / "src.img"
     build(tree, src, monkeypatch, processes=True)
-    monkeypatch.delenv(ENV)
-    seen: set[str] = set()
-    before = parallel.last_child
-    token = PROGRESS.set(lambda n: seen.add(threading.current_thread().name))
-    try:
-        ISO9660Hybrid.from_image(str(src), str(tmp_path / "new.img")).finish()
-    finally:
-        PROGRESS.reset(token)
-    assert parallel.last_child is before and "sysexport-esp-write" in seen
+    images = []
+    for processes in (True, False):
+        monkeypatch.setenv(ENV, "1" if processes else "0")
+        before = parallel.last_child
+        ISO9660Hybrid.from_image(str(src), str(tmp_path / f"new{processes}.img")).finish()
+        assert (parallel.last_child is not before) == processes
+        images.append(sha256_file(tmp_path / f"new{processes}.img"))
+    assert images[0] == images[1]
     (tmp_path / "x").mkdir()
-    run(["bsdtar", "-xf", str(tmp_path / "new.img"), "-C", str(tmp_path / "x")])
+    run(["bsdtar", "-xf", str(tmp_path / "newTrue.img"), "-C", str(tmp_path / "x")])
     assert tree_digest(tmp_path / "x") == tree_digest(tree)
+    (esp,) = gpt_partitions(str(tmp_path / "newTrue.img"))
+    esp_img = cut(tmp_path / "newTrue.img", esp[0], esp[1], tmp_path / "esp.img")
+    (tmp_path / "fat").mkdir()
+    run(["mcopy", "-s", "-n", "-i", esp_img, "::*", str(tmp_path / "fat")], env_extra={"MTOOLS_SKIP_CHECK": "1"})
+    assert tree_digest(tmp_path / "fat") == tree_digest(tree)
 
 
 def test_cli_build_takes_the_fork_path(tmp_path, sde, monkeypatch):
