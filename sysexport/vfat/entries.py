@@ -94,6 +94,9 @@ def directory_bytes(d: Node, label: str, times: EntryTimes) -> bytes:
 def _child_entries(d: Node, st: DirState, times: EntryTimes, out: list[bytes]) -> None:
     """The children's entries of ``d`` appended to ``out``, in sorted order."""
     names = st.names
+    children = st.children
+    if len(children) != len(st.sizes):
+        raise InternalError(f"{d.path or '/'}: changed since it was planned")
     shorts, ntres, has_lfn = short_names(names, st.fixed, d.path or "")
     if has_lfn != st.lfn.translate(_HAS_LFN):
         raise InternalError(f"{d.path or '/'}: long names planned and written differ")
@@ -105,7 +108,7 @@ def _child_entries(d: Node, st: DirState, times: EntryTimes, out: list[bytes]) -
     seconds = times._seconds
     default = times.default_time
     day_dates: dict[int, int] = {}
-    for i, c in enumerate(st.children):
+    for i, c in enumerate(children):
         info = c.info
         t = info.mtime                              # times.of(), inlined: once per entry
         if t is None:

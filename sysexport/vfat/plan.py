@@ -3,7 +3,9 @@
 A :class:`DirState` hangs on each directory's tree node (``Node.w``) and keeps its
 children's state in columns indexed by position among the sorted children (sizes, first
 clusters, long-name entry counts), not in one object per file: 100,000 files cost a few
-arrays, not 100,000 records.  A file's node holds its index there (``Node.w``, an int
+arrays, not 100,000 records.  The sorted children are the directory's own children
+mapping, put in sorted order by plan() (the same mapping object: no list of names or
+nodes is kept beside it).  A file's node holds its index there (``Node.w``, an int
 shared by every file at that index), so that its place is found without a search.  Short
 names are not kept: the directory's writer makes them when it writes the entries
 (:func:`sysexport.vfat.entries.directory_bytes`); the plan needs only how many entries
@@ -41,28 +43,38 @@ class Placement:
 
 class DirState:
     """Plan state of one directory (hung on Node.w): its first cluster and cluster count,
-    its 32-byte entry count (``slots``), and its children in sorted order with their
-    columns: ``names``, ``children`` (nodes), ``sizes`` (bytes, 0 for a directory),
+    its 32-byte entry count (``slots``), and its children in sorted order (``entries``,
+    the directory node's children mapping itself; ``names`` and ``children`` are lists
+    made of it on each call) with their columns: ``sizes`` (bytes, 0 for a directory),
     ``firsts`` (first clusters, 0 for a directory or an empty file), ``lfn`` (long-name
     entries of each name, 0 for an 8.3 name) and ``fixed`` (caller-given short names by
     index, or None).  ``max_align`` is the largest ``device_align`` of its files and
     ``pow2_align`` says whether every one is a power of two."""
 
-    __slots__ = ("first", "count", "slots", "children", "names", "sizes", "firsts", "lfn", "fixed",
+    __slots__ = ("first", "count", "slots", "entries", "sizes", "firsts", "lfn", "fixed",
                  "max_align", "pow2_align")
 
-    def __init__(self, names: list[str], children: list[Node]) -> None:
+    def __init__(self, entries: dict[str, Node]) -> None:
         self.first = 0
         self.count = 0
         self.slots = 0
-        self.names = names
-        self.children = children
+        self.entries = entries
         self.sizes = _ZEROS
         self.firsts = _ZEROS
         self.lfn = b""
         self.fixed: dict[int, bytes] | None = None
         self.max_align = 1
         self.pow2_align = True
+
+    @property
+    def names(self) -> list[str]:
+        """The children's names, sorted (a new list)."""
+        return list(self.entries)
+
+    @property
+    def children(self) -> list[Node]:
+        """The children's nodes in name order (a new list)."""
+        return list(self.entries.values())
 
 
 def dir_state(node: Node) -> DirState:
@@ -268,7 +280,7 @@ def check_plan(plan: VFATPlan) -> None:
         for i, first in enumerate(firsts):
             if first:
                 if first < end:
-                    raise InternalError(f"{st.children[i].path}: cluster {first} overlaps an earlier run")
+                    raise InternalError(f"{st.names[i]}: cluster {first} overlaps an earlier run")
                 end = first + -(-sizes[i] // cs)
         if st.max_align > 1 and not (st.pow2_align and cs % st.max_align == 0 and base % st.max_align == 0):
             _check_aligned(st, base, cs)
@@ -282,9 +294,10 @@ def _check_aligned(st: DirState, base: int, cluster_size: int) -> None:
     """Each file of a directory at a device offset that is a multiple of its device_align
     (skipped by check_plan when every cluster is: power-of-two alignments dividing both
     the cluster size and the data region's device offset)."""
+    children = st.children
     for i, first in enumerate(st.firsts):
         if first:
-            node = st.children[i]
+            node = children[i]
             align = node.info.device_align
             at = base + first * cluster_size
             if align and at % align:

@@ -291,12 +291,17 @@ class VFAT(Lifecycle):
         while i < len(dirs):
             d = dirs[i]
             i += 1
-            kids = d.children or {}
+            kids = d.children
+            if kids is None:
+                raise InternalError(f"{d.path}: a directory without children")
             names = sorted(kids)
             children = [kids[k] for k in names]
-            st = d.w = DirState(names, children)
+            if list(kids) != names:     # the mapping itself in sorted order (the tree keeps this object)
+                kids.clear()
+                kids.update(zip(names, children))
+            st = d.w = DirState(kids)
             dirs.extend(c for c in children if c.children is not None)
-            self._columns(st, d.path or "")
+            self._columns(st, names, children, d.path or "")
             slots = (2 if d.parent is not None else label_slot) + len(names) + sum(st.lfn)
             if slots > MAX_DIR_ENTRIES:
                 raise LayoutError(f"{d.path or '/'}: needs {slots} directory entries, FAT allows "
@@ -305,11 +310,10 @@ class VFAT(Lifecycle):
         return dirs
 
     @staticmethod
-    def _columns(st: DirState, where: str) -> None:
+    def _columns(st: DirState, names: list[str], children: list[Node], where: str) -> None:
         """A directory's columns: sizes, long-name entry counts, caller-given short names
         (checked against the other names now: a clash is an error of plan(), not of
         write()); each file's node gets its index (Node.w)."""
-        children = st.children
         sizes = array(FAT32_TYPECODE, bytes(4 * len(children)))
         aligns: set[int | None] = set()
         fixed: dict[int, bytes] | None = None
@@ -326,12 +330,12 @@ class VFAT(Lifecycle):
                     fixed = {}
                 fixed[i] = parse_short_name(info.FAT_shortname, c.path)
         st.sizes = sizes
-        st.lfn = lfn_counts(st.names)
+        st.lfn = lfn_counts(names)
         if fixed:
-            short_names_check(st.names, fixed, where)
+            short_names_check(names, fixed, where)
             counts = bytearray(st.lfn)
             for i, given in fixed.items():
-                name = st.names[i]
+                name = names[i]
                 counts[i] = 0 if _short_display(given) == name else -(-len(name.encode("utf-16-le")) //
                                                                         (2 * LFN_UNITS_PER_ENTRY))
             st.lfn = bytes(counts)
@@ -522,7 +526,7 @@ class VFAT(Lifecycle):
             node = stack.pop()
             yield node.info
             st = node.w
-            if isinstance(st, DirState) and st.children:
+            if isinstance(st, DirState) and st.entries:
                 stack.extend(reversed(st.children))
 
     def _volume_id(self, digest: bytes | None) -> int:
