@@ -166,8 +166,10 @@ class VFAT(Lifecycle):
         name = info.name.rpartition("/")[2]
         if info.implicit:
             check_name(name, info.name)
-        children = parent.children or {}
         cases = self._cases.get(parent, _NO_CASES)
+        if cases is _NO_CASES and name.isascii() and name.lower() == name:
+            return      # its only possible twins (other case, other script) would have made an index
+        children = parent.children or {}
         if cases.clash(name, children):
             raise InvalidInputError(f"{info.name}: differs only by case from {case_twin(name, children)!r} in "
                                     "the same directory; FAT compares names ignoring case")
