@@ -14,7 +14,8 @@ offsets) while this process writes the other, and both cores work.
 * this process is itself a forked child (of ours or of the caller's);
 * a data source reads through a file position the two processes would share (a Python
   file object's ``seek`` and ``read``: each process's buffer would be wrong about the
-  kernel's offset); sources that open their own descriptor or hold bytes are safe.
+  kernel's offset); sources that open their own descriptor, hold bytes, or read an open
+  file only at explicit offsets (a remaster's extents) are safe.
 
 The child, between ``fork`` and ``os._exit``:
 
