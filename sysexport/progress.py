@@ -104,6 +104,9 @@ class Meter:
         self._bar: Any = None
         if bar:
             from tqdm import tqdm
+            # No monitor thread: a build forks its ESP writer only while it is the process's one
+            # thread (sysexport/parallel.py); the bar is redrawn by update() alone.
+            tqdm.monitor_interval = 0
             # A terminal that reports no size (a bare pty) would make tqdm hide the bar.
             size = dict(dynamic_ncols=True) if all(_terminal_size(stream)) else dict(ncols=80, nrows=24)
             self._bar = tqdm(total=self.total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, desc=label,

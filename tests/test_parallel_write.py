@@ -578,3 +578,26 @@ def test_cli_build_takes_the_fork_path(tmp_path, sde, monkeypatch):
         assert not e.code, e
     assert parallel.last_child is not before and parallel.last_child is not None
     assert os.WIFEXITED(parallel.last_child.status) and os.WEXITSTATUS(parallel.last_child.status) == 0
+
+
+def test_a_progress_bar_on_a_terminal_still_forks(tmp_path, sde, monkeypatch):
+    """tqdm draws the bar from update() alone (no monitor thread): a build showing a bar on a
+    terminal is still the process's one thread, so its ESP is written by a child."""
+    import pty
+    from sysexport.progress import progress
+    monkeypatch.delenv(ENV, raising=False)
+    tree = make_tree(tmp_path / "tree", small=30, seed=7)
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as term:
+            before = parallel.last_child
+            with progress(1, "writing", "on", stream=term) as meter:
+                assert meter is not None and meter._bar is not None     # a real tqdm bar
+                img = ISO9660Hybrid(str(tmp_path / "bar.img"))
+                img.add_tree(str(tree))
+                img.finish()
+            assert parallel.last_child is not before and parallel.last_child is not None
+            assert os.WIFEXITED(parallel.last_child.status) and os.WEXITSTATUS(parallel.last_child.status) == 0
+    finally:
+        os.close(follower)
+        os.close(leader)
