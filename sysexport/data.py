@@ -249,7 +249,17 @@ class FileObjData(DataSource):
         except (AttributeError, OSError, io.UnsupportedOperation):
             src_fd = None
         if src_fd is not None:
-            _copy_fd_range(src_fd, out_fd, offset, self.size_bytes, self.describe(), self.start)
+            # The copy finds holes with lseek(SEEK_DATA), which moves the descriptor's file
+            # position under the caller's file object: put it back where it was.
+            try:
+                position = os.lseek(src_fd, 0, os.SEEK_CUR)
+            except OSError:
+                position = None
+            try:
+                _copy_fd_range(src_fd, out_fd, offset, self.size_bytes, self.describe(), self.start)
+            finally:
+                if position is not None:
+                    os.lseek(src_fd, position, os.SEEK_SET)
             return
         pos = offset
         for piece in self.iter_chunks():

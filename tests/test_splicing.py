@@ -178,3 +178,27 @@ def test_what_is_not_spliced(tmp_path):
     assert got[:12345] == bytes(12345) and got[12345:] == data
     p = subprocess.run(["cmp", str(src), "-", "--ignore-initial=0:12345"], stdin=open(tmp_path / "out.bin", "rb"))
     assert p.returncode == 0
+
+
+def test_a_callers_file_object_keeps_its_position(tmp_path):
+    """Holes are found with lseek(SEEK_DATA), which moves the descriptor's position: a caller's
+    file object given as ``data`` (its bytes from where it stands) reads on from there after
+    the image is written."""
+    sparse = tmp_path / "sparse.bin"
+    head, tail = random_bytes(1 << 20, 11), random_bytes(1 << 20, 12)
+    with open(sparse, "wb") as f:
+        f.write(head)
+        f.seek(5 << 20)
+        f.write(tail)
+    content = head + bytes(4 << 20) + tail
+    with open(sparse, "rb") as fh:
+        assert fh.read(10) == content[:10]
+        img = ISO9660(str(tmp_path / "img.iso"))
+        img.add({"name": "sparse.bin", "mode": 0o100644, "size": len(content) - 10, "data": fh})
+        img.finish()
+        assert fh.tell() == 10
+        assert fh.read(300_000) == content[10:300_010]          # past the reader's buffer
+    need("bsdtar")
+    got = subprocess.run(["bsdtar", "-xOf", str(tmp_path / "img.iso"), "sparse.bin"], capture_output=True,
+                         check=True).stdout
+    assert got == content[10:]
