@@ -169,3 +169,16 @@ def test_the_writing_thread_ends_with_finish(tmp_path):
     subprocess.run(["sh", "-c", f"cd '{dest}' && cpio -idm --quiet < '{tmp_path / 'a.cpio'}'"], check=True)
     for name in ("f0000", "f1234", "f2499"):
         assert (dest / "d" / name).read_bytes() == (src / "d" / name).read_bytes()
+
+
+def test_abort_with_a_view_of_the_buffer_alive(tmp_path):
+    """An interrupted write can leave a memoryview of the gathered buffer in its traceback:
+    abort() (what a failed or interrupted archive does) still stops, without BufferError."""
+    from sysexport.cpio.sink import FdSink
+    with open(tmp_path / "spool", "wb") as f:
+        sink = FdSink(f.fileno(), sparse=True)
+        sink.put(b"x" * 1000)
+        view = memoryview(sink.buf)         # what pwrite_all's frame holds when a signal interrupts it
+        sink.abort()
+        assert len(view) == 1000 and sink.buf == b""
+        view.release()

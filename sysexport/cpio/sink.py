@@ -156,8 +156,14 @@ class Sink:
         self.flush()
 
     def abort(self) -> None:
-        """Stop without writing what is left (after an error)."""
-        self.buf.clear()
+        """Stop without writing what is left (after an error).  A write interrupted by a
+        signal handler's exception may leave a memoryview of the buffer alive in its
+        traceback, and a buffer with a view cannot be resized: then it is dropped instead
+        (seen as a BufferError of Ctrl-C during ``sysexport initramfs``)."""
+        try:
+            self.buf.clear()
+        except BufferError:
+            self.buf = bytearray()
 
     def copy_range(self, src_fd: int, size: int) -> None:
         """``size`` bytes of ``src_fd`` from byte 0 (a spool), in order."""
