@@ -209,3 +209,23 @@ def test_a_block_device_is_always_flushed(tmp_path):
         lines = traced(tmp_path, cli("build", str(tree), "-o", dev, "-q"))
         assert any(re.match(rf"fsync\(\d+<{re.escape(dev)}>\)", line) for line in sync_lines(lines)), lines
         assert_lists(Path(dev), "iso")
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_export_into_a_directory_syncs_only_when_asked(tmp_path, durable):
+    """``sysexport export -o DIR/`` follows the images' rule: nothing fsynced by default;
+    with ``--sync`` every file written (and the directories) before the tree is renamed
+    into place, the destination's parent after."""
+    tree = make_tree(tmp_path / "tree")
+    dest = tmp_path / "dest"
+    args = ["export", "--src", str(tree), "--add", "/readme.txt", "/dir/a.txt", "-o", f"{dest}/", "-q"]
+    lines = traced(tmp_path, cli(*args, *(["--sync"] if durable else [])))
+    syncs = sync_lines(lines)
+    assert (dest / "readme.txt").read_text() == "hello\n" and (dest / "dir" / "a.txt").read_text() == "a\n"
+    if not durable:
+        assert syncs == [], syncs
+        return
+    rename = next(i for i, line in enumerate(lines) if line.startswith("rename") and f'"{dest}"' in line)
+    synced_before = " ".join(line for line in lines[:rename] if line in syncs)
+    assert "readme.txt>" in synced_before and "a.txt>" in synced_before, lines
+    assert any(f"<{tmp_path}>" in line for line in lines[rename:] if line in syncs), lines   # the parent

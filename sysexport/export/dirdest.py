@@ -9,10 +9,10 @@ It follows the :class:`~sysexport.writer.Writer` contract like the image writers
 How it is atomic (``finish()``):
 
 * The destination missing or empty (the usual case): the tree is written into a new
-  temporary directory beside it (``.NAME.XXXXXXXX.tmp``), every file synced, and that
-  directory is renamed onto the destination (rename(2) replaces an empty directory).  The
-  destination shows the whole tree or, on any error or Ctrl-C, stays as it was: the
-  temporary directory is removed.
+  temporary directory beside it (``.NAME.XXXXXXXX.tmp``), every file synced when the
+  writer is durable (below), and that directory is renamed onto the destination (rename(2)
+  replaces an empty directory).  The destination shows the whole tree or, on any error
+  or Ctrl-C, stays as it was: the temporary directory is removed.
 * The destination not empty: refused (:class:`DestinationError`, ``rule="not-empty"``)
   unless ``allow_nonempty=True``.  Then the tree is merged in place, each file atomically:
   written under a temporary name in its directory and renamed over its name, so that no
@@ -26,6 +26,11 @@ always, a refusal is an error; ``False``: never).  Modes are set after owners (c
 set-user-ID bits), directories' modes and times after their contents.  Devices need the
 right to create them (CAP_MKNOD).  Times are the records' ``mtime`` (``atime`` when given),
 ``default_time`` for records without one.
+
+Durability is the image outputs' (sysexport/output.py): ``fsync=None`` (the default) syncs
+every file and directory only inside :func:`sysexport.output.durable` (the commands'
+``--sync``), as cp and tar leave theirs to the kernel's write-back; ``True`` always,
+``False`` never.  Atomicity does not depend on it.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ class DirectoryWriter(Lifecycle):
     """Writer of a directory tree at ``path`` (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike[str], *, allow_nonempty: bool = False, owners: bool | None = None,
-                 default_time: float | None = None, fsync: bool = True) -> None:
+                 default_time: float | None = None, fsync: bool | None = None) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.allow_nonempty = bool(allow_nonempty)
         self.owners = owners
@@ -76,6 +81,15 @@ class DirectoryWriter(Lifecycle):
 
     # ---------------------------------------------------------------- recording
 
+
+    @property
+    def durable(self) -> bool:
+        """Whether files and directories are fsynced: ``fsync``, or when None, whether the
+        build runs inside :func:`sysexport.output.durable` (read when the tree is written)."""
+        if self.fsync is None:
+            from ..output import SYNC
+            return SYNC.get()
+        return bool(self.fsync)
     def add(self, spec: FileInfoSpec) -> Node[None]:
         """Record one entry (a file-info mapping, shorthand tuple or FileInfo)."""
         self._require_open("add()")
@@ -159,7 +173,7 @@ class DirectoryWriter(Lifecycle):
                 self.write(fd, plan)
                 if plan.find("") is None:
                     os.fchmod(fd, 0o755)
-                if self.fsync:
+                if self.durable:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -169,7 +183,8 @@ class DirectoryWriter(Lifecycle):
                 what = "it is no longer empty" if e.errno in (errno.ENOTEMPTY, errno.EEXIST) else e.strerror
                 raise OutputError(f"{self.path}: cannot rename the finished tree into place: {what}",
                                   path=self.path, errno=e.errno) from None
-            _fsync_dir(parent or ".")
+            if self.durable:
+                _fsync_dir(parent or ".")
         except BaseException:
             _remove_tree(tmp)
             raise
@@ -388,7 +403,7 @@ class _TreeWriter:
                 self._owner(fd, None, info, name)
                 os.fchmod(fd, stat.S_IMODE(info.mode))
                 os.utime(fd, ns=self._times(info))
-                if self.writer.fsync:
+                if self.writer.durable:
                     os.fsync(fd)
             except BaseException:
                 os.close(fd)
@@ -449,7 +464,7 @@ class _TreeWriter:
                 self._owner(self.top_fd, None, info, name)
                 os.fchmod(self.top_fd, stat.S_IMODE(info.mode))
                 os.utime(self.top_fd, ns=self._times(info))
-            if self.writer.fsync:
+            if self.writer.durable:
                 fd = os.open(name or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
                              dir_fd=self.top_fd)
                 try:
