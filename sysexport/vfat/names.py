@@ -197,10 +197,9 @@ def short_names(names: list[str], fixed: dict[int, bytes] | None, where: str) ->
     tails_taken: set[tuple[str, str]] = set()   # bases whose ~1..~4 are all taken (taken only grows)
     clean = _CLEAN_NAME_RE.fullmatch
     crc32, utf16, hex2 = zlib.crc32, _utf16, _HEX2
-    for i, up in enumerate(folded):
+    for i, (name, up) in enumerate(zip(names, folded)):
         if fixed and i in fixed:
             continue
-        name = names[i]
         m = clean(up) if name.isascii() else None
         if m is not None:               # short-name characters and at most one inner dot (most names)
             base, ext = m.groups("")
