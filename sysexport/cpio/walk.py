@@ -29,7 +29,7 @@ import os
 import stat
 from binascii import hexlify
 from stat import S_IFDIR, S_IFREG
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import InvalidInputError
@@ -108,121 +108,145 @@ def stream_tree(w: CPIO, host_dir: HostPath, dest: str = "", *, prune: Callable[
     top = os.fsdecode(host_dir)
     rel_top = normalize_name(dest)
     st = tree_top_stat(top)
-    limit = sde_limit()
     listing, nlink, others = _listing(top)
+    walk = _Walk(w, sde_limit(), root_owner, mode_map)
+    walk.add(_record(top, rel_top, st, walk.limit, nlink))
+    walk.stack.append((top.rstrip("/"), rel_top, iter(listing), others))      # "/" as "": children "/x"
+    walk.run(prune)
 
-    def add(info: FileInfo) -> None:
-        if root_owner:
+
+class _Walk:
+    """The state of one :func:`stream_tree`: the open directories (``stack``: host path,
+    archive name, the listing's iterator, its names that are not regular files) and the
+    writer; :meth:`run` is the tight loop, the rest the ways out of it."""
+
+    def __init__(self, w: CPIO, limit: int | None, root_owner: bool, mode_map: Callable[[int], int] | None) -> None:
+        self.w = w
+        self.limit = limit
+        self.root_owner = root_owner
+        self.mode_map = mode_map
+        self.stack: list[tuple[str, str, Iterator[str], set[str]]] = []
+
+    def add(self, info: FileInfo) -> None:
+        """A record through the writer's add() path (owners and modes rewritten first)."""
+        if self.root_owner:
             info.uid = info.gid = 0
-        if mode_map is not None:
-            info.mode = mode_map(info.mode)
-        w._add_info(info)
+        if self.mode_map is not None:
+            info.mode = self.mode_map(info.mode)
+        self.w._add_info(info)
 
-    add(_record(top, rel_top, st, limit, nlink))
-    stack = [(top.rstrip("/"), rel_top, iter(listing), others)]      # "/" as "": children "/x"
-    ns_stack = w._stack
-    pending = w._pending
-    os_open, fstat, read, close = os.open, os.fstat, os.read, os.close
-    flags = PLAIN_FLAGS | NOATIME
-    buf = None
-    gather_bytes, pack, name_end, data_pad = GATHER_BYTES, PLAIN_HEADER.pack, NAME_END, DATA_PAD
-    m0, m1, m2 = MAGIC_BYTES                # 07 07 01: hex is the magic 070701
-    plain = data_bytes = reported = 0
-    try:
-        while stack:
-            host, rel, it, others = stack[-1]
-            prefix = host + "/"
-            rel_prefix = rel + "/" if rel else ""
-            for base in it:
-                child = rel_prefix + base
-                if prune is not None and prune(child):
-                    continue
-                path = prefix + base
-                if not base.isascii():
-                    check_utf8_name(child, path)            # a host name that is not UTF-8
-                if base in others:
-                    est = _lstat(path)
-                    if est.st_mode & 0o170000 == S_IFDIR:
-                        sub, nlink, sub_others = _listing(path)
-                        add(_record(path, child, est, limit, nlink))
-                        stack.append((path, child, iter(sub), sub_others))
-                        break
-                    add(_record(path, child, est, limit, 0))
-                    continue
-                try:
-                    fd = os_open(path, flags)
-                except OSError:
-                    fd = _open_plain(path, flags)
-                    if fd < 0:                          # gone, or no access: the record names it
-                        add(_record(path, child, _lstat(path), limit, 0))
+    def other(self, path: str, child: str) -> bool:
+        """An entry the listing calls other than a regular file: its record; True when it
+        is a directory, now entered (listed, on the stack)."""
+        est = _lstat(path)
+        if est.st_mode & 0o170000 == S_IFDIR:
+            sub, nlink, sub_others = _listing(path)
+            self.add(_record(path, child, est, self.limit, nlink))
+            self.stack.append((path, child, iter(sub), sub_others))
+            return True
+        self.add(_record(path, child, est, self.limit, 0))
+        return False
+
+    def run(self, prune: Callable[[str], bool] | None) -> None:
+        """Walk the stack to its end.  One loop, longer than a function should be: each
+        call taken out of it is a Python call per file (100,000 for the benchmark tree),
+        so only the ways out (records, errors, directories) are functions."""
+        w, limit, root_owner, mode_map, stack, add = self.w, self.limit, self.root_owner, self.mode_map, self.stack, \
+            self.add
+        ns_stack, pending = w._stack, w._pending
+        os_open, fstat, read, close = os.open, os.fstat, os.read, os.close
+        flags = PLAIN_FLAGS | NOATIME
+        buf = None
+        gather_bytes, pack, name_end, data_pad = GATHER_BYTES, PLAIN_HEADER.pack, NAME_END, DATA_PAD
+        m0, m1, m2 = MAGIC_BYTES                # 07 07 01: hex is the magic 070701
+        plain = data_bytes = reported = 0
+        try:
+            while stack:
+                host, rel, it, others = stack[-1]
+                prefix = host + "/"
+                rel_prefix = rel + "/" if rel else ""
+                for base in it:
+                    child = rel_prefix + base
+                    if prune is not None and prune(child):
                         continue
-                try:
-                    fst = fstat(fd)
-                    mode = fst.st_mode
-                    size = fst.st_size
-                    if mode & 0o170000 == S_IFREG and fst.st_nlink == 1 and size <= SMALL_FILE_BYTES:
-                        data = read(fd, size + 1) if size else b""
-                    else:
+                    path = prefix + base
+                    if not base.isascii():
+                        check_utf8_name(child, path)            # a host name that is not UTF-8
+                    if base in others:
+                        if self.other(path, child):
+                            break
+                        continue
+                    try:
+                        fd = os_open(path, flags)
+                    except OSError:
+                        fd = _open_plain(path, flags)
+                        if fd < 0:                          # gone, or no access: the record names it
+                            add(_record(path, child, _lstat(path), limit, 0))
+                            continue
+                    try:
+                        fst = fstat(fd)
+                        mode = fst.st_mode
+                        size = fst.st_size
+                        if mode & 0o170000 == S_IFREG and fst.st_nlink == 1 and size <= SMALL_FILE_BYTES:
+                            data = read(fd, size + 1) if size else b""
+                        else:
+                            data = None
+                    except OSError:                         # read again by the record, which names it
                         data = None
-                except OSError:                         # read again by the record, which names it
-                    data = None
-                    mode = 0
-                finally:
-                    close(fd)
-                if data is None:                        # a record: a type other than the listing said
-                    add(_record(path, child, fst if mode & 0o170000 == S_IFREG else _lstat(path), limit, 0))
-                    continue
-                mtime: float = fst.st_mtime
-                if limit is not None and mtime > limit:
-                    mtime = limit
-                ino = w._next_ino
-                if not 0 <= mtime <= MAX_FIELD or len(child) >= 1024 or child == TRAILER_NAME or ino > MAX_FIELD:
-                    add(_record(path, child, fst, limit, 0))     # the check names it
-                    continue
-                if len(data) != size:
-                    data = w._read_again(path, size)    # grew or shrank: an error naming it, or the bytes
-                ns_top = ns_stack[-1]
-                names = ns_top[1]
-                if ns_top[0] != rel or base in names:
-                    w._place(child, False)              # implied parents; a duplicate is refused
+                        mode = 0
+                    finally:
+                        close(fd)
+                    if data is None:                        # a record: a type other than the listing said
+                        add(_record(path, child, fst if mode & 0o170000 == S_IFREG else _lstat(path), limit, 0))
+                        continue
+                    mtime: float = fst.st_mtime
+                    if limit is not None and mtime > limit:
+                        mtime = limit
                     ino = w._next_ino
+                    if not 0 <= mtime <= MAX_FIELD or len(child) >= 1024 or child == TRAILER_NAME or ino > MAX_FIELD:
+                        add(_record(path, child, fst, limit, 0))     # the check names it
+                        continue
+                    if len(data) != size:
+                        data = w._read_again(path, size)    # grew or shrank: an error naming it, or the bytes
+                    ns_top = ns_stack[-1]
+                    names = ns_top[1]
+                    if ns_top[0] != rel or base in names:
+                        w._place(child, False)              # implied parents; a duplicate is refused
+                        ino = w._next_ino
+                    else:
+                        names[base] = False
+                    w._next_ino = ino + 1
+                    if pending:
+                        w._flush()                          # what came before (directories) first
+                    if buf is None:
+                        buf = w._gather_buffer()
+                    if mode_map is not None:
+                        mode = mode_map(mode)
+                    arc_name = child.encode()               # UTF-8, checked above
+                    namesize = len(arc_name) + 1
+                    # Every value is in range (checked above, or 32 bits from fstat): packed as it is.
+                    buf += hexlify(pack(m0, m1, m2, ino, mode, 0 if root_owner else fst.st_uid,
+                                        0 if root_owner else fst.st_gid, 1, int(mtime), size, namesize)).upper()
+                    buf += arc_name
+                    buf += name_end[(namesize + 2) & 3]     # (110 + namesize) % 4
+                    if size:
+                        buf += data
+                        if size & 3:
+                            buf += data_pad[size & 3]
+                    w._offset += 110 + namesize + ((2 - namesize) & 3) + size + (-size & 3)
+                    plain += 1
+                    data_bytes += size
+                    if len(buf) >= gather_bytes:
+                        w._emit_gathered()
+                        report_progress(data_bytes - reported)
+                        reported = data_bytes
                 else:
-                    names[base] = False
-                w._next_ino = ino + 1
-                if pending:
-                    w._flush()                          # what came before (directories) first
-                if buf is None:
-                    buf = w._gather_buffer()
-                if mode_map is not None:
-                    mode = mode_map(mode)
-                arc_name = child.encode()               # UTF-8, checked above
-                namesize = len(arc_name) + 1
-                # Every value is in range (checked above, or 32 bits from fstat): packed as it is.
-                if root_owner:
-                    buf += hexlify(pack(m0, m1, m2, ino, mode, 0, 0, 1, int(mtime), size, namesize)).upper()
-                else:
-                    buf += hexlify(pack(m0, m1, m2, ino, mode, fst.st_uid, fst.st_gid, 1, int(mtime), size,
-                                        namesize)).upper()
-                buf += arc_name
-                buf += name_end[(namesize + 2) & 3]     # (110 + namesize) % 4
-                if size:
-                    buf += data
-                    if size & 3:
-                        buf += data_pad[size & 3]
-                w._offset += 110 + namesize + ((2 - namesize) & 3) + size + (-size & 3)
-                plain += 1
-                data_bytes += size
-                if len(buf) >= gather_bytes:
-                    w._emit_gathered()
-                    report_progress(data_bytes - reported)
-                    reported = data_bytes
-            else:
-                stack.pop()
-    finally:
-        w._plain += plain
-        w._streamed += plain
-        w._data_bytes += data_bytes
-        report_progress(data_bytes - reported)
+                    stack.pop()
+        finally:
+            w._plain += plain
+            w._streamed += plain
+            w._data_bytes += data_bytes
+            report_progress(data_bytes - reported)
 
 
 def _record(path: str, name: str, st: os.stat_result, limit: int | None, dir_nlink: int) -> FileInfo:

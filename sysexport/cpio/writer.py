@@ -19,8 +19,10 @@ is in them (a missing parent is written as an implied directory, mode 0755, when
 name under it comes); what the writer remembers of names and hard links is bounded
 (:mod:`sysexport.cpio.namespace`).  :meth:`CPIO.add_tree` walks a host tree depth first,
 siblings sorted (:mod:`sysexport.cpio.walk`), the order the writer used to sort every entry
-into, so one tree gives the same archive as before; entries given to :meth:`CPIO.add` keep
-the caller's order.
+into, so one tree gives the same archive as before; its small regular files skip the batch
+(read when reached, header and data gathered at once); entries given to :meth:`CPIO.add`
+keep the caller's order.  An uncompressed output's gathered chunks are written by a thread
+of their own (:class:`~sysexport.cpio.sink.BackgroundWrites`), as compression has one.
 
 The :class:`~sysexport.writer.Writer` contract with streaming: ``add()`` may write (a full
 batch goes out, with its files' data: a source that changed or cannot be read fails that
