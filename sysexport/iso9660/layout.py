@@ -107,17 +107,21 @@ class Payload:
     kept.  Its extent is held as a device offset (-1: none yet), the :class:`Extent` made
     when asked for: 100,000 files placed by a coordinator need no Extent each."""
 
-    __slots__ = ("info", "size_bytes", "offset", "placed_later", "fixed", "inode", "nlink")
+    __slots__ = ("info", "size_bytes", "offset", "placed_later", "inode", "nlink")
 
     def __init__(self, info: FileInfo, size_bytes: int, extent: Extent | None = None, placed_later: bool = False,
-                 fixed: bool = False, inode: int = 0, nlink: int = 0) -> None:
+                 inode: int = 0, nlink: int = 0) -> None:
         self.info = info
         self.size_bytes = size_bytes
         self.offset = -1 if extent is None else extent.device_offset
         self.placed_later = placed_later
-        self.fixed = fixed
         self.inode = inode
         self.nlink = nlink
+
+    @property
+    def fixed(self) -> bool:
+        """Placed by the caller, at its file-info ``device_offset``."""
+        return self.info.device_offset is not None
 
     @property
     def extent(self) -> Extent | None:

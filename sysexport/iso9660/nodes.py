@@ -38,8 +38,7 @@ def prepare_nodes(tree: Tree, rock_ridge: str | None) -> tuple[list[Payload], in
             if not later and info._extra is not None:
                 later = bool(info.extra_value("placed_later"))
             if p is None:
-                p = Payload(info, info.size, None, later and info.size > 0, info.device_offset is not None,
-                            inode if serials else 0)
+                p = Payload(info, info.size, None, later and info.size > 0, inode if serials else 0)
                 inode += 1
                 payloads.append(p)
                 if key is not None:

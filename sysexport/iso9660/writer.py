@@ -699,7 +699,6 @@ class ISO9660(Lifecycle):
             if catalog_payload is not None:
                 catalog_payload.size_bytes = catalog.size_bytes
                 catalog_payload.extent = catalog
-                catalog_payload.fixed = True
         tables = self._alloc_directories(alloc, extents, iso_dirs, joliet_dirs, dir_sizes)
         boot_own = self._alloc_data(alloc, extents, payloads, catalog_payload)
         end = align_up(max([alloc.next_free] + [e.end for e in extents]), SECTOR_BYTES)
