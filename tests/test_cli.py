@@ -137,22 +137,27 @@ def test_usage_errors_are_one_line_with_status_2(tmp_path):
 
 def test_the_quick_exit_still_runs_clean_ups_and_keeps_statuses(tmp_path):
     """``python -m sysexport`` leaves with os._exit after the command (sysexport/__main__.py):
-    the exit handlers still run (mkisofs --sysexport-hybrid's unpacked work directory, removed
-    by a weakref.finalize, is gone), what was printed is all there, and the statuses are the
-    command's: 0, 1 for an error, 2 for a usage error."""
+    the exit handlers still run (one registered by a sitecustomize module writes its file),
+    mkisofs --sysexport-hybrid's unpacked work directory is gone, what was printed is all
+    there, and the statuses are the command's: 0, 1 for an error, 2 for a usage error."""
     need("xorriso")
     tree = tmp_path / "tree"
     (tree / "boot").mkdir(parents=True)
     (tree / "boot" / "a.txt").write_text("a\n")
     tmp = tmp_path / "tmpdir"
     tmp.mkdir()
-    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=ROOT)
+    site = tmp_path / "site"
+    site.mkdir()
+    marker = tmp_path / "atexit-ran"
+    (site / "sitecustomize.py").write_text(f"import atexit\natexit.register(open, {str(marker)!r}, 'w')\n")
+    env = dict(os.environ, TMPDIR=str(tmp), PYTHONPATH=f"{site}:{ROOT}")
     image = tmp_path / "h.img"
     p = subprocess.run([sys.executable, "-m", "sysexport", "mkisofs", "-R", "-J", "--sysexport-hybrid", "-o",
                         str(image), str(tree), "--json"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.rstrip().endswith("}") and '"files"' in p.stdout            # the whole JSON object
     assert list(tmp.iterdir()) == []
+    assert marker.exists()
     assert "/boot/a.txt" in out(["xorriso", "-indev", str(image), "-find", "/", "-type", "f"])
     missing = subprocess.run([sys.executable, "-m", "sysexport", "ls", str(tmp_path / "nothing.img")],
                              capture_output=True, text=True, env=env)
