@@ -155,20 +155,31 @@ def test_dropped_writer_stops_its_writing_thread_before_the_output_closes(tmp_pa
 
 
 def test_the_writing_thread_ends_with_finish(tmp_path):
-    """finish() joins the writing thread; GNU cpio reads every file back."""
-    need("cpio")
+    """finish() joins the writing thread; GNU cpio and bsdtar extract every file with its
+    bytes, mode and mtime (sizes 0 to 4100: every padding of name and data)."""
+    need("cpio", "bsdtar")
     src = tmp_path / "src"
-    _small_files(src, 2500)
+    (src / "d").mkdir(parents=True)
+    for i in range(2500):
+        path = src / "d" / ("f" * (i % 7 + 1) + f"{i:04d}")
+        path.write_bytes(os.urandom(i * 37 % 4101))
+        os.chmod(path, (0o644, 0o755, 0o600, 0o4711)[i % 4])
+        os.utime(path, (1_000_000_000 + i, 1_000_000_000 + i))
     before = sysexport_threads()
-    c = CPIO(str(tmp_path / "a.cpio"), default_time=0)
+    c = CPIO(str(tmp_path / "a.cpio"))
     c.add_tree(src)
     plan = c.finish()
     assert sysexport_threads(before) == [] and plan.entry_count == 2502
-    dest = tmp_path / "x"
-    dest.mkdir()
-    subprocess.run(["sh", "-c", f"cd '{dest}' && cpio -idm --quiet < '{tmp_path / 'a.cpio'}'"], check=True)
-    for name in ("f0000", "f1234", "f2499"):
-        assert (dest / "d" / name).read_bytes() == (src / "d" / name).read_bytes()
+    for tool in ("cpio", "bsdtar"):
+        dest = tmp_path / tool
+        dest.mkdir()
+        cmd = f"cpio -idm --quiet < '{tmp_path / 'a.cpio'}'" if tool == "cpio" else f"bsdtar -xpf '{tmp_path / 'a.cpio'}'"
+        subprocess.run(["sh", "-c", f"cd '{dest}' && {cmd}"], check=True)
+        for path in (src / "d").iterdir():
+            got = dest / "d" / path.name
+            st, want = os.stat(got), os.stat(path)
+            assert got.read_bytes() == path.read_bytes(), (tool, path.name)
+            assert (st.st_mode, int(st.st_mtime)) == (want.st_mode, int(want.st_mtime)), (tool, path.name)
 
 
 def test_abort_with_a_view_of_the_buffer_alive(tmp_path):
