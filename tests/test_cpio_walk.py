@@ -193,3 +193,24 @@ def test_abort_with_a_view_of_the_buffer_alive(tmp_path):
         sink.abort()
         assert len(view) == 1000 and sink.buf == b""
         view.release()
+
+
+def test_initramfs_exclude_never_reads_the_excluded_directory(tmp_path):
+    """``sysexport initramfs --exclude`` prunes: strace shows no open, stat or listing of
+    anything in the excluded directory (only the directory's own name is seen, in its
+    parent's listing), and GNU cpio lists the rest."""
+    need("strace", "cpio")
+    src = tmp_path / "src"
+    (src / "keep").mkdir(parents=True)
+    (src / "keep/a").write_bytes(b"a")
+    (src / "cache/deep").mkdir(parents=True)
+    (src / "cache/deep/b").write_bytes(b"b")
+    archive, trace = tmp_path / "a.cpio", tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-o", str(trace), "-e", "trace=%file,getdents64", sys.executable, "-m",
+                    "sysexport", "initramfs", str(src), "-o", str(archive), "-q", "--exclude", "cache"],
+                   check=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    calls = trace.read_text()
+    assert f'"{src}/keep/a"' in calls                       # the trace does show the walk's calls
+    assert f"{src}/cache" not in calls, [line for line in calls.splitlines() if "cache" in line]
+    names = out(["cpio", "-t", "--quiet", "-F", str(archive)]).split()
+    assert names == [".", "keep", "keep/a"]
