@@ -13,6 +13,7 @@ import operator
 import os
 import re
 import stat
+import sys
 import time
 from typing import Callable, Iterator, Mapping, Sequence, Union
 
@@ -458,6 +459,7 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "", *,
     # Equal modes, owners and small sizes share one int object: each lstat makes new ones,
     # 28 bytes each that 100,000 files held to the end of the build.
     ints: dict[int, int] = {}
+    intern = sys.intern
     st = tree_top_stat(top)
     yield to_fileinfo(_info_from_stat(top, dest, st))
     stack = [(top, dest)]
@@ -496,14 +498,15 @@ def walk_host_fileinfo(host_dir: HostPath, dest: str = "", *,
             if gid > 256:
                 gid = ints.setdefault(gid, gid)
             if kind == 0o040000:
-                yield host_record(name, entry.name, mode, 0, None, mtime, ctime, uid, gid)
+                yield host_record(name, intern(entry.name), mode, 0, None, mtime, ctime, uid, gid)
                 subdirs.append((entry.path, name))
                 continue
             size = st.st_size
             if size < SHARED_SIZE_LIMIT:
                 size = ints.setdefault(size, size)
-            info = host_record(name, entry.name, mode, size, TreeFileData(root, name[skip:] if skip else name, size),
-                               mtime, ctime, uid, gid)
+            # The basename interned: one string for a name that many directories hold.
+            info = host_record(name, intern(entry.name), mode, size,
+                               TreeFileData(root, name[skip:] if skip else name, size), mtime, ctime, uid, gid)
             if st.st_nlink > 1:
                 info.dev, info.ino, info.nlink = st.st_dev, st.st_ino, st.st_nlink
             yield info
