@@ -11,7 +11,11 @@ import os
 import sys
 import threading
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:                   # Ctrl-C while Python imports: one line, no traceback
+    print("sysexport: error: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 status = main()
 if threading.active_count() > 1:

@@ -15,15 +15,14 @@ import argparse
 import os
 import stat
 import sys
-import traceback
 import uuid
 from typing import Callable, NoReturn, TypeAlias, cast
 
 from . import __version__
 from .errors import InternalError, InvalidInputError, SysExportError, UsageError
-from .output import is_stdout, output_target
-from .progress import add_output_options, emit, progress_for
-from .buildcli import add_image_arguments, add_menu_arguments, add_source_arguments
+
+# The commands' own modules (the writers, buildcli, progress, output) are imported by the
+# functions that need them: a run imports its command's alone (start-up is part of every run).
 
 SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``ArgumentParser.add_subparsers()`` returns: each command module adds its parsers to it."""
@@ -71,6 +70,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .buildcli import image_options, populate
     from .data import PathData
     from .hybrid import ISO9660Hybrid
+    from .output import is_stdout, output_target
+    from .progress import emit, progress_for
     opts = image_options(args, args.sources, default_source=None if args.sources else _default_tree())
     src = ", ".join(s.host_dir + (f" as /{s.dest}" if s.dest else "") for s in opts.sources)
     img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
@@ -108,6 +109,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .boot.grub import make_bootable
     from .buildcli import add_boot_entries, add_sources, image_options, menu_lines, menu_options, set_identifiers
     from .hybrid import ISO9660Hybrid
+    from .output import is_stdout, output_target
+    from .progress import emit, progress_for
     opts = image_options(args, list(args.sources) + list(args.add_tree or []))
     menu = menu_options(args)
     img = ISO9660Hybrid(**output_target(args.output))          # "-": standard output
@@ -145,6 +148,8 @@ GPT_AT_END_HELP = ("on a device larger than the image, put the backup GPTs at th
 
 def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Register ``sysexport build``."""
+    from .buildcli import add_image_arguments, add_source_arguments
+    from .progress import add_output_options
     b = subparsers.add_parser("build", help="write a hybrid ISO9660 + GPT/ESP image of a directory tree")
     add_source_arguments(b, sources_help="directories to put in the image, DIR's contents at DEST (default the "
                                          "root); several are merged in order (default: the bundled demo tree)")
@@ -162,6 +167,8 @@ def add_cli_build(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 def add_cli_live(subparsers: SubParsers) -> argparse.ArgumentParser:
     """Register ``sysexport live``."""
+    from .buildcli import add_image_arguments, add_menu_arguments, add_source_arguments
+    from .progress import add_output_options
     lv = subparsers.add_parser("live", help="write a hybrid image that boots a Linux kernel five ways with GRUB")
     lv.add_argument("--kernel", help="the kernel of the first menu entry (e.g. /boot/vmlinuz-...), stored as "
                                      "/boot/vmlinuz; needed unless --entry or --grub-cfg is given")
@@ -262,6 +269,7 @@ def _report(message: str, debug: bool) -> None:
     from .image.commands import for_terminal, names_as_bytes
     names_as_bytes()                        # a path that is not UTF-8 as its bytes, never a second error
     if debug:
+        import traceback
         traceback.print_exc()
     print(f"sysexport: error: {for_terminal(one_line(message), sys.stderr)}", file=sys.stderr)
 
@@ -273,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     command = next((w for w in words if not w.startswith("-")), None)   # top-level options take no value
     known = {n for names, _ in COMMANDS for n in names}
-    parser = build_parser(command if command in known else None)
-    args = parser.parse_args(words)
+    try:                                    # the command's modules are imported here
+        parser = build_parser(command if command in known else None)
+        args = parser.parse_args(words)
+    except KeyboardInterrupt:
+        _report("interrupted", False)
+        return EXIT_INTERRUPTED
     debug = bool(getattr(args, "debug", False))
     func: Callable[[argparse.Namespace], int] = args.func
     try:

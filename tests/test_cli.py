@@ -165,3 +165,15 @@ def test_the_quick_exit_still_runs_clean_ups_and_keeps_statuses(tmp_path):
     usage = subprocess.run([sys.executable, "-m", "sysexport", "build", "--no-such-option"], capture_output=True,
                            text=True, env=env)
     assert usage.returncode == 2
+
+
+def test_ctrl_c_while_the_command_is_imported_is_one_line(monkeypatch, capsys):
+    """A KeyboardInterrupt while main() imports the command's modules and parses (the start
+    of every run) is the one 'interrupted' line and status 130, never a traceback."""
+    import sysexport.cli as cli
+
+    def interrupted(sub):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "COMMANDS", ((("build",), interrupted),) + cli.COMMANDS[1:])
+    assert cli.main(["build", "-o", "x.img"]) == 130
+    assert capsys.readouterr().err == "sysexport: error: interrupted\n"
