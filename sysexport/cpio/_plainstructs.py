@@ -1,5 +1,6 @@
 """A plain file's newc header, declared with its name, and the fast copy the tree walk
-builds it with (issue 16).
+builds it with (issue 16; the fast copy itself, :data:`.newc.PLAIN_HEADER`, lives in
+:mod:`.newc` without construct).
 
 A regular file with one link and no device numbers has five of its thirteen header fields
 zero (c_devmajor, c_devminor, c_rdevmajor, c_rdevminor, and c_check in newc) and c_nlink 1.
@@ -15,28 +16,14 @@ of every fast copy (tests/test_fastcodecs.py).
 from __future__ import annotations
 
 import random
-import struct
 from binascii import hexlify
 from typing import Any
 
 import construct as cs
 
 from .._fastcodec import FastCodec
-from ._structs import FIELD_NAMES, MAX_FIELD, NEWC_HEADER, NEWC_HEADER_BYTES, NEWC_MAGIC
-
-PLAIN_HEADER = struct.Struct(">3B7I16xI4x")
-"""magic bytes (07 07 01), c_ino, c_mode, c_uid, c_gid, c_nlink, c_mtime, c_filesize, four zero
-device fields, c_namesize, a zero c_check: ``hexlify(PLAIN_HEADER.pack(*MAGIC_BYTES, ino,
-mode, uid, gid, nlink, mtime, size, namesize)).upper()`` is the header (every value in
-0..MAX_FIELD: ``struct.error`` otherwise)."""
-MAGIC_BYTES = tuple(bytes.fromhex(NEWC_MAGIC.decode("ascii")))
-"""07 07 01: the bytes whose hex is the magic."""
-PLAIN_ZERO = ("c_devmajor", "c_devminor", "c_rdevmajor", "c_rdevminor", "c_check")
-"""The fields :data:`PLAIN_HEADER` writes as zeros."""
-PLAIN_FIELDS = tuple(k for k in FIELD_NAMES if k not in PLAIN_ZERO)
-"""The fields it packs, in header order: c_ino, c_mode, c_uid, c_gid, c_nlink, c_mtime, c_filesize, c_namesize."""
-NAME_END = (b"\0", b"\0\0\0\0", b"\0\0\0", b"\0\0")
-"""The name's NUL and the padding after it, by (header + c_namesize) % 4 (N_ALIGN)."""
+from ._structs import NEWC_HEADER
+from .newc import MAGIC_BYTES, MAX_FIELD, NAME_END, NEWC_HEADER_BYTES, PLAIN_FIELDS, PLAIN_HEADER, PLAIN_ZERO
 
 
 def plain_entry(name_bytes: int) -> cs.Construct:

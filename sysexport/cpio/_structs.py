@@ -8,30 +8,20 @@ data padded to a multiple of 4.
 
 :data:`NEWC_HEADER` is the declaration (what readers parse with); the writer builds headers
 with :func:`build_header_fast`, a format string giving the same bytes about 20 times
-faster.  :data:`FAST_CODECS` lists that pair (a :class:`~sysexport._fastcodec.FastCodec`)
+faster (it and the format's numbers live in :mod:`.newc`, without construct, and are
+re-exported here).  :data:`FAST_CODECS` lists that pair (a :class:`~sysexport._fastcodec.FastCodec`)
 for the one property test that compares every fast copy with its declaration
 (docs/architecture.md, "Declarations and their fast copies").
 """
 from __future__ import annotations
 
 import random
-from typing import Mapping
 
 import construct as cs
 
 from .._fastcodec import FastCodec
-from ..errors import InternalError
-
-NEWC_MAGIC = b"070701"
-"""c_magic of the newc format (no checksum); ``070702`` is the 'crc' variant."""
-NEWC_HEADER_BYTES = 110
-"""6 bytes of magic + 13 fields of 8 hexadecimal digits."""
-NEWC_ALIGN_BYTES = 4
-"""Header+name and data are each padded with NULs to this multiple (initramfs.c N_ALIGN)."""
-TRAILER_NAME = "TRAILER!!!"
-"""Name of the entry that ends the archive."""
-MAX_FIELD = 0xFFFFFFFF
-"""Every numeric field is 32 bits: file sizes, times, ids and device numbers must fit."""
+from .newc import (FIELD_NAMES, HEADER_FORMAT, MAX_FIELD, NEWC_ALIGN_BYTES, NEWC_HEADER_BYTES, NEWC_MAGIC,
+                   TRAILER_NAME, build_header_fast, build_header_values, pad_bytes)
 
 
 class _Hex8(cs.Adapter):
@@ -68,39 +58,6 @@ NEWC_HEADER = cs.Struct(
     "c_namesize" / HEX8,               # 94: bytes of the name including its NUL
     "c_check" / HEX8,                  # 102: 0 in newc (a sum of the data bytes in the 070702 variant)
 )                                      # 110: name, NUL padding, data, NUL padding
-FIELD_NAMES = ("c_ino", "c_mode", "c_uid", "c_gid", "c_nlink", "c_mtime", "c_filesize",
-               "c_devmajor", "c_devminor", "c_rdevmajor", "c_rdevminor", "c_namesize", "c_check")
-"""The numeric fields of :data:`NEWC_HEADER`, in header order."""
-
-_FAST_FORMAT = NEWC_MAGIC + b"%08X" * len(FIELD_NAMES)
-HEADER_FORMAT = _FAST_FORMAT
-"""``HEADER_FORMAT % values`` (the 13 fields in header order, each 0..MAX_FIELD) is a header:
-what :func:`build_header_values` does after its range check, for callers whose values are
-in range by construction."""
-
-
-def build_header_fast(fields: Mapping[str, int]) -> bytes:
-    """The same bytes as ``NEWC_HEADER.build(fields)``, about 20 times faster."""
-    values = tuple(fields[k] for k in FIELD_NAMES)
-    for k, v in zip(FIELD_NAMES, values):
-        if not 0 <= v <= MAX_FIELD:
-            raise InternalError(f"cpio header field {k}={v} does not fit 32 bits")
-    return _FAST_FORMAT % values
-
-
-def build_header_values(values: tuple[int, ...]) -> bytes:
-    """The same bytes as :func:`build_header_fast`, from the 13 field values in header
-    order (the writer's path for every entry: no mapping built)."""
-    if len(values) != len(FIELD_NAMES) or min(values) < 0 or max(values) > MAX_FIELD:
-        return build_header_fast(dict(zip(FIELD_NAMES, values)))      # names the bad field
-    return _FAST_FORMAT % values
-
-
-def pad_bytes(length: int) -> int:
-    """NUL bytes that follow ``length`` bytes to reach the next multiple of 4 (N_ALIGN)."""
-    return -length % NEWC_ALIGN_BYTES
-
-
 # --------------------------------------------------------------------------------------
 # The registry of fast copies, for the generic property test (tests/test_fastcodecs.py).
 

@@ -11,8 +11,7 @@ from typing import NamedTuple, Sequence
 
 from ..data import SMALL_FILE_BYTES, DataSource, report_progress
 from ..errors import SysExportError
-from ._plainstructs import NAME_END
-from ._structs import pad_bytes
+from .newc import NAME_END, pad_bytes
 from .sink import GATHER_BYTES, Sink
 
 TYPE_NAMES = {0o100000: "file", 0o040000: "dir", 0o120000: "symlink", 0o020000: "chardev", 0o060000: "blockdev",

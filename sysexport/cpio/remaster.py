@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING
 from ..data import CHUNK_BYTES, DataSource, pwrite_all
 from ..errors import InvalidImageError, InvalidInputError, SourceError
 from ..fileinfo import FileInfo, HostPath, normalize_name
-from ._structs import NEWC_HEADER_BYTES, TRAILER_NAME, pad_bytes
+from .newc import NEWC_HEADER_BYTES, TRAILER_NAME, pad_bytes
 from .view import FIELDS, NEWC_MAGICS, PATH_MAX, SYMLINK_MAX, _kind, _Stream
 
 if TYPE_CHECKING:

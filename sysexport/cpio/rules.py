@@ -7,7 +7,7 @@ import os
 
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, source_date_epoch
-from ._structs import MAX_FIELD, TRAILER_NAME
+from .newc import MAX_FIELD, TRAILER_NAME
 
 COMPRESSIONS = ("gzip", "xz", "zstd")
 

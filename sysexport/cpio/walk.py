@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from ..data import SMALL_FILE_BYTES, PathData, report_progress
 from ..errors import InvalidInputError
 from ..fileinfo import FileInfo, HostPath, check_utf8_name, normalize_name, sde_limit, to_fileinfo, tree_top_stat
-from ._plainstructs import MAGIC_BYTES, NAME_END, PLAIN_HEADER
-from ._structs import MAX_FIELD, TRAILER_NAME
+from .newc import MAGIC_BYTES, MAX_FIELD, NAME_END, PLAIN_HEADER, TRAILER_NAME
 from .entries import DATA_PAD
 from .sink import GATHER_BYTES
 

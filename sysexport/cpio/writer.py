@@ -45,7 +45,7 @@ from ..errors import CallOrderError, InvalidInputError, SysExportError
 from ..fileinfo import FileInfo, FileInfoSpec, HostPath, source_date_epoch, to_fileinfo
 from ..output import Output
 from ..writer import FINISHED, Lifecycle, gc_paused
-from ._structs import MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
+from .newc import MAX_FIELD, NEWC_HEADER_BYTES, TRAILER_NAME, build_header_values, pad_bytes
 from .namespace import LINK_TABLE_FILES, REMEMBER_NAMES, LinkGroup, LinkTable, Namespace
 from .rules import COMPRESSIONS, check_entry, validate_compress, validate_default_time
 from .entries import NAME_END, TYPE_NAMES, CPIOEntry, CPIOPlan, new_entry, write_entries
