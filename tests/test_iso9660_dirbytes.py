@@ -195,3 +195,44 @@ def test_readers_see_the_general_names(tmp_path):
     check = subprocess.run(["isovfy", image], capture_output=True, text=True)
     assert "No errors found" in check.stdout + check.stderr
     assert stat.S_ISDIR(os.stat(out / "plain").st_mode)
+
+
+def _numbered_by_counting(kids: list[tuple[str, bool]], level: int) -> dict[int, bytes]:
+    """assign_iso_names's rule with the free number found by counting from 1 each time."""
+    ordered = sorted(range(len(kids)), key=lambda i: kids[i][0].encode("utf-8", "surrogateescape"))
+    cand = {i: iso_names.iso_candidate(kids[i][0], kids[i][1], level) for i in ordered}
+    wanted = {iso_names.clash_key(iso_names.format_iso_identifier(*cand[i], kids[i][1])) for i in ordered}
+    used: set[bytes] = set()
+    out: dict[int, bytes] = {}
+    later = []
+    for i in ordered:
+        ident = iso_names.format_iso_identifier(*cand[i], kids[i][1])
+        if iso_names.clash_key(ident) in used:
+            later.append(i)
+        else:
+            used.add(iso_names.clash_key(ident))
+            out[i] = ident
+    for i in later:
+        n = 1
+        while True:
+            s, e = iso_names._numbered_iso(*cand[i], n, kids[i][1], level)
+            ident = iso_names.format_iso_identifier(s, e, kids[i][1])
+            if iso_names.clash_key(ident) not in used | wanted:
+                break
+            n += 1
+        used.add(iso_names.clash_key(ident))
+        out[i] = ident
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(level=st.sampled_from([1, 2, 3]), count=st.integers(1, 400), width=st.integers(1, 6),
+       stem=st.sampled_from(["file", "a", "longer_name_", "x" * 29, "dir"]), dirs=st.booleans())
+def test_numbered_names_as_counting_from_one(level, count, width, stem, dirs):
+    """Thousands of names colliding (level 1 truncates "file00001.txt" to FILE0000): the
+    numbers assign_iso_names gives, found without walking every taken one, are those of
+    counting from 1 for each name."""
+    kids = [(f"{stem}{i:0{width}d}.txt" if not (dirs and i % 3 == 0) else f"{stem}{i:0{width}d}", dirs and i % 3 == 0)
+            for i in range(count)]
+    got = iso_names.assign_iso_names([(i, name, is_dir, None) for i, (name, is_dir) in enumerate(kids)], level)
+    assert got == _numbered_by_counting(kids, level)

@@ -160,19 +160,41 @@ def assign_iso_names(children: Sequence[tuple[Hashable, str, bool, str | None]],
         else:
             used.add(clash_key(ident))
             result[key] = ident
+    resume: dict[tuple[str, str, bool, int], int] = {}
     for key, is_dir in later:
         stem, ext = candidates[key]
-        n = 1
-        while True:
-            s, e = _numbered_iso(stem, ext, n, is_dir, level)
-            ident = format_iso_identifier(s, e, is_dir)
-            ck = clash_key(ident)
-            if ck not in used and ck not in wanted:
-                break
-            n += 1
+        ident, ck = _free_numbered(stem, ext, is_dir, level, used, wanted, resume)
         used.add(ck)
         result[key] = ident
     return result
+
+
+def _free_numbered(stem: str, ext: str, is_dir: bool, level: int, used: set[bytes], wanted: set[bytes],
+                   resume: dict[tuple[str, str, bool, int], int]) -> tuple[bytes, bytes]:
+    """The first numbered variant of a candidate (:func:`_numbered_iso`, n = 1, 2, ...)
+    whose clash key is neither ``used`` nor ``wanted``: (identifier, clash key).
+
+    The variants with k-digit numbers are one prefix and extension followed by ``_n``,
+    whatever the candidate they come from, so ``resume`` keeps, per such prefix, where the
+    last search stopped: the numbers below were taken then and still are (``used`` only
+    grows).  The result is that of counting from 1 every time, without its quadratic walk
+    when thousands of names collide (level 1's 8.3 names of "file00001.txt" ...)."""
+    n = 1
+    while True:
+        digits = len(str(n))
+        first, e = _numbered_iso(stem, ext, n, is_dir, level)
+        prefix = first[:len(first) - digits - 1]
+        at = (prefix, e, is_dir, digits)
+        n = max(n, resume.get(at, n))
+        end = 10 ** digits
+        while n < end:
+            ident = format_iso_identifier(f"{prefix}_{n}", e, is_dir)
+            ck = clash_key(ident)
+            if ck not in used and ck not in wanted:
+                resume[at] = n + 1
+                return ident, ck
+            n += 1
+        resume[at] = end
 
 
 def clash_key(ident: bytes) -> bytes:
@@ -345,14 +367,16 @@ def assign_joliet_names(children: Sequence[JolietChild], where: str = "") -> dic
         else:
             used.add(full[key])
             result[key] = full[key].encode("utf-16-be")
+    resume: dict[tuple[str, str], int] = {}     # as in assign_iso_names: the same names, no quadratic search
     for key in later:
         stem, ext = cand[key]
-        n = 1
+        n = resume.get((stem, ext), 1)
         while True:
             text = _shorten_joliet(stem, ext, f"~{n}")
             if text not in used and text not in wanted:
                 break
             n += 1
+        resume[stem, ext] = n + 1
         used.add(text)
         result[key] = text.encode("utf-16-be")
     return result
