@@ -177,3 +177,28 @@ def test_ctrl_c_while_the_command_is_imported_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "COMMANDS", ((("build",), interrupted),) + cli.COMMANDS[1:])
     assert cli.main(["build", "-o", "x.img"]) == 130
     assert capsys.readouterr().err == "sysexport: error: interrupted\n"
+
+
+def test_initramfs_imports_only_its_own_modules(tmp_path):
+    """A run imports its command's modules alone (cli.COMMANDS) and the archive writer's
+    path no construct (cpio/newc.py): start-up is part of every initramfs run, and GNU cpio
+    has none."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a").write_text("a\n")
+    code = ("import sys; from sysexport.cli import main; "
+            f"status = main(['initramfs', {str(tree)!r}, '-o', {str(tmp_path / 'a.cpio')!r}, '-q']); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('construct', 'sysexport'))))); "
+            "sys.exit(status)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert p.returncode == 0, p.stderr
+    modules = set(p.stdout.split())
+    assert "sysexport.cpio.writer" in modules
+    for heavy in ("construct", "sysexport.buildcli", "sysexport.hybrid", "sysexport.iso9660", "sysexport.vfat",
+                  "sysexport.cpio._structs"):
+        assert heavy not in modules, (heavy, sorted(modules))
+    need("cpio")
+    listed = subprocess.run(["cpio", "-it", "--quiet", "-F", str(tmp_path / "a.cpio")], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "a" in listed
