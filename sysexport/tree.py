@@ -109,7 +109,8 @@ class Tree(Generic[S]):
         # The key is the record's basename, interned: one string for every tree holding
         # it (a hybrid's ISO and ESP).  The parent's name is what precedes it.
         base = info.basename
-        parent_name = name[:len(name) - len(base) - 1] if len(name) > len(base) else ""
+        cut = len(name) - len(base) - 1
+        parent_name = name[:cut] if cut > 0 else ""
         last = self._last_parent
         if last is not None and last[0] == parent_name:
             _, node, children = last    # entries usually come directory by directory
