@@ -307,14 +307,18 @@ def test_an_error_that_does_not_pickle_comes_back_as_text(tmp_path, sde, monkeyp
 
 def test_a_killed_child_is_an_error_naming_the_signal(tmp_path, sde, monkeypatch):
     """SIGKILL to the child mid-write (the OOM killer's way): an OutputError naming
-    SIGKILL; the parent does not hang; no output.  The progress callback blocks the
-    pipe's reader, so the child, sending a total per file, stops on a full pipe: it
-    cannot finish before the kill."""
-    monkeypatch.setattr(parallel, "PROGRESS_STEP_BYTES", 1)
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for i in range(12000):                  # 12,000 frames: more than a 64 KiB pipe holds
-        (tree / f"f{i}").write_bytes(b"%d" % i)
+    SIGKILL; the parent does not hang; no output.  The child's ESP write reports its first
+    bytes and then waits (a stand-in for a long write, so that it cannot finish before the
+    kill); the parent's progress callback kills it on that first report."""
+    from sysexport.data import report_progress
+    from sysexport.vfat.writer import VFAT
+
+    def long_write(self, fd, plan, *args, **kwargs):
+        report_progress(1)
+        time.sleep(120)
+    monkeypatch.setattr(VFAT, "write", long_write)
+    monkeypatch.setattr(parallel, "PROGRESS_STEP_BYTES", 1)       # the child sends its first byte's total
+    tree = make_tree(tmp_path / "tree", small=30, seed=8)
     killed: list[int] = []
 
     def hook(n: int) -> None:
@@ -326,11 +330,13 @@ def test_a_killed_child_is_an_error_naming_the_signal(tmp_path, sde, monkeypatch
     img = ISO9660Hybrid(str(tmp_path / "x.img"))
     img.add_tree(str(tree))
     token = PROGRESS.set(hook)
+    started = time.monotonic()
     try:
         with pytest.raises(OutputError) as e:
             img.finish()
     finally:
         PROGRESS.reset(token)
+    assert time.monotonic() - started < 60                 # the kill ended it, not the wait
     assert killed and "killed by SIGKILL (signal 9)" in str(e.value) and str(killed[0]) in str(e.value)
     assert not (tmp_path / "x.img").exists() and not children()
 
