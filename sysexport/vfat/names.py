@@ -136,15 +136,7 @@ def _basis_of_folded(upper: str) -> tuple[str, str, bool]:
         joined = upper.translate(_ASCII_TO_SHORT)
         lossy = joined != upper
     else:
-        lossy = False
-        converted = []
-        for c in upper:
-            if c in SHORT_CHARS or c in (".", " "):
-                converted.append(c)
-            else:
-                converted.append("_")
-                lossy = True
-        joined = "".join(converted)
+        joined, lossy = _non_ascii_basis(upper)
     s = joined.replace(" ", "").lstrip(".")
     if "." in s:
         dot = s.rfind(".")
